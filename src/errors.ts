@@ -1,0 +1,81 @@
+import createError from '@fastify/error'
+
+/*
+ * Every error the hub throws. Each constant's `code` equals its export name
+ * (test/errors.test.ts checks it), so `err.code === 'FST_ERR_SSE_HUB_…'` and
+ * `err instanceof FST_ERR_SSE_HUB_…` both work.
+ */
+
+/** An option passed to `register` is unknown or has the wrong type/range. */
+export const FST_ERR_SSE_HUB_INVALID_OPTION = createError<[string]>(
+  'FST_ERR_SSE_HUB_INVALID_OPTION',
+  'fastify-sse-hub: invalid option %s',
+  500,
+  TypeError
+)
+
+/** A session id does not match the `sessionIdPattern` option (answered as 400). */
+export const FST_ERR_SSE_HUB_INVALID_SESSION_ID = createError<[string]>(
+  'FST_ERR_SSE_HUB_INVALID_SESSION_ID',
+  'fastify-sse-hub: invalid session id %s',
+  400
+)
+
+/** An event type is empty, too long, contains CR, LF or NUL, or is reserved by the hub. */
+export const FST_ERR_SSE_HUB_INVALID_EVENT_TYPE = createError<[string]>(
+  'FST_ERR_SSE_HUB_INVALID_EVENT_TYPE',
+  'fastify-sse-hub: invalid event type %s',
+  500,
+  TypeError
+)
+
+/** A payload is not a plain object, or JSON cannot encode it (circular, BigInt, …). */
+export const FST_ERR_SSE_HUB_INVALID_PAYLOAD = createError<[string, { cause: unknown }?]>(
+  'FST_ERR_SSE_HUB_INVALID_PAYLOAD',
+  'fastify-sse-hub: invalid payload: %s',
+  500,
+  TypeError
+)
+
+/** An encoded event is larger than `maxEventBytes`. */
+export const FST_ERR_SSE_HUB_EVENT_TOO_LARGE = createError<[number, number]>(
+  'FST_ERR_SSE_HUB_EVENT_TOO_LARGE',
+  'fastify-sse-hub: event of %d bytes exceeds maxEventBytes (%d)',
+  500,
+  RangeError
+)
+
+/** `maxClients` or `maxClientsPerSession` is reached (answered as 503 with Retry-After). */
+export const FST_ERR_SSE_HUB_TOO_MANY_CLIENTS = createError<[string]>(
+  'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS',
+  'fastify-sse-hub: too many clients (%s), retry later',
+  503
+)
+
+/** The `authorize` hook returned false (answered as 403). */
+export const FST_ERR_SSE_HUB_FORBIDDEN = createError(
+  'FST_ERR_SSE_HUB_FORBIDDEN',
+  'fastify-sse-hub: not allowed to watch this session',
+  403
+)
+
+/** For `authorize` hooks to throw when the caller is not authenticated (answered as 401). */
+export const FST_ERR_SSE_HUB_UNAUTHORIZED = createError(
+  'FST_ERR_SSE_HUB_UNAUTHORIZED',
+  'fastify-sse-hub: authentication required',
+  401
+)
+
+/** A client was added while the server is closing (answered as 503). */
+export const FST_ERR_SSE_HUB_CLOSING = createError(
+  'FST_ERR_SSE_HUB_CLOSING',
+  'fastify-sse-hub: the server is shutting down',
+  503
+)
+
+/** `add…Client` was given a reply that has already been sent or hijacked. */
+export const FST_ERR_SSE_HUB_REPLY_SENT = createError(
+  'FST_ERR_SSE_HUB_REPLY_SENT',
+  'fastify-sse-hub: the reply has already been sent; add the client before replying',
+  500
+)

@@ -1,0 +1,72 @@
+/*
+ * Pure Server-Sent Events encoding (WHATWG HTML §9.2). No I/O here: every
+ * function returns bytes, so a broadcast is encoded once and the same Buffer
+ * is written to every client.
+ */
+
+const LINE_BREAK = /\r\n|\r|\n/
+const FIELD_UNSAFE = /[\r\n\0]/
+const ID_SAFE = /^[\x20-\x7e]*$/
+
+/** The longest event type the hub accepts. */
+export const MAX_EVENT_TYPE_LENGTH = 128
+/** The longest event id the hub accepts or sends. */
+export const MAX_EVENT_ID_LENGTH = 256
+
+/** A heartbeat: one comment line. EventSource ignores it; proxies see traffic. */
+export const HEARTBEAT_FRAME: Buffer = Buffer.from(':\n\n')
+
+/**
+ * Why an event type cannot go on the wire, or `undefined` when it can.
+ * A CR, LF or NUL would end the `event:` field and let the rest start a new one.
+ */
+export function eventTypeProblem (type: unknown): string | undefined {
+  if (typeof type !== 'string') return 'it is not a string'
+  if (type.length === 0) return 'it is empty'
+  if (type.length > MAX_EVENT_TYPE_LENGTH) return `it is longer than ${MAX_EVENT_TYPE_LENGTH} characters`
+  if (FIELD_UNSAFE.test(type)) return 'it contains CR, LF or NUL'
+  return undefined
+}
+
+/** True when `id` is a printable-ASCII string that can be sent as (and read back from) an `id:` field. */
+export function isSafeEventId (id: unknown): id is string {
+  return typeof id === 'string' && id.length <= MAX_EVENT_ID_LENGTH && ID_SAFE.test(id)
+}
+
+/**
+ * `data:` lines for a string. The spec splits fields on CR, LF and CRLF, so each
+ * becomes its own `data:` line and the parser joins them back with LF.
+ */
+export function dataLines (data: string): string {
+  // JSON.stringify never emits raw CR or LF, so the common case is one line.
+  if (!LINE_BREAK.test(data)) return 'data: ' + data + '\n'
+  let out = ''
+  for (const line of data.split(LINE_BREAK)) out += 'data: ' + line + '\n'
+  return out
+}
+
+/**
+ * One complete event. `id` undefined sends no `id:` field (the client keeps its
+ * last id); an empty string sends `id:` alone, which resets it.
+ * The caller validates `type` and `id`; see {@link eventTypeProblem} and {@link isSafeEventId}.
+ */
+export function encodeEvent (id: string | undefined, type: string, data: string): Buffer {
+  let frame = id === undefined ? '' : (id === '' ? 'id:\n' : 'id: ' + id + '\n')
+  frame += 'event: ' + type + '\n' + dataLines(data) + '\n'
+  return Buffer.from(frame, 'utf8')
+}
+
+/** A `retry:` field on its own: the reconnection delay, in milliseconds, for this client. */
+export function encodeRetry (ms: number): Buffer {
+  return Buffer.from('retry: ' + Math.floor(ms) + '\n\n', 'utf8')
+}
+
+/**
+ * The JSON of an event: `{ type, ...payload, timestamp }`, with `type` and `timestamp`
+ * always the hub's (a payload cannot override them). Throws what JSON.stringify throws.
+ */
+export function eventJson (type: string, payload: object, timestamp: number): string {
+  const body: Record<string, unknown> = { type, ...payload, timestamp }
+  body.type = type
+  return JSON.stringify(body)
+}

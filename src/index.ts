@@ -1,0 +1,25 @@
+import fp from 'fastify-plugin'
+import type { SseHub } from './hub.js'
+import { sseHubPlugin } from './plugin.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The SSE hub of fastify-sse-hub. */
+    sse: SseHub
+  }
+}
+
+/**
+ * fastify-sse-hub: `await fastify.register(sseHub, options)` decorates `fastify.sse`.
+ * Registers @fastify/sse too, unless the application already did.
+ */
+const sseHub = fp(sseHubPlugin, { name: 'fastify-sse-hub', fastify: '5.x' })
+
+export default sseHub
+export { sseHub }
+export * from './errors.js'
+export * from './events.js'
+export { SseHub, type HubStats, type StreamRoute, type StreamRouteOptions } from './hub.js'
+export { resolveOptions, type AuthorizeContext, type AuthorizeHook, type SseHubOptions, type ResolvedOptions } from './options.js'
+export { SessionRegistry, type HubCounters, type RegistryStats, type RawResponse } from './registry.js'
+export { encodeEvent, dataLines, eventTypeProblem, isSafeEventId, HEARTBEAT_FRAME, MAX_EVENT_ID_LENGTH, MAX_EVENT_TYPE_LENGTH } from './frame.js'

@@ -1,0 +1,138 @@
+import type { FastifyRequest } from 'fastify'
+import { FST_ERR_SSE_HUB_INVALID_OPTION } from './errors.js'
+import type { SessionKind } from './events.js'
+
+/** What the `authorize` hook is told about the stream being opened. */
+export interface AuthorizeContext {
+  kind: SessionKind
+  sessionId: string
+}
+
+/**
+ * Decides whether `request` may watch a session. Return `false` for 403; throw an
+ * error with a `statusCode` (e.g. `new FST_ERR_SSE_HUB_UNAUTHORIZED()`) for another 4xx.
+ * It runs before any SSE byte is written.
+ */
+export type AuthorizeHook = (request: FastifyRequest, context: AuthorizeContext) => boolean | void | Promise<boolean | void>
+
+/** Options of `fastify.register(sseHub, options)`. Every one is optional. */
+export interface SseHubOptions {
+  /** Session ids must match this; others get a 400. Default `/^[A-Za-z0-9_-]{1,128}$/`. */
+  sessionIdPattern?: RegExp
+  /** Milliseconds between heartbeat comments to every client; 0 turns them off. Default 15000. */
+  heartbeatInterval?: number
+  /** Milliseconds between stale-connection cleanups (first run after `onReady`); 0 turns it off. Default 60000. */
+  cleanupInterval?: number
+  /** Streams older than this (ms) are ended cleanly by cleanup, so the client reconnects and resumes. Default 3600000. */
+  maxConnectionAge?: number
+  /** A session with no clients and no broadcast for this long (ms) is forgotten with its history. Default 600000. */
+  idleSessionTtl?: number
+  /** Base reconnection delay (ms) sent to clients in a `retry:` field. Default 3000. */
+  retry?: number
+  /** Up to this many ms are added at random to `retry` per client, so a restart does not cause a reconnect storm. Default 1000. */
+  retryJitter?: number
+  /** Events kept per session for `Last-Event-ID` replay; 0 keeps none. Default 1000. */
+  historySize?: number
+  /** Encoded bytes kept per session for replay; must not exceed `maxBufferedBytes`. Default 262144. */
+  historyBytes?: number
+  /** Largest encoded event a broadcast may produce. Default 65536. */
+  maxEventBytes?: number
+  /** A client with more unsent bytes than this is disconnected as too slow. Default 1048576. */
+  maxBufferedBytes?: number
+  /** Open streams in total (both kinds); past it, 503 with `Retry-After`. Default 10000. */
+  maxClients?: number
+  /** Open streams per session; past it, 503 with `Retry-After`. Default 10000. */
+  maxClientsPerSession?: number
+  /** Seconds sent in `Retry-After` with a 503. Default 5. */
+  retryAfter?: number
+  /** Access check for every new stream. Default: everyone may watch. */
+  authorize?: AuthorizeHook
+}
+
+/** Options after defaults and validation; frozen. */
+export type ResolvedOptions = Readonly<Required<Omit<SseHubOptions, 'authorize'>> & Pick<SseHubOptions, 'authorize'>>
+
+const DEFAULTS: Required<Omit<SseHubOptions, 'authorize'>> = {
+  sessionIdPattern: /^[A-Za-z0-9_-]{1,128}$/,
+  heartbeatInterval: 15_000,
+  cleanupInterval: 60_000,
+  maxConnectionAge: 3_600_000,
+  idleSessionTtl: 600_000,
+  retry: 3000,
+  retryJitter: 1000,
+  historySize: 1000,
+  historyBytes: 262_144,
+  maxEventBytes: 65_536,
+  maxBufferedBytes: 1_048_576,
+  maxClients: 10_000,
+  maxClientsPerSession: 10_000,
+  retryAfter: 5
+}
+
+type Check = (value: unknown) => string | undefined
+
+// setInterval keeps only 32 bits of milliseconds.
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+const integer = (min: number, max: number, infinite = false): Check => (value) => {
+  if (typeof value !== 'number' || Number.isNaN(value)) return 'must be a number'
+  if (infinite && value === Infinity) return undefined
+  if (!Number.isInteger(value) || value < min || value > max) {
+    return `must be an integer from ${min} to ${max}${infinite ? ' (or Infinity)' : ''}`
+  }
+  return undefined
+}
+
+const CHECKS: { readonly [K in keyof SseHubOptions]-?: Check } = {
+  sessionIdPattern: (v) => v instanceof RegExp ? undefined : 'must be a RegExp',
+  heartbeatInterval: integer(0, MAX_TIMER_MS),
+  cleanupInterval: integer(0, MAX_TIMER_MS),
+  maxConnectionAge: integer(1, Number.MAX_SAFE_INTEGER, true),
+  idleSessionTtl: integer(0, Number.MAX_SAFE_INTEGER, true),
+  retry: integer(0, MAX_TIMER_MS),
+  retryJitter: integer(0, MAX_TIMER_MS),
+  historySize: integer(0, 1_000_000),
+  historyBytes: integer(0, Number.MAX_SAFE_INTEGER),
+  maxEventBytes: integer(64, Number.MAX_SAFE_INTEGER),
+  maxBufferedBytes: integer(1024, Number.MAX_SAFE_INTEGER),
+  maxClients: integer(1, Number.MAX_SAFE_INTEGER, true),
+  maxClientsPerSession: integer(1, Number.MAX_SAFE_INTEGER, true),
+  retryAfter: integer(0, 86_400),
+  authorize: (v) => typeof v === 'function' ? undefined : 'must be a function'
+}
+
+const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k)
+
+/**
+ * Validates user options and returns a frozen copy with defaults applied.
+ * The input object is never modified. Keys Fastify itself passes to every
+ * plugin (`prefix`, `logLevel`, …) are ignored.
+ */
+export function resolveOptions (input: unknown): ResolvedOptions {
+  if (input === undefined || input === null) input = {}
+  if (typeof input !== 'object' || Array.isArray(input)) {
+    throw new FST_ERR_SSE_HUB_INVALID_OPTION('options: must be an object')
+  }
+  const given = input as Record<string, unknown>
+  const resolved: Record<string, unknown> = { ...DEFAULTS }
+  for (const key of Object.keys(given)) {
+    if (FASTIFY_KEYS.has(key)) continue
+    if (!hasOwn(CHECKS, key)) {
+      throw new FST_ERR_SSE_HUB_INVALID_OPTION(`'${key}': unknown option`)
+    }
+    const value = given[key]
+    if (value === undefined) continue
+    const problem = CHECKS[key as keyof SseHubOptions](value)
+    if (problem !== undefined) {
+      throw new FST_ERR_SSE_HUB_INVALID_OPTION(`'${key}': ${problem}`)
+    }
+    resolved[key] = value
+  }
+  if ((resolved.historyBytes as number) > (resolved.maxBufferedBytes as number)) {
+    throw new FST_ERR_SSE_HUB_INVALID_OPTION("'historyBytes': must not exceed maxBufferedBytes, or a replay would drop its own client")
+  }
+  return Object.freeze(resolved) as unknown as ResolvedOptions
+}
+
+// Fastify hands these register options to every plugin.
+const FASTIFY_KEYS: ReadonlySet<string> = new Set(['prefix', 'logLevel', 'logSerializers', 'encapsulate'])

@@ -1,0 +1,21 @@
+import fastifySseModule from '@fastify/sse'
+import type { FastifyPluginAsync } from 'fastify'
+import { SseHub } from './hub.js'
+import { resolveOptions, type SseHubOptions } from './options.js'
+
+// A CommonJS module: its default import is the fastify-plugin-wrapped function, whatever its types say.
+const fastifySse = fastifySseModule as unknown as FastifyPluginAsync
+
+/** Decorates `fastify.sse` and ties the hub's life to the server's. */
+export const sseHubPlugin: FastifyPluginAsync<SseHubOptions> = async (fastify, options) => {
+  const resolved = resolveOptions(options)
+  // The hub's routes use @fastify/sse for Accept negotiation and header commit; keep a user's own registration.
+  if (!fastify.hasPlugin('@fastify/sse')) await fastify.register(fastifySse)
+
+  const hub = new SseHub(resolved, fastify.log.child({ plugin: 'fastify-sse-hub' }))
+  fastify.decorate('sse', hub)
+  fastify.addHook('onReady', async () => { hub.start() })
+  // Open SSE responses would keep server.close() waiting forever: end them first.
+  fastify.addHook('preClose', async () => { hub.endAll() })
+  fastify.addHook('onClose', async () => { hub.stop() })
+}
