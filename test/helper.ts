@@ -1,0 +1,151 @@
+/*
+ * Shared test helpers: a hub-backed Fastify app, and a real SSE client over a
+ * real HTTP connection whose bytes are parsed by eventsource-parser.
+ * Every wait is for an event, never for a fixed time.
+ */
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { once } from 'node:events'
+import http from 'node:http'
+import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
+import sseHub, { type SseHubOptions } from '../src/index.js'
+
+/** A Fastify app with the hub and one stream route per kind: `/conversations/:id/stream`, `/debates/:id/stream`. */
+export async function buildApp (options: SseHubOptions = {}, server: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, ...server })
+  await app.register(sseHub, options)
+  app.get('/conversations/:id/stream', app.sse.stream('conversation'))
+  app.get('/debates/:id/stream', app.sse.stream('debate'))
+  return app
+}
+
+/** Listens on a free loopback port; returns the base URL. The app is closed when the test ends. */
+export async function listen (app: FastifyInstance, t?: { teardown: (fn: () => unknown) => void }): Promise<string> {
+  t?.teardown(() => app.close())
+  return app.listen({ port: 0, host: '127.0.0.1' })
+}
+
+/** One parsed SSE message, its data JSON-parsed when it is JSON. */
+export interface Received extends EventSourceMessage {
+  json: Record<string, unknown>
+}
+
+/** A raw-HTTP SSE client that records everything it receives. */
+export class SseClient {
+  readonly events: Received[] = []
+  readonly comments: string[] = []
+  readonly retries: number[] = []
+  readonly parseErrors: ParseError[] = []
+  statusCode = 0
+  headers: http.IncomingHttpHeaders = {}
+  body = ''
+  ended = false
+  readonly req: http.ClientRequest
+  res: http.IncomingMessage | undefined
+  #waiters: Array<() => void> = []
+  readonly #parser = createParser({
+    onEvent: (msg) => {
+      let json: Record<string, unknown> = {}
+      try { json = JSON.parse(msg.data) } catch {}
+      this.events.push({ ...msg, json })
+      this.#wake()
+    },
+    onComment: (c) => { this.comments.push(c); this.#wake() },
+    onRetry: (r) => { this.retries.push(r) },
+    onError: (e) => { this.parseErrors.push(e) }
+  })
+
+  constructor (url: string, headers: Record<string, string> = {}) {
+    this.req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } })
+    this.req.on('error', () => { this.ended = true; this.#wake() })
+    this.req.on('response', (res) => {
+      this.res = res
+      this.statusCode = res.statusCode ?? 0
+      this.headers = res.headers
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        if (this.statusCode === 200) this.#parser.feed(chunk)
+        else this.body += chunk
+        this.#wake()
+      })
+      res.on('close', () => { this.ended = true; this.#wake() })
+      this.#wake()
+    })
+  }
+
+  /** Events other than `connection_established`. */
+  get received (): Received[] {
+    return this.events.filter((e) => e.event !== 'connection_established')
+  }
+
+  /** The id this client was given in `connection_established`. */
+  get clientId (): string {
+    return this.events.find((e) => e.event === 'connection_established')?.json.clientId as string
+  }
+
+  #wake (): void {
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const w of waiters) w()
+  }
+
+  /** Resolves when `predicate` holds; rejects if the stream ends first. */
+  async until (predicate: (c: this) => boolean, what = 'condition'): Promise<void> {
+    while (!predicate(this)) {
+      if (this.ended) throw new Error(`stream ended before ${what}`)
+      await new Promise<void>((resolve) => this.#waiters.push(resolve))
+    }
+  }
+
+  /** Waits for the response head. */
+  async opened (): Promise<this> {
+    await this.until((c) => c.res !== undefined, 'response')
+    return this
+  }
+
+  /** Waits for `connection_established`. */
+  async connected (): Promise<this> {
+    await this.until((c) => c.clientId !== undefined, 'connection_established')
+    return this
+  }
+
+  /** Waits for `n` events besides `connection_established`. */
+  async receive (n: number): Promise<Received[]> {
+    await this.until((c) => c.received.length >= n, `${n} events`)
+    return this.received
+  }
+
+  /** Waits until the server ends the response. */
+  async end (): Promise<void> {
+    await this.until((c) => c.ended, 'end')
+  }
+
+  /** Waits for the whole (non-SSE) body of an error reply. */
+  async errorBody (): Promise<Record<string, unknown>> {
+    await this.opened()
+    if (!this.res!.complete) await once(this.res!, 'end')
+    return JSON.parse(this.body)
+  }
+
+  /** Drops the connection from the client side. */
+  close (): void {
+    this.req.destroy()
+  }
+}
+
+/** Opens an SSE client and waits for its `connection_established`. */
+export async function connect (url: string, headers?: Record<string, string>): Promise<SseClient> {
+  return new SseClient(url, headers).connected()
+}
+
+/** A valid conversation token payload. */
+export function token (text: string, n = 0): { participantId: string, personaSlug: string, personaName: string, segment: string, token: string } {
+  return { participantId: 'p1', personaSlug: 'ada', personaName: 'Ada', segment: `s${n}`, token: text }
+}
+
+/** Resolves once `fn()` is true, checking again after each turn of the event loop's I/O phase. */
+export async function eventually (fn: () => boolean, what: string, limit = 10_000): Promise<void> {
+  for (let i = 0; !fn(); i++) {
+    if (i >= limit) throw new Error(`never happened: ${what}`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
