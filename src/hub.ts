@@ -66,7 +66,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
         const digits = id.slice(prefix.length)
         return /^[1-9][0-9]{0,15}$/.test(digits) ? Number(digits) : undefined
       },
-      now: Date.now
+      now: () => Date.now()
     }
     this.#startedAt = Date.now()
     this.conversations = new SessionRegistry<C>('conversation', this.#ctx)

@@ -69,7 +69,6 @@ interface Client {
   readonly session: Session
   readonly log: FastifyBaseLogger
   readonly onClose: () => void
-  detached: boolean
 }
 
 class Session {
@@ -168,8 +167,7 @@ export class SessionRegistry<E extends EventMap<E>> {
       connectedAt: ctx.now(),
       session: s,
       log: reply.log,
-      onClose: () => { this.#detach(client) },
-      detached: false
+      onClose: () => { this.#detach(client) }
     }
     res.once('close', client.onClose)
     s.clients.set(clientId, client)
@@ -364,10 +362,12 @@ export class SessionRegistry<E extends EventMap<E>> {
     client.res.end()
   }
 
-  /** Forgets a client; idempotent, and leaves no listener behind. */
+  /**
+   * Forgets a client and leaves no listener behind. Runs once per client: every caller
+   * takes the client from its session's map, which this empties, and the close
+   * listener that could call it later is removed here.
+   */
   #detach (client: Client): void {
-    if (client.detached) return
-    client.detached = true
     client.res.removeListener('close', client.onClose)
     const s = client.session
     s.clients.delete(client.id)

@@ -1,0 +1,61 @@
+import t from 'tap'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { HEARTBEAT_FRAME, dataLines, encodeEvent, eventTypeProblem, isSafeEventId } from '../src/index.js'
+import { encodeRetry, eventJson } from '../src/frame.js'
+
+function parse (bytes: Buffer): { events: EventSourceMessage[], comments: string[], retries: number[], errors: unknown[] } {
+  const out = { events: [] as EventSourceMessage[], comments: [] as string[], retries: [] as number[], errors: [] as unknown[] }
+  const p = createParser({
+    onEvent: (e) => out.events.push(e),
+    onComment: (c) => out.comments.push(c),
+    onRetry: (r) => out.retries.push(r),
+    onError: (e) => out.errors.push(e)
+  })
+  p.feed(bytes.toString('utf8'))
+  return out
+}
+
+t.test('data is split on CR, LF and CRLF and parses back joined by LF', async (t) => {
+  t.equal(dataLines('one'), 'data: one\n')
+  t.equal(dataLines('a\rb\nc\r\nd'), 'data: a\ndata: b\ndata: c\ndata: d\n')
+  t.equal(dataLines(''), 'data: \n')
+  const { events, errors } = parse(encodeEvent('7', 'x', 'a\rb\nc\r\n\u2028\0end'))
+  t.same(errors, [])
+  t.same(events, [{ id: '7', event: 'x', data: 'a\nb\nc\n\u2028\0end' }])
+})
+
+t.test('an event without id keeps the client id; an empty id resets it', async (t) => {
+  t.equal(encodeEvent(undefined, 'x', '1').toString(), 'event: x\ndata: 1\n\n')
+  t.equal(encodeEvent('', 'x', '1').toString(), 'id:\nevent: x\ndata: 1\n\n')
+  t.same(parse(encodeEvent('', 'x', '1')).events, [{ id: '', event: 'x', data: '1' }])
+})
+
+t.test('retry and heartbeat frames', async (t) => {
+  const r = parse(Buffer.concat([encodeRetry(1500.7), HEARTBEAT_FRAME]))
+  t.same(r.retries, [1500])
+  t.same(r.comments, [''])
+  t.same(r.events, [])
+})
+
+t.test('event JSON is { type, ...payload, timestamp } and a payload cannot override type or timestamp', async (t) => {
+  t.equal(eventJson('e', { a: 1 }, 5), '{"type":"e","a":1,"timestamp":5}')
+  t.equal(eventJson('e', { type: 'evil', timestamp: 1, b: 2 }, 5), '{"type":"e","timestamp":5,"b":2}')
+})
+
+t.test('event type checks', async (t) => {
+  t.equal(eventTypeProblem('conversation_token'), undefined)
+  t.equal(eventTypeProblem('with space and ünïcode'), undefined)
+  t.equal(eventTypeProblem(1), 'it is not a string')
+  t.equal(eventTypeProblem(''), 'it is empty')
+  t.equal(eventTypeProblem('x'.repeat(129)), 'it is longer than 128 characters')
+  for (const c of ['\r', '\n', '\0']) t.equal(eventTypeProblem(`a${c}data: x`), 'it contains CR, LF or NUL')
+})
+
+t.test('event id checks: printable ASCII, bounded', async (t) => {
+  t.ok(isSafeEventId('abc-12'))
+  t.ok(isSafeEventId(''))
+  t.notOk(isSafeEventId(12))
+  t.notOk(isSafeEventId('a\nb'))
+  t.notOk(isSafeEventId('é'))
+  t.notOk(isSafeEventId('x'.repeat(257)))
+})

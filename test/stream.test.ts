@@ -1,0 +1,194 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import fastifySseModule from '@fastify/sse'
+import type { FastifyPluginAsync } from 'fastify'
+import sseHub from '../src/index.js'
+import { SseClient, buildApp, connect, eventually, listen, token } from './helper.js'
+
+const fastifySse = fastifySseModule as unknown as FastifyPluginAsync
+
+t.test('a stream is committed at once with SSE headers, a retry and connection_established', async (t) => {
+  const app = await buildApp({ retry: 2000, retryJitter: 0 })
+  const url = await listen(app, t)
+  const c = await connect(`${url}/conversations/room-1/stream`)
+  t.equal(c.statusCode, 200)
+  t.equal(c.headers['content-type'], 'text/event-stream')
+  t.equal(c.headers['cache-control'], 'no-cache, no-transform')
+  t.equal(c.headers['x-accel-buffering'], 'no')
+  t.same(c.retries, [2000])
+  const [hello] = c.events
+  t.equal(hello?.event, 'connection_established')
+  t.equal(hello?.id, undefined, 'connection_established is not part of the history')
+  t.match(hello?.json, { type: 'connection_established', sessionId: 'room-1', kind: 'conversation', clientId: /^[0-9a-f-]{36}$/ })
+  t.type(hello?.json.timestamp, 'number')
+  t.equal(app.sse.getConversationClientCount('room-1'), 1)
+  t.equal(app.sse.hasConversationClients('room-1'), true)
+  t.equal(app.sse.hasDebateClients('room-1'), false)
+})
+
+t.test('the design style works too: addConversationClient from a plain route', async (t) => {
+  const app = Fastify()
+  await app.register(sseHub)
+  let id = ''
+  app.get('/plain/:id', async (request, reply) => {
+    id = await app.sse.addConversationClient((request.params as { id: string }).id, reply)
+  })
+  app.get('/plain-debate/:id', (request, reply) => {
+    void app.sse.addDebateClient((request.params as { id: string }).id, reply)
+  })
+  const url = await listen(app, t)
+  const c = await connect(`${url}/plain/s`)
+  t.equal(c.headers['content-type'], 'text/event-stream')
+  t.equal(c.clientId, id)
+  const d = await connect(`${url}/plain-debate/s`)
+  t.equal(app.sse.getDebateClientCount('s'), 1)
+  void app.sse.broadcastToDebate('s', 'debate_paused', { debateId: 's', turnCount: 1 })
+  const [e] = await d.receive(1)
+  t.equal(e?.event, 'debate_paused')
+})
+
+t.test('a user who registered @fastify/sse first keeps it', async (t) => {
+  const app = Fastify()
+  await app.register(fastifySse, { heartbeatInterval: 1 })
+  await app.register(sseHub, { heartbeatInterval: 0 })
+  t.ok(app.hasPlugin('@fastify/sse'))
+  app.get('/s/:id', app.sse.stream('conversation'))
+  const url = await listen(app, t)
+  const c = await connect(`${url}/s/a`)
+  void app.sse.broadcastToConversation('a', 'conversation_token', token('x'))
+  await c.receive(1)
+  t.same(c.comments, [], 'the route has no per-connection heartbeat of @fastify/sse')
+})
+
+t.test('stream() reads another route parameter and respects prefixes', async (t) => {
+  const app = Fastify()
+  await app.register(sseHub)
+  await app.register(async (child) => {
+    child.get('/watch/:debateId', child.sse.stream('debate', { param: 'debateId' }))
+  }, { prefix: '/v1' })
+  const url = await listen(app, t)
+  const c = await connect(`${url}/v1/watch/d-9`)
+  t.match(c.events[0]?.json, { kind: 'debate', sessionId: 'd-9' })
+})
+
+t.test('an invalid session id is a 400 JSON error, not a stream', async (t) => {
+  const app = await buildApp()
+  const url = await listen(app, t)
+  for (const bad of ['has%20space', '%0Aevil', 'a.b', '%E2%80%A8']) {
+    const c = new SseClient(`${url}/conversations/${bad}/stream`)
+    const body = await c.errorBody()
+    t.equal(c.statusCode, 400, bad)
+    t.match(c.headers['content-type'], /application\/json/)
+    t.equal(body.code, 'FST_ERR_SSE_HUB_INVALID_SESSION_ID')
+  }
+  // Longer than Fastify's maxParamLength (100): Fastify's own 414 JSON, still no stream.
+  const long = new SseClient(`${url}/conversations/${'x'.repeat(129)}/stream`)
+  t.equal((await long.errorBody()).statusCode, 414)
+  t.equal(app.sse.getStats().clients, 0)
+  t.throws(() => app.sse.broadcastToConversation('x'.repeat(129), 'conversation_token', token('x')), { code: 'FST_ERR_SSE_HUB_INVALID_SESSION_ID' })
+  // @ts-expect-error a session id must be a string
+  t.throws(() => app.sse.broadcastToConversation(7, 'conversation_token', token('x')), { message: /invalid session id number/ })
+})
+
+t.test('a configurable session id pattern', async (t) => {
+  const app = await buildApp({ sessionIdPattern: /^[0-9]+$/ })
+  const url = await listen(app, t)
+  await connect(`${url}/conversations/123/stream`)
+  const c = new SseClient(`${url}/conversations/abc/stream`)
+  t.equal((await c.errorBody()).code, 'FST_ERR_SSE_HUB_INVALID_SESSION_ID')
+})
+
+t.test('a client that refuses text/event-stream gets 406 JSON from @fastify/sse', async (t) => {
+  const app = await buildApp()
+  const url = await listen(app, t)
+  const c = new SseClient(`${url}/conversations/a/stream`, { accept: 'text/event-stream;q=0, application/json' })
+  await c.errorBody()
+  t.equal(c.statusCode, 406)
+})
+
+t.test('the request close removes the client exactly once, with no listener left', async (t) => {
+  const app = await buildApp()
+  let raw: import('node:http').ServerResponse | undefined
+  app.addHook('onRequest', async (request, reply) => { raw = reply.raw as import('node:http').ServerResponse })
+  const url = await listen(app, t)
+  const c = await connect(`${url}/conversations/a/stream`)
+  const before = raw!.listenerCount('close')
+  c.close()
+  await eventually(() => app.sse.getConversationClientCount('a') === 0, 'client removed')
+  t.equal(raw!.listenerCount('close'), before - 1, 'the hub listener is gone')
+  t.equal(app.sse.getStats().clients, 0)
+  t.equal(app.sse.removeConversationClient('a', c.clientId), false, 'already removed')
+})
+
+t.test('removeConversationClient ends the stream cleanly', async (t) => {
+  const app = await buildApp()
+  const url = await listen(app, t)
+  const c = await connect(`${url}/conversations/a/stream`)
+  const d = await connect(`${url}/debates/a/stream`)
+  t.equal(app.sse.removeConversationClient('a', c.clientId), true)
+  await c.end()
+  t.equal(c.res?.complete, true, 'the response ended, not aborted')
+  t.equal(app.sse.removeDebateClient('a', d.clientId), true)
+  await d.end()
+  t.equal(app.sse.removeConversationClient('nope', 'x'), false)
+  t.equal(app.sse.getStats().clients, 0)
+})
+
+t.test('a reply already sent cannot become a stream', async (t) => {
+  const app = Fastify()
+  await app.register(sseHub)
+  app.get('/late/:id', async (request, reply) => {
+    await reply.send({ ok: true })
+    await t.rejects(app.sse.addConversationClient('x', reply), { code: 'FST_ERR_SSE_HUB_REPLY_SENT' })
+    return reply
+  })
+  const res = await app.inject('/late/x')
+  t.same(res.json(), { ok: true })
+  t.equal(app.sse.getStats().clients, 0)
+})
+
+t.test('a peer that leaves while authorize runs is never registered', async (t) => {
+  let release: () => void = () => {}
+  let entered: () => void = () => {}
+  const inAuthorize = new Promise<void>((resolve) => { entered = resolve })
+  const app = Fastify()
+  await app.register(sseHub, {
+    authorize: async () => {
+      entered()
+      await new Promise<void>((resolve) => { release = resolve })
+      return true
+    }
+  })
+  let raw: import('node:http').ServerResponse | undefined
+  let added: Promise<string> | undefined
+  app.get('/s/:id', (request, reply) => {
+    raw = reply.raw as import('node:http').ServerResponse
+    added = app.sse.addConversationClient('a', reply)
+  })
+  const url = await listen(app, t)
+  const c = new SseClient(`${url}/s/a`)
+  await inAuthorize
+  const listeners = raw!.listenerCount('close')
+  c.close()
+  await eventually(() => raw!.destroyed, 'server side sees the close')
+  release()
+  t.type(await added, 'string')
+  t.equal(app.sse.getConversationClientCount('a'), 0)
+  t.equal(app.sse.getStats().clientsConnected, 0)
+  t.equal(raw!.listenerCount('close'), listeners, 'no listener added')
+  t.equal(raw!.headersSent, false, 'nothing written')
+})
+
+t.test('inject works for streams (payloadAsStream + AbortSignal)', async (t) => {
+  const app = await buildApp()
+  t.teardown(() => app.close())
+  const controller = new AbortController()
+  const res = await app.inject({ url: '/conversations/inj/stream', payloadAsStream: true, signal: controller.signal })
+  t.equal(res.statusCode, 200)
+  const stream = res.stream()
+  const first = await new Promise<string>((resolve) => stream.once('data', (b: Buffer) => resolve(b.toString())))
+  t.match(first, /event: connection_established/)
+  t.equal(app.sse.getConversationClientCount('inj'), 1)
+  controller.abort()
+  await eventually(() => app.sse.getConversationClientCount('inj') === 0, 'removed on abort')
+})

@@ -1,0 +1,110 @@
+import t from 'tap'
+import FakeTimers from '@sinonjs/fake-timers'
+import type { Socket } from 'node:net'
+import { buildApp, connect, eventually, listen, token } from './helper.js'
+
+// Only the hub's interval timers and its clock are faked: sockets, setImmediate and nextTick stay real.
+function fakeClock (t: Tap.Test): FakeTimers.InstalledClock {
+  const clock = FakeTimers.install({ toFake: ['setInterval', 'clearInterval', 'Date'] })
+  t.teardown(() => clock.uninstall())
+  return clock
+}
+type Tap = typeof t
+declare namespace Tap { type Test = Tap }
+
+t.test('one hub-wide heartbeat writes a comment (not an event) to every client of both kinds', async (t) => {
+  const clock = fakeClock(t)
+  const app = await buildApp({ heartbeatInterval: 1000, cleanupInterval: 0 })
+  const url = await listen(app, t)
+  const a = await connect(`${url}/conversations/a/stream`)
+  const b = await connect(`${url}/debates/b/stream`)
+  t.equal(clock.countTimers(), 1, 'one timer for every client')
+  clock.tick(1000)
+  await a.until((c) => c.comments.length === 1, 'heartbeat a')
+  await b.until((c) => c.comments.length === 1, 'heartbeat b')
+  clock.tick(2000)
+  await a.until((c) => c.comments.length === 3, 'two more')
+  t.same(a.received, [], 'no fake event')
+  t.equal(app.sse.getStats().eventsSent, 0, 'heartbeats are not events')
+  await app.close()
+  t.equal(clock.countTimers(), 0, 'cleared in onClose')
+})
+
+t.test('sendConversationHeartbeat / sendDebateHeartbeat reach one session only', async (t) => {
+  const app = await buildApp({ heartbeatInterval: 0 })
+  const url = await listen(app, t)
+  const a = await connect(`${url}/conversations/a/stream`)
+  const other = await connect(`${url}/conversations/b/stream`)
+  const d = await connect(`${url}/debates/a/stream`)
+  app.sse.sendConversationHeartbeat('a')
+  app.sse.sendDebateHeartbeat('a')
+  app.sse.sendConversationHeartbeat('nobody')
+  await a.until((c) => c.comments.length === 1, 'a')
+  await d.until((c) => c.comments.length === 1, 'd')
+  await app.sse.broadcastToConversation('b', 'conversation_token', token('x'))
+  await other.receive(1)
+  t.same(other.comments, [])
+})
+
+t.test('cleanup from onReady: ends clients past maxConnectionAge cleanly and forgets idle sessions', async (t) => {
+  const clock = fakeClock(t)
+  const app = await buildApp({ heartbeatInterval: 0, cleanupInterval: 60_000, maxConnectionAge: 3_600_000, idleSessionTtl: 2_000_000 })
+  const url = await listen(app, t)
+  t.equal(clock.countTimers(), 1, 'the cleanup timer started in onReady')
+  await app.sse.broadcastToDebate('quiet', 'debate_paused', { debateId: 'quiet', turnCount: 0 })
+  const old = await connect(`${url}/conversations/s/stream`)
+  clock.tick(1_800_000)
+  const young = await connect(`${url}/conversations/s/stream`)
+  t.equal(app.sse.getStats().debates.sessions, 1, 'still within its idle ttl')
+  clock.tick(1_800_000 + 60_000)
+  await old.end()
+  t.equal(old.res?.complete, true, 'ended cleanly, so EventSource reconnects and resumes')
+  t.equal(app.sse.getConversationClientCount('s'), 1)
+  t.notOk(young.ended)
+  t.match(app.sse.getStats(), { clientsExpired: 1, debates: { sessions: 0 } })
+})
+
+t.test('cleanupStaleConnections removes clients whose socket is gone and takes a max age', async (t) => {
+  const app = await buildApp({ heartbeatInterval: 0, cleanupInterval: 0 })
+  const sockets: Socket[] = []
+  app.addHook('onRequest', async (request) => { sockets.push(request.raw.socket) })
+  const url = await listen(app, t)
+  await connect(`${url}/conversations/s/stream`)
+  const keep = await connect(`${url}/debates/s/stream`)
+  // A socket gone without its response's close event yet having reached the hub.
+  const gone = sockets[0]!
+  const emit = gone.emit.bind(gone)
+  gone.emit = ((event: string, ...args: unknown[]) => event === 'close' ? false : emit(event, ...args)) as typeof gone.emit
+  gone.destroy()
+  await eventually(() => gone.destroyed, 'destroyed')
+  t.equal(app.sse.cleanupStaleConnections(), 1)
+  t.equal(app.sse.getConversationClientCount('s'), 0)
+  t.equal(app.sse.getDebateClientCount('s'), 1)
+  t.equal(app.sse.cleanupStaleConnections(0), 1, 'every client is older than 0 ms')
+  await keep.end()
+})
+
+t.test('the heartbeat and cleanup timers can be switched off', async (t) => {
+  const clock = fakeClock(t)
+  const app = await buildApp({ heartbeatInterval: 0, cleanupInterval: 0 })
+  await app.ready()
+  t.equal(clock.countTimers(), 0)
+  await app.close()
+})
+
+t.test('a slow client is dropped by the heartbeat too', async (t) => {
+  const app = await buildApp({ heartbeatInterval: 0, maxBufferedBytes: 1024, historyBytes: 0 })
+  let raw: import('node:http').ServerResponse | undefined
+  app.addHook('onRequest', async (request, reply) => { raw = reply.raw as import('node:http').ServerResponse })
+  const url = await listen(app, t)
+  const c = await connect(`${url}/conversations/s/stream`)
+  c.res!.pause()
+  // Fill what the kernel and the response buffer will take, without the client reading.
+  for (let i = 0; i < 100_000 && app.sse.getConversationClientCount('s') === 1; i++) {
+    if (raw!.writableLength <= 1024) raw!.write(Buffer.alloc(64 * 1024, 0x3a))
+    else app.sse.sendConversationHeartbeat('s')
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(app.sse.getConversationClientCount('s'), 0)
+  t.equal(app.sse.getStats().clientsDroppedSlow, 1)
+})
