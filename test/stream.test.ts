@@ -5,7 +5,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import sseHub from '../src/index.js'
 import { SseClient, buildApp, connect, eventually, listen, token } from './helper.js'
 
-const fastifySse = fastifySseModule as unknown as FastifyPluginAsync
+const fastifySse = fastifySseModule as unknown as FastifyPluginAsync<{ heartbeatInterval?: number }>
 
 t.test('a stream is committed at once with SSE headers, a retry and connection_established', async (t) => {
   const app = await buildApp({ retry: 2000, retryJitter: 0 })

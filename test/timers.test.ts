@@ -4,13 +4,12 @@ import type { Socket } from 'node:net'
 import { buildApp, connect, eventually, listen, token } from './helper.js'
 
 // Only the hub's interval timers and its clock are faked: sockets, setImmediate and nextTick stay real.
-function fakeClock (t: Tap.Test): FakeTimers.InstalledClock {
+type Clock = ReturnType<typeof FakeTimers.install>
+function fakeClock (t: { teardown: (fn: () => unknown) => void }): Clock {
   const clock = FakeTimers.install({ toFake: ['setInterval', 'clearInterval', 'Date'] })
   t.teardown(() => clock.uninstall())
   return clock
 }
-type Tap = typeof t
-declare namespace Tap { type Test = Tap }
 
 t.test('one hub-wide heartbeat writes a comment (not an event) to every client of both kinds', async (t) => {
   const clock = fakeClock(t)

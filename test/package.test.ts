@@ -1,0 +1,31 @@
+import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import Fastify from 'fastify'
+
+// `npm test` builds dist/ first; the package imports itself by name, through package.json `exports`.
+t.test('another project can import the built package by name', async (t) => {
+  const mod = await import('fastify-sse-hub')
+  t.type(mod.default, 'function')
+  t.equal(mod.sseHub, mod.default)
+  t.type(mod.FST_ERR_SSE_HUB_INVALID_OPTION, 'function')
+  const app = Fastify()
+  await app.register(mod.default)
+  t.type(app.sse.broadcastToConversation, 'function')
+  await app.close()
+})
+
+t.test('the .d.ts keep the TSDoc', async (t) => {
+  const dts = readFileSync(new URL('../dist/hub.d.ts', import.meta.url), 'utf8')
+  t.match(dts, /\/\*\* Opens a conversation stream on `reply`/)
+  t.match(readFileSync(new URL('../dist/index.d.ts', import.meta.url), 'utf8'), /interface FastifyInstance/)
+})
+
+t.test('npm pack holds only what a user needs', async (t) => {
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  const files = (JSON.parse(out) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path)
+  t.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts'))
+  t.ok(files.includes('README.md') && files.includes('LICENSE') && files.includes('package.json'))
+  const stray = files.filter((f) => !/^(dist\/[a-z/]+\.(js|d\.ts)|README\.md|LICENSE|package\.json)$/.test(f))
+  t.same(stray, [], 'no sources, tests, maps or tooling')
+})
