@@ -5,7 +5,9 @@ import Fastify from 'fastify'
 
 // `npm test` builds dist/ first; the package imports itself by name, through package.json `exports`.
 t.test('another project can import the built package by name', async (t) => {
-  const mod = await import('fastify-sse-hub')
+  // A computed specifier: the typecheck uses src/, and must not load dist's declarations a second time.
+  const name = 'fastify-sse-hub'
+  const mod = await import(name) as typeof import('../src/index.js')
   t.type(mod.default, 'function')
   t.equal(mod.sseHub, mod.default)
   t.type(mod.FST_ERR_SSE_HUB_INVALID_OPTION, 'function')
