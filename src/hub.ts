@@ -92,6 +92,8 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     return {
       // @fastify/sse: 406 for clients that refuse text/event-stream; no per-connection heartbeat (the hub has one).
       sse: { kind: 'only', heartbeat: false },
+      // A HEAD request would hold a stream that can carry no body.
+      exposeHeadRoute: false,
       handler: async function sseHubStream (request, reply) {
         const params = request.params as Record<string, string | undefined>
         await registry.add(params[param] as string, reply)

@@ -98,6 +98,14 @@ t.test('a configurable session id pattern', async (t) => {
   t.equal((await c.errorBody()).code, 'FST_ERR_SSE_HUB_INVALID_SESSION_ID')
 })
 
+t.test('stream routes answer no HEAD (it would hold a stream without a body)', async (t) => {
+  const app = await buildApp()
+  t.teardown(() => app.close())
+  const res = await app.inject({ method: 'HEAD', url: '/conversations/a/stream' })
+  t.equal(res.statusCode, 404)
+  t.equal(app.sse.getStats().clients, 0)
+})
+
 t.test('a client that refuses text/event-stream gets 406 JSON from @fastify/sse', async (t) => {
   const app = await buildApp()
   const url = await listen(app, t)
