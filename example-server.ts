@@ -59,7 +59,12 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
     // An unknown field in a launch body is a 400, not silently dropped.
     ajv: { customOptions: { removeAdditional: false } }
   }
-  if (opts.http2 === true) serverOptions.http2 = true
+  if (opts.http2 === true) {
+    serverOptions.http2 = true
+    // Before Node 24, close() leaves idle HTTP/2 sessions open (up to http2SessionTimeout, 72 s) unless this is
+    // true; then each session closes with GOAWAY once the hub has ended its streams.
+    serverOptions.forceCloseConnections = true
+  }
   if (opts.https !== undefined) serverOptions.https = opts.http2 === true ? { ...opts.https, allowHTTP1: true } : opts.https
   // One code path for HTTP/1.1 and HTTP/2: the routes below do not depend on the server type.
   const app = Fastify(serverOptions as FastifyServerOptions) as unknown as FastifyInstance

@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { once } from 'node:events'
 import http from 'node:http'
+import http2 from 'node:http2'
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
 import sseHub, { type SseHubOptions } from '../src/index.js'
 
@@ -147,5 +148,71 @@ export async function eventually (fn: () => boolean, what: string, limit = 10_00
   for (let i = 0; !fn(); i++) {
     if (i >= limit) throw new Error(`never happened: ${what}`)
     await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+/** An SSE stream read over an HTTP/2 session (node:http2), recording what it receives like {@link SseClient}. */
+export class H2SseStream {
+  readonly events: Received[] = []
+  readonly comments: string[] = []
+  headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader = {}
+  body = ''
+  ended = false
+  /** True when the server ended the stream with END_STREAM (not a reset). */
+  endedCleanly = false
+  readonly stream: http2.ClientHttp2Stream
+  #waiters: Array<() => void> = []
+  readonly #parser = createParser({
+    onEvent: (msg) => {
+      let json: Record<string, unknown> = {}
+      try { json = JSON.parse(msg.data) } catch {}
+      this.events.push({ ...msg, json })
+      this.#wake()
+    },
+    onComment: (c) => { this.comments.push(c); this.#wake() }
+  })
+
+  constructor (session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}) {
+    this.stream = session.request({ ':path': path, accept: 'text/event-stream', ...headers })
+    this.stream.setEncoding('utf8')
+    this.stream.on('response', (h) => { this.headers = h; this.#wake() })
+    this.stream.on('data', (chunk: string) => {
+      if (this.headers[':status'] === 200) this.#parser.feed(chunk)
+      else this.body += chunk
+      this.#wake()
+    })
+    this.stream.on('end', () => { this.endedCleanly = this.stream.rstCode === undefined || this.stream.rstCode === http2.constants.NGHTTP2_NO_ERROR })
+    this.stream.on('error', () => {})
+    this.stream.on('close', () => { this.ended = true; this.#wake() })
+  }
+
+  /** Events other than `connection_established`. */
+  get received (): Received[] {
+    return this.events.filter((e) => e.event !== 'connection_established')
+  }
+
+  #wake (): void {
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const w of waiters) w()
+  }
+
+  /** Resolves when `predicate` holds; rejects if the stream ends first. */
+  async until (predicate: (s: this) => boolean, what = 'condition'): Promise<void> {
+    while (!predicate(this)) {
+      if (this.ended) throw new Error(`stream ended before ${what}`)
+      await new Promise<void>((resolve) => this.#waiters.push(resolve))
+    }
+  }
+
+  /** Waits for `connection_established`. */
+  async connected (): Promise<this> {
+    await this.until((s) => s.events.some((e) => e.event === 'connection_established'), 'connection_established')
+    return this
+  }
+
+  /** Waits until the stream closes. */
+  async end (): Promise<void> {
+    while (!this.ended) await new Promise<void>((resolve) => this.#waiters.push(resolve))
   }
 }
