@@ -485,23 +485,36 @@ const debateScript: ScriptFactory<DebateEvents> = (debateId, topic, random) => {
 
 // ─── Text ─────────────────────────────────────────────────────────────────────
 
+// Lines per persona (by slug), falling back to the role's lines.
 const LINES: Record<string, string[]> = {
   host: [
     'Welcome back to Open Circuit, the show where great minds argue in good faith.',
     'That is a bold claim, so let me push on it a little.',
     'Let us bring in another voice here.',
     'Our listeners will want a concrete example of that.',
-    'Thank you all: a lively hour, and plenty to think about.'
+    'Thank you all: a lively hour, and plenty to think about.',
+    'So where exactly do the two of you disagree?'
   ],
-  guest: [
+  'ada-lovelace': [
+    'The engine weaves algebraic patterns just as the loom weaves flowers and leaves.',
+    'A machine can only do what we know how to order it to perform, at least for now.',
+    'Poetry and mathematics are closer cousins than most people think.',
     'I would start from what the machine is actually doing, step by step.',
+    'Imagination is the discovering faculty, pre-eminently.'
+  ],
+  'richard-feynman': [
     'Nature does not care about our categories; it only cares about what works.',
     'If you cannot explain it to a first-year student, you do not understand it yet.',
-    'The engine weaves algebraic patterns just as the loom weaves flowers and leaves.',
     'Every answer opens two new questions, and that is the fun of it.',
+    'Here is a small experiment anyone could try at home tonight.',
+    'The first principle is that you must not fool yourself, and you are the easiest person to fool.'
+  ],
+  hypatia: [
     'We should test the idea against the stars before we trust it on the ground.',
+    'Reserve your right to think, for even to think wrongly is better than not to think at all.',
+    'The geometry of the question matters more than its rhetoric.',
     'I am not sure I agree; the evidence points the other way.',
-    'Here is a small experiment anyone could try at home tonight.'
+    'Teach the method, and the answers will follow.'
   ],
   for: [
     'The evidence is plain: the status quo has failed the people it claims to serve.',
@@ -524,12 +537,14 @@ const LINES: Record<string, string[]> = {
 /** The words of one turn: a few sentences in the speaker's voice, deterministic per session and turn. */
 function speakText (kind: SessionKind, speaker: Speaker, title: string, n: number, total: number): string {
   const random = seededRandom(`${kind}:${speaker.participantId}:${title}:${n}`)
-  if (speaker.role === 'host' && n === 1) return `${pick(LINES.host!.slice(0, 1), random)} Today's question: ${title} ${pick(LINES.host!.slice(2, 3), random)}`
-  if (speaker.role === 'host' && n === total) return pick(LINES.host!.slice(4), random)
-  const lines = LINES[speaker.role] as string[]
+  const host = LINES.host as string[]
+  if (speaker.role === 'host' && n === 1) return `${host[0] as string} Today's question: ${title} ${host[2] as string}`
+  if (speaker.role === 'host' && n === total) return host[4] as string
+  const lines = [...(LINES[speaker.personaSlug] ?? LINES[speaker.role] as string[])]
   const count = 2 + Math.floor(random() * 2)
   const out: string[] = []
-  for (let i = 0; i < count; i++) out.push(pick(lines, random))
+  // Distinct sentences within a turn.
+  for (let i = 0; i < count && lines.length > 0; i++) out.push(lines.splice(Math.floor(random() * lines.length), 1)[0] as string)
   return out.join(' ')
 }
 
