@@ -6,10 +6,11 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import http2 from 'node:http2'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { build } from '../example-server.js'
-import { SseClient, connect, listen, type Received } from './helper.js'
+import { H2SseStream, SseClient, connect, listen, type Received } from './helper.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const seq = (id: string | undefined): number => Number(String(id).split('-')[1])
@@ -281,11 +282,12 @@ t.test('the page is served at /', async (t) => {
   t.match(res.body, /<html/i)
 })
 
-t.test('SIGTERM to the server run by `npx tsx example-server.ts` ends open streams and exits 0 promptly', async (t) => {
+/** Runs `npx tsx example-server.ts` with `env`; resolves once it prints its URL and pid. */
+async function startChild (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string>): Promise<{ url: string, pid: number, exited: Promise<[number | null, NodeJS.Signals | null]>, stderr: () => string }> {
   // Its own process group, so a failed test can kill npx, sh, tsx and the server at once.
   const child = spawn('npx', ['tsx', 'example-server.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true
   })
@@ -295,19 +297,22 @@ t.test('SIGTERM to the server run by `npx tsx example-server.ts` ends open strea
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) process.kill(-(child.pid as number), 'SIGKILL')
   })
-
-  // The server prints its URL and pid once it listens. npx runs it under sh and tsx; the signal goes to the
-  // server itself (npm would not forward it past sh), and its exit code travels back up to npx.
+  // npx runs the server under sh and tsx. The tests signal the server itself (npm does not forward a signal
+  // past sh); its exit code travels back up to npx.
   const [url, pid] = await new Promise<[string, number]>((resolve, reject) => {
     let out = ''
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString()
-      const m = /listening on (http:\/\/\S+) \(.*pid (\d+)\)/.exec(out)
+      const m = /listening on (https?:\/\/\S+) \(.*pid (\d+)\)/.exec(out)
       if (m !== null) resolve([m[1] as string, Number(m[2])])
     })
     exited.then(() => { reject(new Error(`server exited before listening: ${stderr}`)) }, reject)
   })
+  return { url, pid, exited, stderr: () => stderr }
+}
 
+t.test('SIGTERM to the server run by `npx tsx example-server.ts` ends open streams and exits 0 promptly', async (t) => {
+  const { url, pid, exited, stderr } = await startChild(t, {})
   const client = new SseClient(`${url}${base('conversation')}/demo/stream`)
   await client.connected()
   const launch = await fetch(`${url}${base('conversation')}/demo/launch`, {
@@ -327,5 +332,36 @@ t.test('SIGTERM to the server run by `npx tsx example-server.ts` ends open strea
   t.equal(code, 0, 'exit code 0')
   t.equal(signal, null)
   t.ok(elapsed < 5000, `exited promptly (${elapsed} ms)`)
-  t.notMatch(stderr, /error/i, 'nothing on stderr looks like an error')
+  t.notMatch(stderr(), /error/i, 'nothing on stderr looks like an error')
 })
+
+for (const [name, env, scheme] of [
+  ['HTTP2=1 (TLS, self-signed)', { HTTP2: '1' }, 'https'],
+  ['H2C=1 (cleartext)', { H2C: '1' }, 'http']
+] as const) {
+  t.test(`${name}: streams over HTTP/2, and SIGINT with an open HTTP/2 session exits 0 promptly`, async (t) => {
+    const { url, pid, exited, stderr } = await startChild(t, env)
+    t.match(url, new RegExp(`^${scheme}://`))
+    const session = http2.connect(url, { rejectUnauthorized: false })
+    session.on('error', () => {})
+    t.teardown(() => { session.destroy() })
+    const stream = await new H2SseStream(session, `${base('debate')}/h2/stream`).connected()
+    const launch = session.request({ ':method': 'POST', ':path': `${base('debate')}/h2/launch`, 'content-type': 'application/json' })
+    launch.end(JSON.stringify({ turns: 500, tokenDelayMs: 5 }))
+    const [headers] = await once(launch, 'response') as [http2.IncomingHttpHeaders]
+    t.equal(headers[':status'], 202)
+    launch.resume()
+    await stream.until((s) => s.received.filter((e) => e.event === 'debate_token').length >= 3, 'debate tokens over HTTP/2')
+    t.equal(stream.received[0]?.event, 'debate_started')
+
+    const started = Date.now()
+    process.kill(pid, 'SIGINT')
+    await stream.end()
+    t.ok(stream.endedCleanly, 'the HTTP/2 stream ended with END_STREAM')
+    const [code] = await exited
+    const elapsed = Date.now() - started
+    t.equal(code, 0, 'exit code 0')
+    t.ok(elapsed < 5000, `exited promptly (${elapsed} ms), the idle session closed with GOAWAY`)
+    t.notMatch(stderr(), /error|warning/i)
+  })
+}
