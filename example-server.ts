@@ -624,7 +624,7 @@ async function main (): Promise<void> {
   const port = Number(process.env.PORT ?? 3000)
   const host = process.env.HOST ?? '127.0.0.1'
   const url = await app.listen({ port, host })
-  const protocol = !useHttp2 ? 'HTTP/1.1' : tls === undefined ? 'HTTP/2 cleartext (h2c)' : 'HTTP/2 over TLS (self-signed), HTTP/1.1 fallback'
+  const protocol = !useHttp2 ? 'HTTP/1.1' : tls === undefined ? 'HTTP/2 cleartext, h2c' : 'HTTP/2 over TLS with a self-signed certificate, HTTP/1.1 fallback'
   // One plain line for people and scripts (the tests read the URL from it).
   process.stdout.write(`example server listening on ${url} (${protocol}, pid ${process.pid})\n`)
 }

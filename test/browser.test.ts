@@ -14,6 +14,9 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { build, selfSignedCert, type BuildOptions } from '../example-server.js'
 import { listen } from './helper.js'
 
+// A real browser on a shared CI machine: more than tap's default 30 s per file.
+t.setTimeout(180_000)
+
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const REQUIRED = process.env.SSE_HUB_REQUIRE_BROWSER === '1'
 const ARGS = [

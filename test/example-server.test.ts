@@ -12,6 +12,9 @@ import type { FastifyInstance } from 'fastify'
 import { build } from '../example-server.js'
 import { H2SseStream, SseClient, connect, listen, type Received } from './helper.js'
 
+// Three child processes started through npx: more than tap's default 30 s per file on a busy machine.
+t.setTimeout(120_000)
+
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const seq = (id: string | undefined): number => Number(String(id).split('-')[1])
 const base = (kind: 'conversation' | 'debate'): string => `/api/${kind}s/sessions`
