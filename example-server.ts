@@ -9,7 +9,7 @@
  *
  * `build()` returns the Fastify app without listening, for tests.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -36,6 +36,8 @@ export interface BuildOptions {
   https?: { key: string, cert: string }
   /** Options for the hub (the in-memory default when omitted). */
   hub?: SseHubOptions
+  /** Sessions kept per kind; launching past it forgets the oldest finished one (409 when all are active). Default 1000. */
+  maxSessions?: number
 }
 
 /** The body `launch` accepts; every field optional. */
@@ -80,8 +82,9 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
 
   await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })
 
-  const conversations = new Simulations<ConversationEvents>(app.sse.conversations, conversationScript)
-  const debates = new Simulations<DebateEvents>(app.sse.debates, debateScript)
+  const maxSessions = opts.maxSessions ?? 1000
+  const conversations = new Simulations<ConversationEvents>(app.sse.conversations, conversationScript, maxSessions)
+  const debates = new Simulations<DebateEvents>(app.sse.debates, debateScript, maxSessions)
   registerKind(app, conversations)
   registerKind(app, debates)
   // Stop every run (and its timer) before the hub ends the streams: nothing is broadcast into a closing server.
@@ -135,6 +138,9 @@ function registerKind<E extends EventMap<E>> (app: FastifyInstance, sims: Simula
     if (current !== undefined && current.active) {
       return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: `${sims.kind} ${id} is already ${current.status}` })
     }
+    if (!sims.makeRoom(id)) {
+      return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: `${sims.maxSessions} ${sims.kind} sessions are running; try again later` })
+    }
     const body = request.body ?? {}
     const sim = sims.launch(id, {
       turns: body.turns ?? DEFAULT_TURNS,
@@ -157,7 +163,7 @@ function registerKind<E extends EventMap<E>> (app: FastifyInstance, sims: Simula
   }
 }
 
-async function notFound (reply: { code: (n: number) => { send: (b: unknown) => unknown } }, kind: SessionKind, id: string): Promise<unknown> {
+function notFound (reply: FastifyReply, kind: SessionKind, id: string): FastifyReply {
   return reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no ${kind} session ${id}` })
 }
 
@@ -222,8 +228,20 @@ type Status = 'running' | 'paused' | 'completed' | 'stopped' | 'failed'
 class Simulations<E extends EventMap<E>> {
   readonly #runs = new Map<string, Simulation<E>>()
   readonly kind: SessionKind
-  constructor (readonly registry: SessionRegistry<E>, readonly script: ScriptFactory<E>) {
+  constructor (readonly registry: SessionRegistry<E>, readonly script: ScriptFactory<E>, readonly maxSessions: number) {
     this.kind = registry.kind
+  }
+
+  /** Makes room for one more session by forgetting the oldest finished one; false when every session is active. */
+  makeRoom (id: string): boolean {
+    if (this.#runs.has(id) || this.#runs.size < this.maxSessions) return true
+    for (const [key, sim] of this.#runs) {
+      if (!sim.active) {
+        this.#runs.delete(key)
+        return true
+      }
+    }
+    return false
   }
 
   get (id: string): Simulation<E> | undefined { return this.#runs.get(id) }
@@ -234,6 +252,8 @@ class Simulations<E extends EventMap<E>> {
 
   launch (id: string, options: RunOptions, log: FastifyInstance['log']): Simulation<E> {
     const sim = new Simulation(this.kind, id, this.script(id, options.topic, seededRandom(id)), this.registry, options)
+    // Re-inserted at the end: the map's order is launch order, oldest first.
+    this.#runs.delete(id)
     this.#runs.set(id, sim)
     sim.run().catch((err: unknown) => { log.error({ err, sessionId: id }, 'simulation failed') })
     return sim

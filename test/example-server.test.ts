@@ -224,6 +224,21 @@ t.test('error replies are JSON: 404, 409, 400', async (t) => {
   t.equal(stream.json().code, 'FST_ERR_SSE_HUB_INVALID_SESSION_ID')
 })
 
+t.test('maxSessions: the oldest finished session makes room; 409 when all are active', async (t) => {
+  const app = await build({ maxSessions: 2 })
+  const url = await listen(app, t)
+  const a = await connect(`${url}${base('conversation')}/a/stream`)
+  await post(app, `${base('conversation')}/a/launch`, { turns: 1, tokenDelayMs: 0 })
+  await a.until((c) => c.received.some((e) => e.event === 'conversation_completed'), 'a completed')
+  t.equal((await post(app, `${base('conversation')}/b/launch`, { turns: 100, tokenDelayMs: 1000 })).statusCode, 202)
+  t.equal((await post(app, `${base('conversation')}/c/launch`, { turns: 100, tokenDelayMs: 1000 })).statusCode, 202, 'a (finished) is forgotten')
+  t.equal((await app.inject(`${base('conversation')}/a`)).statusCode, 404)
+  const full = await post(app, `${base('conversation')}/d/launch`)
+  t.equal(full.statusCode, 409, 'b and c are both running')
+  t.match(full.json.message, /2 conversation sessions are running/)
+  t.equal((await post(app, `${base('debate')}/d/launch`, { turns: 1 })).statusCode, 202, 'each kind has its own limit')
+})
+
 t.test('stats reflect open streams', async (t) => {
   const app = await build()
   const url = await listen(app, t)
