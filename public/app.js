@@ -141,6 +141,8 @@ function onResync (e) {
   if (loading !== null) return
   pending = []
   loading = loadState()
+    // The session is gone (e.g. the server restarted): start from an empty view; live events follow.
+    .then((state) => { if (state === null) resetView(view.kind, view.sessionId) })
     .catch((err) => { message(`reload failed: ${err.message}`) })
     .finally(() => {
       loading = null
