@@ -408,8 +408,10 @@ function commitHeaders (reply: FastifyReply): void {
     .header('x-accel-buffering', 'no')
   // @fastify/sse types `reply.sse` as always present; it is only there on routes registered with `sse`.
   const sse = (reply as { sse?: FastifyReply['sse'] }).sse
-  if (sse !== undefined) {
-    sse.keepAlive()
+  if (sse !== undefined) sse.keepAlive()
+  // @fastify/sse's sendHeaders adds `Connection: keep-alive`, a header HTTP/2 forbids
+  // (Node drops it with an UnsupportedWarning): on HTTP/2 the head is written here.
+  if (sse !== undefined && reply.request.raw.httpVersionMajor < 2) {
     sse.sendHeaders(200)
   } else {
     reply.raw.writeHead(200, reply.getHeaders() as Record<string, string>)

@@ -6,6 +6,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { once } from 'node:events'
 import http from 'node:http'
+import http2 from 'node:http2'
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
 import sseHub, { type SseHubOptions } from '../src/index.js'
 
@@ -29,48 +30,25 @@ export interface Received extends EventSourceMessage {
   json: Record<string, unknown>
 }
 
-/** A raw-HTTP SSE client that records everything it receives. */
-export class SseClient {
+/** What one SSE stream received, parsed by eventsource-parser; the base of the test clients. */
+export class SseRecorder {
   readonly events: Received[] = []
   readonly comments: string[] = []
   readonly retries: number[] = []
   readonly parseErrors: ParseError[] = []
-  statusCode = 0
-  headers: http.IncomingHttpHeaders = {}
-  body = ''
   ended = false
-  readonly req: http.ClientRequest
-  res: http.IncomingMessage | undefined
   #waiters: Array<() => void> = []
-  readonly #parser = createParser({
+  protected readonly parser = createParser({
     onEvent: (msg) => {
       let json: Record<string, unknown> = {}
       try { json = JSON.parse(msg.data) } catch {}
       this.events.push({ ...msg, json })
-      this.#wake()
+      this.wake()
     },
-    onComment: (c) => { this.comments.push(c); this.#wake() },
+    onComment: (c) => { this.comments.push(c); this.wake() },
     onRetry: (r) => { this.retries.push(r) },
     onError: (e) => { this.parseErrors.push(e) }
   })
-
-  constructor (url: string, headers: Record<string, string> = {}) {
-    this.req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } })
-    this.req.on('error', () => { this.ended = true; this.#wake() })
-    this.req.on('response', (res) => {
-      this.res = res
-      this.statusCode = res.statusCode ?? 0
-      this.headers = res.headers
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => {
-        if (this.statusCode === 200) this.#parser.feed(chunk)
-        else this.body += chunk
-        this.#wake()
-      })
-      res.on('close', () => { this.ended = true; this.#wake() })
-      this.#wake()
-    })
-  }
 
   /** Events other than `connection_established`. */
   get received (): Received[] {
@@ -82,7 +60,8 @@ export class SseClient {
     return this.events.find((e) => e.event === 'connection_established')?.json.clientId as string
   }
 
-  #wake (): void {
+  /** Runs the waiters of `until`: call after anything that may change a condition. */
+  protected wake (): void {
     const waiters = this.#waiters
     this.#waiters = []
     for (const w of waiters) w()
@@ -94,12 +73,6 @@ export class SseClient {
       if (this.ended) throw new Error(`stream ended before ${what}`)
       await new Promise<void>((resolve) => this.#waiters.push(resolve))
     }
-  }
-
-  /** Waits for the response head. */
-  async opened (): Promise<this> {
-    await this.until((c) => c.res !== undefined, 'response')
-    return this
   }
 
   /** Waits for `connection_established`. */
@@ -114,9 +87,43 @@ export class SseClient {
     return this.received
   }
 
-  /** Waits until the server ends the response. */
+  /** Waits until the stream ends. */
   async end (): Promise<void> {
     await this.until((c) => c.ended, 'end')
+  }
+}
+
+/** A raw-HTTP SSE client that records everything it receives. */
+export class SseClient extends SseRecorder {
+  statusCode = 0
+  headers: http.IncomingHttpHeaders = {}
+  body = ''
+  readonly req: http.ClientRequest
+  res: http.IncomingMessage | undefined
+
+  constructor (url: string, headers: Record<string, string> = {}) {
+    super()
+    this.req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } })
+    this.req.on('error', () => { this.ended = true; this.wake() })
+    this.req.on('response', (res) => {
+      this.res = res
+      this.statusCode = res.statusCode ?? 0
+      this.headers = res.headers
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        if (this.statusCode === 200) this.parser.feed(chunk)
+        else this.body += chunk
+        this.wake()
+      })
+      res.on('close', () => { this.ended = true; this.wake() })
+      this.wake()
+    })
+  }
+
+  /** Waits for the response head. */
+  async opened (): Promise<this> {
+    await this.until((c) => c.res !== undefined, 'response')
+    return this
   }
 
   /** Waits for the whole (non-SSE) body of an error reply. */
@@ -147,5 +154,29 @@ export async function eventually (fn: () => boolean, what: string, limit = 10_00
   for (let i = 0; !fn(); i++) {
     if (i >= limit) throw new Error(`never happened: ${what}`)
     await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
+/** An SSE stream read over an HTTP/2 session (node:http2), recording what it receives like {@link SseClient}. */
+export class H2SseStream extends SseRecorder {
+  headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader = {}
+  body = ''
+  /** True when the server ended the stream with END_STREAM (not a reset). */
+  endedCleanly = false
+  readonly stream: http2.ClientHttp2Stream
+
+  constructor (session: http2.ClientHttp2Session, path: string, headers: Record<string, string> = {}) {
+    super()
+    this.stream = session.request({ ':path': path, accept: 'text/event-stream', ...headers })
+    this.stream.setEncoding('utf8')
+    this.stream.on('response', (h) => { this.headers = h; this.wake() })
+    this.stream.on('data', (chunk: string) => {
+      if (this.headers[':status'] === 200) this.parser.feed(chunk)
+      else this.body += chunk
+      this.wake()
+    })
+    this.stream.on('end', () => { this.endedCleanly = this.stream.rstCode === undefined || this.stream.rstCode === http2.constants.NGHTTP2_NO_ERROR })
+    this.stream.on('error', () => {})
+    this.stream.on('close', () => { this.ended = true; this.wake() })
   }
 }

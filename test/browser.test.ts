@@ -1,0 +1,194 @@
+/*
+ * The demo page in real headless Chromium (playwright-core driving the system
+ * `chromium`): tokens render live; a connection destroyed by the server mid-stream
+ * is resumed with Last-Event-ID (or resynced from the JSON state) and the page's
+ * transcript ends identical to the server's; ten tabs stream at once over HTTP/2.
+ *
+ * Without a chromium binary these tests skip, loudly; with SSE_HUB_REQUIRE_BROWSER=1 they fail instead.
+ */
+import t from 'tap'
+import { existsSync } from 'node:fs'
+import type { Socket } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { build, selfSignedCert, type BuildOptions } from '../example-server.js'
+import { listen } from './helper.js'
+
+// A real browser on a shared CI machine: more than tap's default 30 s per file.
+t.setTimeout(180_000)
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const REQUIRED = process.env.SSE_HUB_REQUIRE_BROWSER === '1'
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'
+]
+
+interface PageTurn { turnCount: number, speakerName: string, text: string, content: string | null }
+interface PageView { tokens: number, reconnects: number, resyncs: number, duplicates: number, status: string, events: number }
+
+if (!existsSync(CHROMIUM)) {
+  const reason = `BROWSER TESTS SKIPPED: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`
+  if (REQUIRED) {
+    t.fail(`${reason}, and SSE_HUB_REQUIRE_BROWSER=1 requires them`)
+  } else {
+    console.error(`\n*** ${reason} ***\n`)
+    t.plan(0, reason)
+  }
+} else {
+  let browser: Browser | undefined
+  t.before(async () => {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
+  })
+  t.teardown(async () => { await browser?.close() })
+
+  const newContext = async (t: { teardown: (fn: () => unknown) => void }): Promise<BrowserContext> => {
+    const context = await browser!.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } })
+    t.teardown(() => context.close())
+    return context
+  }
+  const view = async (page: Page): Promise<PageView> => await page.evaluate(() => {
+    const v = (window as any).demo.view
+    return { tokens: v.tokens, reconnects: v.reconnects, resyncs: v.resyncs, duplicates: v.duplicates, status: v.status, events: v.events }
+  })
+  const transcript = async (page: Page): Promise<PageTurn[]> => await page.evaluate(() => (window as any).demo.transcript())
+  const serverState = async (app: FastifyInstance, kind: string, id: string): Promise<any> => (await app.inject(`/api/${kind}s/sessions/${id}`)).json()
+  const waitConnected = async (page: Page): Promise<void> => { await page.waitForFunction(() => (window as any).demo?.connected === true) }
+  const waitCompleted = async (page: Page): Promise<void> => {
+    await page.waitForFunction(() => (window as any).demo.view.status === 'completed', undefined, { timeout: 60_000 })
+  }
+
+  /** The page's transcript, built from tokens, equals the server's, turn by turn. */
+  const sameTranscript = (t: Tap, page: PageTurn[], server: any, label: string): void => {
+    t.same(page.map((x) => x.turnCount), server.transcript.map((x: any) => x.turnCount), `${label}: same turns`)
+    t.same(page.map((x) => x.text), server.transcript.map((x: any) => x.content), `${label}: every token once, in order`)
+    t.same(page.map((x) => x.speakerName), server.transcript.map((x: any) => x.speakerName), `${label}: same speakers`)
+  }
+  type Tap = { same: (a: unknown, b: unknown, m: string) => boolean }
+
+  t.test('the page renders the tokens of a launched conversation, and pauses and resumes it', async (t) => {
+    const app = await build()
+    const url = await listen(app, t)
+    const page = await (await newContext(t)).newPage()
+    await page.goto(`${url}/?kind=conversation&session=b1`)
+    await waitConnected(page)
+    t.equal(await page.textContent('#indicator-text'), 'connected')
+    await page.fill('#turns', '3')
+    await page.fill('#delay', '15')
+    await page.click('#launch')
+    // Tokens appear in the DOM as they arrive, before the turn is complete.
+    await page.waitForFunction(() => document.querySelector('.turn.live .text')?.textContent?.includes(' ') === true)
+    t.equal(await page.textContent('#status'), 'running')
+    t.match(await page.textContent('#title'), /\?$/, 'the topic is shown')
+    t.equal(await page.locator('.participants li').count(), 4, 'host and three guests')
+    t.equal(await page.locator('.participants li.speaking').count(), 1, 'one speaker at a time')
+
+    await page.click('#pause')
+    await page.waitForFunction(() => (window as any).demo.view.status === 'paused')
+    t.equal((await serverState(app, 'conversation', 'b1')).status, 'paused')
+    t.equal(await page.isDisabled('#pause'), true)
+    await page.click('#resume')
+    await waitCompleted(page)
+
+    const server = await serverState(app, 'conversation', 'b1')
+    sameTranscript(t, await transcript(page), server, 'b1')
+    const texts = await page.locator('.turn .text').allTextContents()
+    t.same(texts, server.transcript.map((x: any) => x.content), 'the DOM shows the transcript')
+    t.equal(await page.locator('.turn.live').count(), 0, 'no turn is still live')
+    const v = await view(page)
+    t.ok(v.tokens > 20, `tokens rendered (${v.tokens})`)
+    t.equal(v.duplicates, 0)
+    // The stats panel polls /api/sse/stats.
+    await page.waitForSelector('#stats dt')
+    t.match(await page.textContent('#stats'), /open streams/)
+  })
+
+  t.test('a debate renders in the page too', async (t) => {
+    const app = await build()
+    const url = await listen(app, t)
+    const page = await (await newContext(t)).newPage()
+    await page.goto(`${url}/?kind=debate&session=d1`)
+    await waitConnected(page)
+    await app.inject({ method: 'POST', url: '/api/debates/sessions/d1/launch', payload: { turns: 5, tokenDelayMs: 2 } })
+    await waitCompleted(page)
+    sameTranscript(t, await transcript(page), await serverState(app, 'debate', 'd1'), 'd1')
+    t.match(await page.textContent('#summary'), /Winner: (for|against|draw)/)
+  })
+
+  // The server destroys every socket mid-stream; the page's EventSource reconnects with Last-Event-ID by itself.
+  // Reconnections wait behind a gate (the hub's authorize hook) until the session has moved on by `gap` events,
+  // so the replay (history kept) and resync (history trimmed) paths are taken for certain, not by timing.
+  for (const variant of [
+    { name: 'replay from history', hub: { historySize: 1000 }, gap: 10 },
+    { name: 'resync from the JSON state', hub: { historySize: 5 }, gap: 30 }
+  ]) {
+    t.test(`socket destroyed mid-stream, ${variant.name}: the page's transcript ends identical to the server's`, async (t) => {
+      let gate: Promise<void> = Promise.resolve()
+      const app = await build({ hub: { ...variant.hub, retry: 100, retryJitter: 0, authorize: async () => { await gate } } })
+      const sockets = new Set<Socket>()
+      app.server.on('connection', (s: Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)) })
+      const url = await listen(app, t)
+      const page = await (await newContext(t)).newPage()
+      await page.goto(`${url}/?kind=conversation&session=drop`)
+      await waitConnected(page)
+      await app.inject({ method: 'POST', url: '/api/conversations/sessions/drop/launch', payload: { turns: 4, tokenDelayMs: 4 } })
+      await page.waitForFunction(() => (window as any).demo.view.tokens >= 15)
+
+      let open!: () => void
+      gate = new Promise<void>((resolve) => { open = resolve })
+      const before = app.sse.getStats().broadcasts
+      for (const s of sockets) s.destroy()
+      // Let the run move on while the page is cut off, then let it back in.
+      await waitFor(() => app.sse.getStats().broadcasts >= before + variant.gap, `${variant.gap} more events`)
+      open()
+
+      await waitCompleted(page)
+      const v = await view(page)
+      t.ok(v.reconnects >= 1, `the page reconnected (${v.reconnects})`)
+      t.equal(v.duplicates, 0, 'no event twice')
+      const stats = app.sse.getStats()
+      if (variant.hub.historySize === 5) {
+        t.ok(v.resyncs >= 1, 'the page got a resync and reloaded the state')
+        t.ok(stats.resyncsSent >= 1)
+      } else {
+        t.equal(v.resyncs, 0, 'no resync needed')
+        t.ok(stats.replaysServed >= 1, 'the hub replayed the missed events')
+      }
+      sameTranscript(t, await transcript(page), await serverState(app, 'conversation', 'drop'), 'drop')
+    })
+  }
+
+  t.test('ten tabs over HTTP/2 (TLS) all stream at once', async (t) => {
+    const app = await build({ http2: true, https: await selfSignedCert() } satisfies BuildOptions)
+    let sessions = 0
+    app.server.on('session', () => { sessions++ })
+    const url = await listen(app, t)
+    t.match(url, /^https:/)
+    const context = await newContext(t)
+    const pages = await Promise.all(Array.from({ length: 10 }, async () => await context.newPage()))
+    await Promise.all(pages.map(async (p) => { await p.goto(`${url}/?kind=conversation&session=tabs`) }))
+    await Promise.all(pages.map(waitConnected))
+    const protocols = await Promise.all(pages.map(async (p) => await p.evaluate(() => (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).nextHopProtocol)))
+    t.same(protocols, Array(10).fill('h2'), 'every tab speaks HTTP/2')
+    t.equal(app.sse.getConversationClientCount('tabs'), 10, 'ten open streams (past the six HTTP/1.1 connections a browser allows per origin)')
+    t.ok(sessions <= 2, `the tabs share HTTP/2 connections (${sessions})`)
+
+    await app.inject({ method: 'POST', url: '/api/conversations/sessions/tabs/launch', payload: { turns: 3, tokenDelayMs: 3 } })
+    await Promise.all(pages.map(waitCompleted))
+    const server = await serverState(app, 'conversation', 'tabs')
+    const all = await Promise.all(pages.map(transcript))
+    let identical = 0
+    for (const tr of all) if (JSON.stringify(tr.map((x) => x.text)) === JSON.stringify(server.transcript.map((x: any) => x.content))) identical++
+    t.equal(identical, 10, 'all ten tabs hold the full transcript')
+    const views = await Promise.all(pages.map(view))
+    t.ok(views.every((v) => v.duplicates === 0 && v.tokens > 10), 'every tab streamed tokens, none twice')
+  })
+}
+
+async function waitFor (fn: () => boolean, what: string): Promise<void> {
+  // A guard against hanging forever, not a timing assertion: it polls the condition.
+  for (let i = 0; !fn(); i++) {
+    if (i > 20_000) throw new Error(`never happened: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+}
