@@ -305,7 +305,8 @@ async function startChild (t: { teardown: (fn: () => unknown) => void }, env: Re
   // Its own process group, so a failed test can kill npx, sh, tsx and the server at once.
   const child = spawn('npx', ['tsx', 'example-server.ts'], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    // The child runs src/ through tsx, not tap's loader: its coverage would not line up with the suite's.
+    env: { ...process.env, NODE_V8_COVERAGE: '', _TAPJS_PROCESSINFO_COVERAGE_: '0', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true
   })
