@@ -21,7 +21,7 @@ export const FST_ERR_SSE_HUB_INVALID_SESSION_ID = createError<[string]>(
   400
 )
 
-/** An event type is empty, too long, contains CR, LF or NUL, or is reserved by the hub. */
+/** An event type is empty, too long, contains CR, LF, NUL or a lone surrogate, or is reserved by the hub. */
 export const FST_ERR_SSE_HUB_INVALID_EVENT_TYPE = createError<[string]>(
   'FST_ERR_SSE_HUB_INVALID_EVENT_TYPE',
   'fastify-sse-hub: invalid event type %s',

@@ -6,6 +6,8 @@
 
 const LINE_BREAK = /\r\n|\r|\n/
 const FIELD_UNSAFE = /[\r\n\0]/
+// UTF-8 cannot carry half a surrogate pair: the client would see U+FFFD, another name.
+const LONE_SURROGATE = /\p{Surrogate}/u
 const ID_SAFE = /^[\x20-\x7e]*$/
 
 /** The longest event type the hub accepts. */
@@ -25,6 +27,7 @@ export function eventTypeProblem (type: unknown): string | undefined {
   if (type.length === 0) return 'it is empty'
   if (type.length > MAX_EVENT_TYPE_LENGTH) return `it is longer than ${MAX_EVENT_TYPE_LENGTH} characters`
   if (FIELD_UNSAFE.test(type)) return 'it contains CR, LF or NUL'
+  if (LONE_SURROGATE.test(type)) return 'it contains a lone surrogate (not valid Unicode)'
   return undefined
 }
 
