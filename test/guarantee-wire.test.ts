@@ -179,7 +179,7 @@ t.test('names: broadcast refuses CR, LF and NUL synchronously with FST_ERR_SSE_H
   }), { numRuns: RUNS }))
   t.equal(app.sse.getStats().broadcasts, 0, 'nothing was broadcast')
   // A valid event after all the refusals is the first and only one the client gets.
-  await app.sse.broadcastToConversation('w', 'conversation_paused', { sessionId: 'w' })
+  await app.sse.broadcastToConversation('w', 'conversation_paused', { sessionId: 'w', turnCount: 1 })
   const [only] = await c.receive(1)
   t.equal(c.received.length, 1)
   t.equal(only?.event, 'conversation_paused')
