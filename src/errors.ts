@@ -52,6 +52,13 @@ export const FST_ERR_SSE_HUB_TOO_MANY_CLIENTS = createError<[string]>(
   503
 )
 
+/** `maxClientsPerIp` is reached for the client's address (answered as 429 with Retry-After). */
+export const FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP = createError(
+  'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP',
+  'fastify-sse-hub: too many streams from this address (maxClientsPerIp), retry later',
+  429
+)
+
 /** The `authorize` hook returned false (answered as 403). */
 export const FST_ERR_SSE_HUB_FORBIDDEN = createError(
   'FST_ERR_SSE_HUB_FORBIDDEN',
