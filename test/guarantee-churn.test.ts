@@ -40,6 +40,20 @@ async function settledHeap (): Promise<number> {
   return process.memoryUsage().heapUsed
 }
 
+/**
+ * Resolves once the server holds no connection (an aborted request may still be in flight until then).
+ * Idle keep-alive connections, left by streams the server ended, are closed as Fastify's close() would.
+ */
+async function noConnections (server: http.Server): Promise<void> {
+  for (let i = 0; i < 100_000; i++) {
+    server.closeIdleConnections()
+    const n = await new Promise<number>((resolve, reject) => { server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }) })
+    if (n === 0) return
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  throw new Error('the server kept connections open')
+}
+
 type Counts = Record<string, number>
 const listenerCounts = (e: NodeJS.EventEmitter): Counts =>
   Object.fromEntries(e.eventNames().map((n) => [String(n), e.listenerCount(n)]))
@@ -183,6 +197,7 @@ t.test(`${CYCLES} connect/abort cycles leave nothing behind`, async (t) => {
     }))
   }
   const drain = async (): Promise<void> => {
+    await noConnections(app.server)
     await eventually(() => app.sse.getStats().clients === 0 && live.size === 0, 'every stream closed on the server', 1_000_000)
     // idleSessionTtl is 0: cleanup forgets a session once a millisecond has passed since its last activity.
     await eventually(() => { app.sse.cleanupStaleConnections(); return app.sse.getStats().conversations.sessions + app.sse.getStats().debates.sessions === 0 }, 'sessions forgotten', 1_000_000)

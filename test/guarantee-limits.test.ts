@@ -38,6 +38,20 @@ async function open (url: string, localAddress = '127.0.0.1'): Promise<Opened> {
   })
 }
 
+/**
+ * Resolves once the server holds no connection (an aborted request may still be in flight until then).
+ * Idle keep-alive connections, left by streams the server ended, are closed as Fastify's close() would.
+ */
+async function noConnections (server: http.Server): Promise<void> {
+  for (let i = 0; i < 100_000; i++) {
+    server.closeIdleConnections()
+    const n = await new Promise<number>((resolve, reject) => { server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }) })
+    if (n === 0) return
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  throw new Error('the server kept connections open')
+}
+
 const count = (all: Opened[], status: number): number => all.filter((o) => o.status === status).length
 const closeAll = (all: Opened[]): void => { for (const o of all) o.req.destroy() }
 
@@ -132,6 +146,7 @@ t.test('the caps\' counters return to exactly zero after churn', async (t) => {
       }
     }
   }))
+  await noConnections(app.server)
   await eventually(() => app.sse.getStats().clients === 0, 'all churned streams closed', 1_000_000)
 
   // Exactly the caps again: anything left over (or below zero) would show here.
