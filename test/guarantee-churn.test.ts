@@ -6,7 +6,8 @@
  *
  * Cycles (by index, mixed): abort after connection_established; abort after 1-3
  * broadcast events (mid-broadcast); abort after a heartbeat (mid-heartbeat); abort
- * before the response; abort while an async `authorize` runs; server-side
+ * before the response; abort while an async `authorize` waits (the hub resumes with a
+ * destroyed response); server-side
  * `remove…Client`; server-side socket destroyed and a broadcast written right after,
  * before the hub has seen the close.
  *
@@ -80,7 +81,9 @@ t.test(`${CYCLES} connect/abort cycles leave nothing behind`, async (t) => {
     cleanupInterval: 0,
     idleSessionTtl: 0,
     authorize: async (request) => {
-      if (request.headers['x-slow-auth'] !== undefined) await new Promise((resolve) => setImmediate(resolve))
+      // Held until the peer is gone, so the hub resumes with a destroyed response.
+      const socket = request.raw.socket
+      if (request.headers['x-slow-auth'] !== undefined && !socket.destroyed) await new Promise((resolve) => socket.once('close', resolve))
       return true
     }
   }, { logger: { level: 'error', stream: { write: (line: string) => { problems.errorLogs.push(line) } } } })
@@ -233,6 +236,7 @@ t.test(`${CYCLES} connect/abort cycles leave nothing behind`, async (t) => {
   t.same(problems.rejections, [], 'no unhandled rejection')
   t.same(problems.errorLogs, [], 'no error logged')
   t.ok(Object.values(modes).every((n) => n > 0), 'every kind of cycle ran')
+  t.ok(checked.requests - stats.clientsConnected >= modes.duringAuthorize, 'every abort during authorize reached the hub after its peer had left')
   const growth = heapAfter - heapBefore
   t.ok(growth < HEAP_BOUND, `heap growth after GC ${(growth / 2 ** 20).toFixed(2)} MB < ${HEAP_BOUND / 2 ** 20} MB`)
   t.comment(JSON.stringify({ exposeGcFlag: gcFlag, cycles: CYCLES, seconds: +seconds.toFixed(1), cyclesPerSecond: Math.round(CYCLES / seconds), heapGrowthMB: +(growth / 2 ** 20).toFixed(2), broadcasts, modes, requests: checked.requests, connected: stats.clientsConnected }))
