@@ -6,10 +6,9 @@
  *
  * Cycles (by index, mixed): abort after connection_established; abort after 1-3
  * broadcast events (mid-broadcast); abort after a heartbeat (mid-heartbeat); abort
- * before the response; abort while an async `authorize` waits (the hub resumes with a
- * destroyed response); server-side
- * `remove…Client`; server-side socket destroyed and a broadcast written right after,
- * before the hub has seen the close.
+ * before the response; abort while an async `authorize` waits (the hub resumes with
+ * a destroyed response); server-side `remove…Client`; server-side socket destroyed
+ * and a broadcast written right after, before the hub has seen the close.
  *
  * GC: `package.json` passes --expose-gc to tap (`node-arg`); run alone with plain
  * node the test turns it on itself.

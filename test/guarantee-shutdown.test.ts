@@ -8,6 +8,8 @@
  * bound is a generous failure guard.
  */
 import t from 'tap'
+import type http from 'node:http'
+import net from 'node:net'
 import { buildApp, connect, listen, token, type SseClient } from './helper.js'
 
 const STREAMS = 1000
@@ -99,4 +101,38 @@ t.test(`close() with ${STREAMS} open streams: resolves, clean ends, no timer lef
   t.ok(sd >= 200, `retry standard deviation ${sd.toFixed(0)} ms`)
   t.ok(max - min >= JITTER * 0.9, `spread ${max - min} ms`)
   t.comment(JSON.stringify({ streams: STREAMS, closeMs: +closeMs.toFixed(1), retry: { min, max, mean: Math.round(mean), sd: Math.round(sd), distinct } }))
+})
+
+t.test('close() resolves even while a stuck peer holds an unsent backlog, and leaves no connection open', async (t) => {
+  const app = await buildApp({ heartbeatInterval: 0, maxBufferedBytes: 8 * 2 ** 20, historyBytes: 2 ** 18 })
+  const url = await listen(app)
+  t.teardown(() => app.close())
+  let stuckRes: http.ServerResponse | undefined
+  app.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => { if (req.url?.endsWith('?peer=stuck') === true) stuckRes = res })
+  const stuck = net.connect(Number(new URL(url).port), '127.0.0.1')
+  t.teardown(() => { stuck.destroy() })
+  stuck.on('error', () => {})
+  stuck.write('GET /conversations/a/stream?peer=stuck HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n')
+  await new Promise((resolve) => stuck.once('data', resolve))
+  stuck.pause()
+  const healthy = await connect(`${url}/conversations/a/stream`)
+  // Fill the stuck peer's socket buffers, then some: a backlog that stays below maxBufferedBytes.
+  const backlog = (): number => stuckRes?.writableLength ?? 0
+  for (let sent = 0; sent < 2000 && backlog() < 2 ** 20; sent++) {
+    await app.sse.broadcastToConversation('a', 'conversation_token', token('x'.repeat(8000), sent))
+    await healthy.receive(sent + 1)
+  }
+  t.ok(backlog() >= 2 ** 20, `the stuck peer holds ${backlog()} unsent bytes`)
+  t.equal(app.sse.getStats().clientsDroppedSlow, 0, 'and was not dropped')
+  let guard: NodeJS.Timeout | undefined
+  await Promise.race([
+    app.close(),
+    new Promise((_resolve, reject) => { guard = setTimeout(() => { reject(new Error('close() did not resolve within 30 s')) }, 30_000) })
+  ])
+  clearTimeout(guard)
+  t.pass('close() resolved')
+  await healthy.end()
+  t.equal(healthy.res?.complete, true, 'the healthy client saw a clean end')
+  const open = await new Promise<number>((resolve) => { app.server.getConnections((_err, n) => { resolve(n) }) })
+  t.equal(open, 0, 'no connection left open on the server')
 })
