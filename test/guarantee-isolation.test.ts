@@ -2,14 +2,15 @@
  * Guarantee — isolation: random fan-out across 100 sessions (50 conversations and
  * 50 debates sharing the same ids, so kinds are checked too) with 5 real HTTP
  * clients each, plus random broadcasts to every session and late joiners. Every
- * client receives exactly its own session's events, in id order, none missing.
+ * client receives exactly its own session's events, in id order, none missing — also
+ * 20 clients that drop mid-traffic and resume with Last-Event-ID.
  *
  * The plan is random per run; its seed is printed, and ISOLATION_SEED=<n> replays it.
  */
 import t from 'tap'
 import fc from 'fast-check'
 import type { SessionKind } from '../src/index.js'
-import { buildApp, connect, listen, token, type SseClient } from './helper.js'
+import { buildApp, connect, eventually, listen, token, type Received, type SseClient } from './helper.js'
 
 const SESSIONS_PER_KIND = 50
 const CLIENTS_PER_SESSION = 5
@@ -17,11 +18,18 @@ const OPS = 3000
 const seed = Number(process.env.ISOLATION_SEED ?? Math.floor(Math.random() * 2 ** 31))
 
 interface Target { kind: SessionKind, id: string, expected: string[] }
-interface Watcher { target: Target, client: SseClient, from: number }
+interface Watcher {
+  target: Target
+  client: SseClient
+  /** Index in `target.expected` of the first event this watcher must see. */
+  from: number
+  /** A resumer's first connection: what it received, and how many events the hub wrote to it. */
+  first?: { received: Received[], written: number, lastId: string }
+}
 
 t.test('100 sessions x 5 clients: every client sees only its session, in order, nothing missing', async (t) => {
   t.comment(`ISOLATION_SEED=${seed}`)
-  const app = await buildApp({ historySize: 0, heartbeatInterval: 0 })
+  const app = await buildApp({ heartbeatInterval: 0 })
   const url = await listen(app, t)
   const targets: Target[] = []
   for (const kind of ['conversation', 'debate'] as const) {
@@ -55,9 +63,22 @@ t.test('100 sessions x 5 clients: every client sees only its session, in order, 
     }
   }
   await run(plan.slice(0, OPS / 2))
+  // Resumers: 20 clients drop (whatever is still in flight is lost to them), miss a quarter
+  // of the plan, and come back with Last-Event-ID: replay must fill the gap exactly.
+  const resumers = watchers.filter((w, i) => i % 25 === 0 && w.target.expected.length > 0)
+  for (const r of resumers) {
+    const received = [...await r.client.receive(1)]
+    r.first = { received, written: r.target.expected.length - r.from, lastId: received.at(-1)?.id as string }
+    r.client.close()
+  }
+  await eventually(() => app.sse.getStats().clients === watchers.length - resumers.length, 'the resumers gone')
+  await run(plan.slice(OPS / 2, (OPS * 3) / 4))
+  for (const r of resumers) {
+    r.client = await connect(`${url}/${r.target.kind === 'conversation' ? 'conversations' : 'debates'}/${r.target.id}/stream`, { 'last-event-id': r.first?.lastId as string })
+  }
   // Late joiners: one more client per session, in the middle of the traffic.
   watchers.push(...await Promise.all(targets.map(watch)))
-  await run(plan.slice(OPS / 2))
+  await run(plan.slice((OPS * 3) / 4))
   // A last event to every session: once a client has it, everything written before it has arrived too.
   await run([-1])
 
@@ -65,8 +86,10 @@ t.test('100 sessions x 5 clients: every client sees only its session, in order, 
   let deliveries = 0
   for (const w of watchers) {
     const want = w.target.expected.slice(w.from)
-    deliveries += want.length
-    const got = await w.client.receive(want.length)
+    const first = w.first?.received ?? []
+    const got = [...first, ...await w.client.receive(want.length - first.length)]
+    // What the hub wrote: everything since `from`, plus, for a resumer, the part written twice (lost in flight, then replayed).
+    deliveries += w.first === undefined ? want.length : w.first.written + want.length - (w.target.expected.indexOf(w.first.lastId) + 1 - w.from)
     const ids = got.map((e) => e.id)
     const seqs = ids.map((id) => Number(id?.split('-')[1]))
     const own = got.every((e) => (w.target.kind === 'conversation' ? e.json.personaSlug : e.json.debateId) === w.target.id &&
@@ -77,6 +100,8 @@ t.test('100 sessions x 5 clients: every client sees only its session, in order, 
     }
   }
   t.equal(wrong, 0, `all ${watchers.length} clients got exactly their own session's events, in id order`)
+  t.equal(app.sse.getStats().replaysServed, resumers.length, `${resumers.length} resumers were served a replay, none a resync`)
+  t.equal(app.sse.getStats().resyncsSent, 0)
   t.equal(app.sse.getStats().eventsSent, deliveries, 'the hub counted exactly the deliveries the clients saw')
   t.comment(`${n} broadcasts, ${deliveries} deliveries to ${watchers.length} clients`)
 })
