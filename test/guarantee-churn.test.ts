@@ -21,6 +21,8 @@ import type { Socket } from 'node:net'
 import { buildApp, eventually, listen, SseClient, token } from './helper.js'
 
 const CYCLES = Number(process.env.CHURN_CYCLES ?? 10_000)
+// ~10-20 s alone on 2 cores; more when the suite runs files in parallel. tap's default is 30 s.
+t.setTimeout(120_000)
 const CONCURRENCY = 50
 const SESSIONS = 10 // per kind
 /** Heap growth allowed after GC, all cycles done: 8 MB, i.e. < 840 bytes per cycle. A leaked client (response + socket) is tens of KB. */

@@ -23,6 +23,8 @@ import { buildApp, connect, listen } from './helper.js'
 
 // Many runs, reproducible: a failure prints its seed and counterexample.
 const RUNS = Number(process.env.WIRE_RUNS ?? 3000)
+// ~10 s alone on 2 cores; more when the suite runs files in parallel. tap's default is 30 s.
+t.setTimeout(120_000)
 
 /** One unit of a hostile string: every character the SSE framing or JSON could trip on, then anything. */
 const hostileUnit = fc.oneof(
