@@ -224,5 +224,17 @@ t.test('hostile Last-Event-ID values get one resync: never a 500, never another 
     c.close()
   }
   t.equal(resyncs, queryCases.length + generated.length, 'every query value got a resync and nothing of session A')
+
+  // Repeated: two header lines are joined by Node ("a, b": unknown, resync); a repeated query
+  // parameter is not a string, so it is ignored (a fresh stream, no replay, no resync).
+  const twoHeaders = await connect(`${url}/conversations/B/stream`, { 'last-event-id': [ids.A?.[0], ids.A?.[1]] } as unknown as Record<string, string>)
+  t.equal((await twoHeaders.receive(1))[0]?.event, 'resync', 'two Last-Event-ID headers: resync')
+  twoHeaders.close()
+  const twoParams = await connect(`${url}/conversations/B/stream?lastEventId=${ids.A?.[0] as string}&lastEventId=${ids.B?.[0] as string}`)
+  const live = await app.sse.broadcastToConversation('B', 'conversation_token', token('live-after-params'))
+  const [firstSeen] = await twoParams.receive(1)
+  t.equal(twoParams.statusCode, 200, 'two lastEventId parameters: 200')
+  t.equal(firstSeen?.id, live, 'two lastEventId parameters: ignored, live events follow')
+  twoParams.close()
   t.equal(app.sse.getStats().replaysServed, 0, 'no replay was served to any hostile id')
 })
