@@ -136,3 +136,39 @@ t.test('close() resolves even while a stuck peer holds an unsent backlog, and le
   const open = await new Promise<number>((resolve) => { app.server.getConnections((_err, n) => { resolve(n) }) })
   t.equal(open, 0, 'no connection left open on the server')
 })
+
+t.test('broadcasting on through close(): nothing throws, and every client got a gapless prefix ending after the last pre-close event', async (t) => {
+  const app = await buildApp({ heartbeatInterval: 0 })
+  const url = await listen(app)
+  t.teardown(() => app.close())
+  const clients = await Promise.all(Array.from({ length: 50 }, () => connect(`${url}/conversations/c/stream`)))
+  const ids: string[] = []
+  let beforeClose = -1
+  let closed = false
+  const closing = (async () => {
+    // Let some traffic flow first.
+    while (ids.length < 200) await new Promise((resolve) => setImmediate(resolve))
+    beforeClose = ids.length
+    await app.close()
+    closed = true
+  })()
+  let afterClose = 0
+  let thrown: unknown
+  try {
+    for (let i = 0; afterClose < 100 && i < 100_000; i++) {
+      ids.push(await app.sse.broadcastToConversation('c', 'conversation_token', token(`t${i}`, i)))
+      if (closed) afterClose++
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  } catch (err) {
+    thrown = err
+  }
+  await closing
+  t.equal(thrown, undefined, 'no broadcast threw, during or after close()')
+  await Promise.all(clients.map((c) => c.end()))
+  const lengths = clients.map((c) => c.received.length)
+  const gapless = clients.every((c) => c.received.map((e) => e.id).join() === ids.slice(0, c.received.length).join())
+  t.ok(gapless, 'every client got a prefix of the events, without a gap')
+  t.ok(Math.min(...lengths) >= beforeClose, `every client got at least the ${beforeClose} events broadcast before close() (min ${Math.min(...lengths)})`)
+  t.ok(clients.every((c) => c.res?.complete === true), 'and a clean end')
+})
