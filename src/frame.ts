@@ -66,10 +66,13 @@ export function encodeRetry (ms: number): Buffer {
 
 /**
  * The JSON of an event: `{ type, ...payload, timestamp }`, with `type` and `timestamp`
- * always the hub's (a payload cannot override them). Throws what JSON.stringify throws.
+ * always the hub's (a payload cannot override them, not even with an own `toJSON` method,
+ * which is left out like any function). Throws what JSON.stringify throws.
  */
 export function eventJson (type: string, payload: object, timestamp: number): string {
   const body: Record<string, unknown> = { type, ...payload, timestamp }
   body.type = type
+  // An own toJSON would replace the whole envelope (type and timestamp with it); a function is not data anyway.
+  if (typeof body.toJSON === 'function') body.toJSON = undefined
   return JSON.stringify(body)
 }
