@@ -21,7 +21,7 @@ export const FST_ERR_SSE_HUB_INVALID_SESSION_ID = createError<[string]>(
   400
 )
 
-/** An event type is empty, too long, contains CR, LF or NUL, or is reserved by the hub. */
+/** An event type is empty, too long, contains CR, LF, NUL or a lone surrogate, or is reserved by the hub. */
 export const FST_ERR_SSE_HUB_INVALID_EVENT_TYPE = createError<[string]>(
   'FST_ERR_SSE_HUB_INVALID_EVENT_TYPE',
   'fastify-sse-hub: invalid event type %s',
@@ -50,6 +50,13 @@ export const FST_ERR_SSE_HUB_TOO_MANY_CLIENTS = createError<[string]>(
   'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS',
   'fastify-sse-hub: too many clients (%s), retry later',
   503
+)
+
+/** `maxClientsPerIp` is reached for the client's address (answered as 429 with Retry-After). */
+export const FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP = createError(
+  'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP',
+  'fastify-sse-hub: too many streams from this address (maxClientsPerIp), retry later',
+  429
 )
 
 /** The `authorize` hook returned false (answered as 403). */

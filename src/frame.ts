@@ -6,6 +6,8 @@
 
 const LINE_BREAK = /\r\n|\r|\n/
 const FIELD_UNSAFE = /[\r\n\0]/
+// UTF-8 cannot carry half a surrogate pair: the client would see U+FFFD, another name.
+const LONE_SURROGATE = /\p{Surrogate}/u
 const ID_SAFE = /^[\x20-\x7e]*$/
 
 /** The longest event type the hub accepts. */
@@ -25,6 +27,7 @@ export function eventTypeProblem (type: unknown): string | undefined {
   if (type.length === 0) return 'it is empty'
   if (type.length > MAX_EVENT_TYPE_LENGTH) return `it is longer than ${MAX_EVENT_TYPE_LENGTH} characters`
   if (FIELD_UNSAFE.test(type)) return 'it contains CR, LF or NUL'
+  if (LONE_SURROGATE.test(type)) return 'it contains a lone surrogate (not valid Unicode)'
   return undefined
 }
 
@@ -63,10 +66,13 @@ export function encodeRetry (ms: number): Buffer {
 
 /**
  * The JSON of an event: `{ type, ...payload, timestamp }`, with `type` and `timestamp`
- * always the hub's (a payload cannot override them). Throws what JSON.stringify throws.
+ * always the hub's (a payload cannot override them, not even with an own `toJSON` method,
+ * which is left out like any function). Throws what JSON.stringify throws.
  */
 export function eventJson (type: string, payload: object, timestamp: number): string {
   const body: Record<string, unknown> = { type, ...payload, timestamp }
   body.type = type
+  // An own toJSON would replace the whole envelope (type and timestamp with it); a function is not data anyway.
+  if (typeof body.toJSON === 'function') body.toJSON = undefined
   return JSON.stringify(body)
 }

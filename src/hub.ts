@@ -58,6 +58,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
         clientsRejected: 0
       },
       totalClients: 0,
+      clientsPerIp: new Map(),
       closing: false,
       nextSeq: () => ++seq,
       formatEventId: (n) => prefix + n,

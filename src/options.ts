@@ -43,7 +43,13 @@ export interface SseHubOptions {
   maxClients?: number
   /** Open streams per session; past it, 503 with `Retry-After`. Default 10000. */
   maxClientsPerSession?: number
-  /** Seconds sent in `Retry-After` with a 503. Default 5. */
+  /**
+   * Open streams per client IP (`request.ip`, both kinds); past it, 429 with `Retry-After`.
+   * Default Infinity (off): behind a proxy every client shares the proxy's address unless
+   * Fastify's `trustProxy` is set, so a finite default would cap the whole audience.
+   */
+  maxClientsPerIp?: number
+  /** Seconds sent in `Retry-After` with a 503 or 429. Default 5. */
   retryAfter?: number
   /** Access check for every new stream. Default: everyone may watch. */
   authorize?: AuthorizeHook
@@ -66,6 +72,7 @@ const DEFAULTS: Required<Omit<SseHubOptions, 'authorize'>> = {
   maxBufferedBytes: 1_048_576,
   maxClients: 10_000,
   maxClientsPerSession: 10_000,
+  maxClientsPerIp: Infinity,
   retryAfter: 5
 }
 
@@ -97,6 +104,7 @@ const CHECKS: { readonly [K in keyof SseHubOptions]-?: Check } = {
   maxBufferedBytes: integer(1024, Number.MAX_SAFE_INTEGER),
   maxClients: integer(1, Number.MAX_SAFE_INTEGER, true),
   maxClientsPerSession: integer(1, Number.MAX_SAFE_INTEGER, true),
+  maxClientsPerIp: integer(1, Number.MAX_SAFE_INTEGER, true),
   retryAfter: integer(0, 86_400),
   authorize: (v) => typeof v === 'function' ? undefined : 'must be a function'
 }

@@ -8,7 +8,8 @@ import {
   FST_ERR_SSE_HUB_INVALID_PAYLOAD,
   FST_ERR_SSE_HUB_INVALID_SESSION_ID,
   FST_ERR_SSE_HUB_REPLY_SENT,
-  FST_ERR_SSE_HUB_TOO_MANY_CLIENTS
+  FST_ERR_SSE_HUB_TOO_MANY_CLIENTS,
+  FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP
 } from './errors.js'
 import { RESERVED_EVENT_TYPES, type EventMap, type SessionKind } from './events.js'
 import { HEARTBEAT_FRAME, encodeEvent, encodeRetry, eventJson, eventTypeProblem, isSafeEventId } from './frame.js'
@@ -35,7 +36,7 @@ export interface HubCounters {
   resyncsSent: number
   /** Streams opened since start. */
   clientsConnected: number
-  /** Streams refused with 503 by `maxClients` / `maxClientsPerSession`. */
+  /** Streams refused by `maxClients` / `maxClientsPerSession` (503) or `maxClientsPerIp` (429). */
   clientsRejected: number
 }
 
@@ -46,6 +47,8 @@ export interface HubContext {
   readonly log: FastifyBaseLogger
   /** Open streams across both kinds (for `maxClients`). */
   totalClients: number
+  /** Open streams per `request.ip`, both kinds (for `maxClientsPerIp`); an address leaves the map at zero. */
+  readonly clientsPerIp: Map<string, number>
   /** True from `preClose` on. */
   closing: boolean
   /** The next sequence number of this hub; it increases across all sessions, so no two events share an id. */
@@ -66,6 +69,7 @@ interface Client {
   readonly id: string
   readonly res: RawResponse
   readonly connectedAt: number
+  readonly ip: string
   readonly session: Session
   readonly log: FastifyBaseLogger
   readonly onClose: () => void
@@ -136,6 +140,13 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (ctx.closing) throw new FST_ERR_SSE_HUB_CLOSING()
     const res = reply.raw
     if (reply.sent || res.headersSent) throw new FST_ERR_SSE_HUB_REPLY_SENT()
+    const ip = request.ip
+    const fromIp = ctx.clientsPerIp.get(ip) ?? 0
+    if (fromIp >= opts.maxClientsPerIp) {
+      ctx.counters.clientsRejected++
+      reply.header('retry-after', String(opts.retryAfter))
+      throw new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP()
+    }
     const session = this.#sessions.get(sessionId)
     const inSession = session === undefined ? 0 : session.clients.size
     if (ctx.totalClients >= opts.maxClients || inSession >= opts.maxClientsPerSession) {
@@ -165,6 +176,7 @@ export class SessionRegistry<E extends EventMap<E>> {
       id: clientId,
       res,
       connectedAt: ctx.now(),
+      ip,
       session: s,
       log: reply.log,
       onClose: () => { this.#detach(client) }
@@ -172,6 +184,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     res.once('close', client.onClose)
     s.clients.set(clientId, client)
     ctx.totalClients++
+    ctx.clientsPerIp.set(ip, fromIp + 1)
     client.log.debug({ kind: this.kind, sessionId, clientId, replayFrom: lastEventId }, 'sse client connected')
     return clientId
   }
@@ -372,6 +385,9 @@ export class SessionRegistry<E extends EventMap<E>> {
     const s = client.session
     s.clients.delete(client.id)
     this.#ctx.totalClients--
+    const fromIp = (this.#ctx.clientsPerIp.get(client.ip) as number) - 1
+    if (fromIp === 0) this.#ctx.clientsPerIp.delete(client.ip)
+    else this.#ctx.clientsPerIp.set(client.ip, fromIp)
     if (s.clients.size === 0) s.lastActivity = this.#ctx.now()
     client.log.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
   }
