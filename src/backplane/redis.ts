@@ -179,6 +179,10 @@ class RedisBackplane implements Backplane {
     void this.#recover()
   }
 
+  readonly #onClose = (): void => {
+    if (this.#started && !this.#closed) this.#stats.errors++
+  }
+
   readonly #onSubClose = (): void => {
     // Whatever is published from now on until the subscription is back must be read from the streams.
     this.#recoverWanted = true
@@ -221,6 +225,7 @@ class RedisBackplane implements Backplane {
     for (const conn of [cmd, sub]) {
       conn.on('error', this.#onError)
       conn.on('ready', this.#onReady)
+      conn.on('close', this.#onClose)
     }
     sub.on('close', this.#onSubClose)
     sub.on('message', this.#onMessage)
@@ -252,6 +257,7 @@ class RedisBackplane implements Backplane {
       // Not ours to close: only take our listeners back.
       cmd.removeListener('error', this.#onError)
       cmd.removeListener('ready', this.#onReady)
+      cmd.removeListener('close', this.#onClose)
     }
   }
 
@@ -382,8 +388,9 @@ class RedisBackplane implements Backplane {
       this.#recoverWanted = false
       const feeds = [...this.#feeds.values()]
       if (feeds.length === 0) continue
-      // Nothing arrives between the loss and this SUBSCRIBE, so starting the hold here loses nothing.
-      for (const f of feeds) f.queue = []
+      // Nothing arrives between the loss and this SUBSCRIBE, so starting the hold here loses nothing;
+      // after a failed attempt the hold goes on (what it has is newer than lastId, and read again below).
+      for (const f of feeds) f.queue ??= []
       try {
         await sub.subscribe(...feeds.map((f) => f.key))
         const pipeline = cmd.pipeline()

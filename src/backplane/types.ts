@@ -57,7 +57,7 @@ export interface BackplaneStats {
   lagMs: number
   /** The largest `lagMs` seen. */
   maxLagMs: number
-  /** Connection errors seen (each reconnection attempt that failed counts). */
+  /** Connection losses and errors seen (each failed reconnection attempt counts). */
   errors: number
   /** Times the connection was re-established after a loss. */
   reconnects: number
