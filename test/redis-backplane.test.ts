@@ -17,7 +17,7 @@ async function instance (t: Test, backplane: Omit<RedisBackplaneOptions, 'url'> 
   return { app, url }
 }
 
-const ids = (c: SseClient): string[] => c.received.map((e) => e.id)
+const ids = (c: SseClient): string[] => c.received.map((e) => e.id as string)
 const tokens = (c: SseClient): string[] => c.received.map((e) => e.json.token as string)
 
 if (redis !== undefined) {

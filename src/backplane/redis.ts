@@ -162,7 +162,7 @@ class RedisBackplane implements Backplane {
   #closed = false
   /** The subscriber lost its connection: resubscribe and catch up when both connections are ready. */
   #recoverWanted = false
-  #recovering = false
+  #recovery = Promise.resolve()
   #retryTimer: NodeJS.Timeout | undefined
 
   constructor (options: Resolved) {
@@ -176,7 +176,7 @@ class RedisBackplane implements Backplane {
 
   readonly #onReady = (): void => {
     if (this.#started) this.#stats.reconnects++
-    void this.#recover()
+    this.#recover()
   }
 
   readonly #onClose = (): void => {
@@ -379,9 +379,12 @@ class RedisBackplane implements Backplane {
    * session, read what each missed from its stream, deliver that, then the held events.
    * Goes again if the subscriber dropped meanwhile; retries after a second if it failed.
    */
-  async #recover (): Promise<void> {
-    if (this.#recovering) return
-    this.#recovering = true
+  #recover (): void {
+    // One recovery at a time: each call queues a pass, which finds nothing to do if an earlier one did it.
+    this.#recovery = this.#recovery.then(() => this.#recoverPass())
+  }
+
+  async #recoverPass (): Promise<void> {
     const cmd = this.#cmd as Redis
     const sub = this.#sub as Redis
     while (this.#recoverWanted && !this.#closed && cmd.status === 'ready' && sub.status === 'ready') {
@@ -408,11 +411,10 @@ class RedisBackplane implements Backplane {
         this.#onError(err as Error)
         this.#recoverWanted = true
         clearTimeout(this.#retryTimer)
-        this.#retryTimer = setTimeout(() => { void this.#recover() }, 1000).unref()
+        this.#retryTimer = setTimeout(() => { this.#recover() }, 1000).unref()
         break
       }
     }
-    this.#recovering = false
   }
 
   #catchUp (feed: Feed, entries: Entry[], newest: Entry[]): void {
