@@ -147,7 +147,9 @@ if (redis !== undefined) {
     const clients = {
       ready: () => r,
       connecting: () => new Redis(redis.url),
-      lazy: () => new Redis(redis.url, { lazyConnect: true })
+      lazy: () => new Redis(redis.url, { lazyConnect: true }),
+      // ioredis prefixes keys, not channels: the hub must still find its events.
+      prefixed: () => new Redis(redis.url, { keyPrefix: 'tenant1:' })
     }
     for (const [state, make] of Object.entries(clients)) {
       const before = await clientCount(r)

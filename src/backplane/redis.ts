@@ -46,12 +46,13 @@ type Resolved = Required<Omit<RedisBackplaneOptions, 'url' | 'client'>> & Pick<R
 const DEFAULTS = { keyPrefix: 'sse-hub:', maxLen: 1000, streamTtl: 86_400_000, connectTimeout: 10_000, commandTimeout: 5000, redisOptions: {} }
 
 /*
- * KEYS[1] the session's stream, also its channel. ARGV: maxLen, ttl ms, type, data.
- * Append and announce in one step, so the channel's order is the stream's order.
+ * KEYS[1] the session's stream. ARGV: maxLen, ttl ms, type, data, channel (the stream's
+ * name without any ioredis keyPrefix: channels are not prefixed). Append and announce
+ * in one step, so the channel's order is the stream's order.
  */
 const PUBLISH_SCRIPT = `local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'd', ARGV[4])
 if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-redis.call('PUBLISH', KEYS[1], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+redis.call('PUBLISH', ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
 return id`
 const PUBLISH_SHA = createHash('sha1').update(PUBLISH_SCRIPT).digest('hex')
 
@@ -263,7 +264,8 @@ class RedisBackplane implements Backplane {
 
   publish (kind: SessionKind, sessionId: string, type: string, data: string): Promise<string> {
     const cmd = this.#cmd as Redis
-    const args = [this.#key(kind, sessionId), this.#o.maxLen, this.#o.streamTtl, type, data] as const
+    const key = this.#key(kind, sessionId)
+    const args = [key, this.#o.maxLen, this.#o.streamTtl, type, data, key] as const
     const stats = this.#stats
     const persisted = cmd.status !== 'ready'
       ? Promise.reject(new Error(`Redis connection is ${cmd.status}`))
