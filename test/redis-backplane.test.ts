@@ -198,6 +198,19 @@ if (redis !== undefined) {
     t.throws(() => a.app.sse.broadcastToConversation('w2', 'conversation_token', { ...token('x'), token: 'y'.repeat(70_000) }), { code: 'FST_ERR_SSE_HUB_EVENT_TOO_LARGE' })
   })
 
+  t.test('a flushed script cache is refilled by the broadcast that meets it', async (t) => {
+    const a = await instance(t)
+    const c = await connect(`${a.url}/conversations/sf/stream`)
+    const r = redis.client()
+    t.teardown(() => r.quit())
+    await a.app.sse.broadcastToConversation('sf', 'conversation_token', token('1'))
+    await r.script('FLUSH')
+    await a.app.sse.broadcastToConversation('sf', 'conversation_token', token('2'))
+    await a.app.sse.broadcastToConversation('sf', 'conversation_token', token('3'))
+    await c.receive(3)
+    t.same(tokens(c), ['1', '2', '3'])
+  })
+
   t.test('messages on a channel that are not the hub\'s, or already delivered, are ignored', async (t) => {
     const a = await instance(t)
     const c = await connect(`${a.url}/conversations/g1/stream`)

@@ -180,6 +180,14 @@ class RedisBackplane implements Backplane {
     this.#recover()
   }
 
+  /*
+   * Load the publish script as the first command on a (re)connected command connection: with it
+   * cached, EVALSHA never meets NOSCRIPT, whose EVAL retry could let a later broadcast overtake.
+   */
+  readonly #onCmdReady = (): void => {
+    ;(this.#cmd as Redis).script('LOAD', PUBLISH_SCRIPT).catch(this.#onError)
+  }
+
   readonly #onClose = (): void => {
     if (this.#started && !this.#closed) this.#stats.errors++
   }
@@ -228,6 +236,7 @@ class RedisBackplane implements Backplane {
       conn.on('ready', this.#onReady)
       conn.on('close', this.#onClose)
     }
+    cmd.on('ready', this.#onCmdReady)
     sub.on('close', this.#onSubClose)
     sub.on('message', this.#onMessage)
 
@@ -236,7 +245,7 @@ class RedisBackplane implements Backplane {
       timer = setTimeout(() => { reject(new Error(`no connection within ${o.connectTimeout} ms`)) }, o.connectTimeout)
     })
     try {
-      await Promise.race([Promise.all([connect(cmd), connect(sub)]), timeout])
+      await Promise.race([Promise.all([connect(cmd), connect(sub)]).then(() => cmd.script('LOAD', PUBLISH_SCRIPT)), timeout])
     } catch (err) {
       await this.close()
       const where = o.url === undefined ? 'the given client' : redactUrl(o.url)
@@ -259,6 +268,7 @@ class RedisBackplane implements Backplane {
       cmd.removeListener('error', this.#onError)
       cmd.removeListener('ready', this.#onReady)
       cmd.removeListener('close', this.#onClose)
+      cmd.removeListener('ready', this.#onCmdReady)
     }
   }
 
@@ -270,7 +280,7 @@ class RedisBackplane implements Backplane {
     const persisted = cmd.status !== 'ready'
       ? Promise.reject(new Error(`Redis connection is ${cmd.status}`))
       : (cmd.evalsha(PUBLISH_SHA, 1, ...args) as Promise<string>).catch((err: Error) => {
-          // First use on this server (or it restarted): send the script itself once.
+          // The script cache was flushed (SCRIPT FLUSH): send the script itself.
           if (!err.message.startsWith('NOSCRIPT')) throw err
           return cmd.eval(PUBLISH_SCRIPT, 1, ...args) as Promise<string>
         })
