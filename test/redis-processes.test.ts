@@ -14,7 +14,9 @@ const redis = await redisOrSkip(t)
 const FIXTURE = fileURLToPath(new URL('./fixtures/redis-instance.ts', import.meta.url))
 
 async function startProcess (t: Test, redisUrl: string): Promise<{ url: string, pid: number }> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
+  // The same loaders as this test process (under tap: its TypeScript loader and coverage), else tsx.
+  const loader = process.execArgv.some((a) => a.includes('@tapjs/typescript')) ? process.execArgv : ['--import', 'tsx']
+  const child: ChildProcess = spawn(process.execPath, [...loader, FIXTURE], {
     env: { ...process.env, REDIS_URL: redisUrl },
     stdio: ['ignore', 'pipe', 'inherit']
   })
