@@ -224,20 +224,28 @@ t.test('a client that leaves while its join waits leaves nothing behind', async 
 t.test('a client that leaves during authorize is not joined', async (t) => {
   const bp = new ScriptedBackplane()
   const gate = new Gate()
-  let authorized = false
-  const app = await buildApp({ backplane: bp, authorize: async () => { await gate.promise; authorized = true } })
+  const app = await buildApp({ backplane: bp, authorize: async () => { await gate.promise } })
   let raw: import('node:http').ServerResponse | undefined
-  app.addHook('onRequest', async (request, reply) => { raw = reply.raw })
+  let handled: Promise<unknown> | undefined
+  const route = app.sse.stream('conversation')
+  app.get('/watched/:id', {
+    ...route,
+    handler: async function (request, reply) {
+      raw = reply.raw
+      handled = (route.handler as (this: unknown, ...args: unknown[]) => Promise<unknown>).call(this, request, reply)
+      await handled
+    }
+  })
   const url = await listen(app, t)
-  const c = new SseClient(`${url}/conversations/s/stream`)
+  const c = new SseClient(`${url}/watched/s`)
   await waitFor(() => raw !== undefined, 'request in')
   c.close()
   await waitFor(() => raw?.destroyed === true, 'server saw the close')
   gate.open()
-  await waitFor(() => authorized, 'authorized')
-  await new Promise((resolve) => setTimeout(resolve, 20)) // let the handler finish; nothing may happen after
+  await handled
+  t.same(bp.calls, [], 'never subscribed')
   t.equal(app.sse.getStats().clients, 0)
-  t.same(bp.calls, [])
+  t.equal(app.sse.getStats().conversations.sessions, 0)
 })
 
 t.test('a join that finishes after close() began is refused', async (t) => {

@@ -155,6 +155,15 @@ if (redis !== undefined) {
     const ok = await connect(`${a.url}/conversations/big/stream`, { 'last-event-id': first.received[1]?.id as string })
     await ok.receive(3)
     t.same(tokens(ok), ['2', '3', '4'], 'three events fit')
+
+    // The same with bytes: each of these frames is about 200 bytes.
+    const small = await instance(t, {}, { historyBytes: 500 })
+    const byBytes = await connect(`${small.url}/conversations/big/stream`, { 'last-event-id': first.received[0]?.id as string })
+    await byBytes.receive(1)
+    t.equal(byBytes.received[0]?.event, 'resync')
+    const fits = await connect(`${small.url}/conversations/big/stream`, { 'last-event-id': first.received[2]?.id as string })
+    await fits.receive(2)
+    t.same(tokens(fits), ['3', '4'])
   })
 
   t.test('unknown or garbage ids get a resync, never an error', async (t) => {
