@@ -17,7 +17,7 @@ async function startProcess (t: Test, redisUrl: string): Promise<{ url: string, 
   // The same loaders as this test process (under tap: its TypeScript loader and coverage), else tsx.
   const loader = process.execArgv.some((a) => a.includes('@tapjs/typescript')) ? process.execArgv : ['--import', 'tsx']
   const child: ChildProcess = spawn(process.execPath, [...loader, FIXTURE], {
-    env: { ...process.env, REDIS_URL: redisUrl },
+    env: { ...process.env, REDIS_URL: redisUrl, SSE_HUB_TEST_INSTANCE: '1' },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(async () => {
