@@ -104,6 +104,7 @@ if (redis !== undefined) {
     const app = await buildApp({ backplane: redisBackplane({ url: redis.url }) }, { logger: { level: 'warn', stream } })
     const url = await listen(app, t)
     const c = await connect(`${url}/conversations/f1/stream`)
+    const healthy = await connect(`${url}/conversations/f2/stream`)
     await app.sse.broadcastToConversation('f1', 'conversation_token', token('0'))
     await c.receive(1)
     const r = redis.client()
@@ -113,6 +114,10 @@ if (redis !== undefined) {
     await r.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
     await waitFor(() => logged.includes('WRONGTYPE'), 'the failed catch-up')
     t.equal(connected(app), false, 'not connected while behind')
+    // The other session is not held back by the broken one.
+    await app.sse.broadcastToConversation('f2', 'conversation_token', token('fine'))
+    await healthy.receive(1)
+    t.same(tokens(healthy), ['fine'])
     await r.del('sse-hub:conversation:f1')
     // Published while the retry is pending: held, and also read by the retry.
     await app.sse.broadcastToConversation('f1', 'conversation_token', token('1'))

@@ -414,14 +414,25 @@ class RedisBackplane implements Backplane {
           pipeline.xrevrange(f.key, '+', '-', 'COUNT', 1)
         }
         const replies = await pipeline.exec() as Array<[Error | null, Entry[]]>
-        for (const [err] of replies) if (err !== null) throw err
+        let behind = false
         feeds.forEach((f, i) => {
-          // Unsubscribed while reading: its clients are gone.
-          if (this.#feeds.get(f.key) === f) this.#catchUp(f, (replies[2 * i] as [null, Entry[]])[1], (replies[2 * i + 1] as [null, Entry[]])[1])
+          const [err, entries] = replies[2 * i] as [Error | null, Entry[]]
+          // One unsubscribed while reading is skipped: its clients are gone.
+          if (this.#feeds.get(f.key) === f) {
+            if (err === null) {
+              this.#catchUp(f, entries, (replies[2 * i + 1] as [null, Entry[]])[1])
+            } else {
+              // This session's key cannot be read (e.g. it is not a stream any more): it stays
+              // behind and is retried; the other sessions go on.
+              this.#onError(err)
+              behind = true
+            }
+          }
         })
+        if (behind) throw new Error('some sessions could not be caught up')
       } catch (err) {
         this.#onError(err as Error)
-        this.#recoverWanted = true
+        this.#recoverWanted = true // the sessions already caught up are read again (nothing new), harmlessly
         clearTimeout(this.#retryTimer)
         this.#retryTimer = setTimeout(() => { this.#recover() }, 1000).unref()
         break
