@@ -40,6 +40,8 @@ if (redis !== undefined) {
 
     await redis.kill()
     await waitFor(() => !connected(a.app) && !connected(b.app) && !connected(idle.app), 'hubs notice the loss')
+    // Let them fail to reconnect a few times.
+    await waitFor(() => a.app.sse.getStats().backplane.errors >= 6, 'failed reconnection attempts')
     await t.rejects(a.app.sse.broadcastToConversation('k1', 'conversation_token', token('lost')), { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED' })
     // A stream of a session not followed here, or one asking for a replay, cannot be served without Redis:
     // 503 before any SSE byte, with Retry-After.

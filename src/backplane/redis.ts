@@ -403,9 +403,10 @@ class RedisBackplane implements Backplane {
       this.#recoverWanted = false
       const feeds = [...this.#feeds.values()]
       if (feeds.length === 0) continue
-      // Nothing arrives between the loss and this SUBSCRIBE, so starting the hold here loses nothing;
-      // after a failed attempt the hold goes on (what it has is newer than lastId, and read again below).
-      for (const f of feeds) f.queue ??= []
+      // Hold live events from here: whatever arrived before (nothing, after a loss; or what a failed
+      // pass held) was written to the stream before the XRANGE below, which reads it again. So the
+      // hold never outgrows one pass.
+      for (const f of feeds) f.queue = []
       try {
         await sub.subscribe(...feeds.map((f) => f.key))
         const pipeline = cmd.pipeline()
@@ -441,11 +442,12 @@ class RedisBackplane implements Backplane {
   }
 
   #catchUp (feed: Feed, entries: Entry[], newest: Entry[]): void {
-    const queue = feed.queue as BackplaneEvent[]
+    let events = feed.queue as BackplaneEvent[]
     feed.queue = undefined
     if (feed.lastId === '0-0' || entries[0]?.[0] === feed.lastId) {
       this.#stats.catchUps++
-      for (const entry of entries) this.#emit(feed, toEvent(entry))
+      // What was missed, then what was held; #emit drops what was delivered already (lastId itself included).
+      events = entries.map(toEvent).concat(events)
     } else {
       // What was missed is no longer in the stream (trimmed, expired, or Redis lost its data).
       this.#stats.resyncs++
@@ -453,7 +455,7 @@ class RedisBackplane implements Backplane {
       feed.lastId = newestId === '' ? '0-0' : newestId
       ;(this.#sink as BackplaneSink).resync(feed.kind, feed.sessionId, newestId)
     }
-    for (const event of queue) this.#emit(feed, event)
+    for (const event of events) this.#emit(feed, event)
   }
 }
 
