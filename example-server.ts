@@ -23,7 +23,8 @@ import sseHub, {
   type EventMap,
   type SessionKind,
   type SessionRegistry,
-  type SseHubOptions
+  type SseHubOptions,
+  redisBackplane
 } from './src/index.js'
 
 /** Options of {@link build}. */
@@ -72,12 +73,11 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   const app = Fastify(serverOptions as FastifyServerOptions) as unknown as FastifyInstance
 
   const hubOptions: SseHubOptions = { ...opts.hub }
-  // ── BACKPLANE SPOT ───────────────────────────────────────────────────────────
-  // Scaling past one process: when REDIS_URL is set, pass the hub a `backplane`
-  // option here (added by the Redis backplane change), e.g.
-  //   if (process.env.REDIS_URL) hubOptions.backplane = redisBackplane({ url: process.env.REDIS_URL })
-  // Until then the example always runs on the in-memory default.
-  // ─────────────────────────────────────────────────────────────────────────────
+  // Scaling past one process: with REDIS_URL set, every instance shares one set of sessions through Redis.
+  const redisUrl = process.env.REDIS_URL
+  if (hubOptions.backplane === undefined && redisUrl !== undefined && redisUrl !== '') {
+    hubOptions.backplane = redisBackplane({ url: redisUrl })
+  }
   await app.register(sseHub, hubOptions)
 
   await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })

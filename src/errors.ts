@@ -86,3 +86,24 @@ export const FST_ERR_SSE_HUB_REPLY_SENT = createError(
   'fastify-sse-hub: the reply has already been sent; add the client before replying',
   500
 )
+
+/**
+ * The backplane (e.g. Redis) cannot be reached: at start (`register`/`ready` fails with it),
+ * or when a new client needs it during an outage (answered as 503 with Retry-After).
+ */
+export const FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE = createError<[string, { cause: unknown }?]>(
+  'FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE',
+  'fastify-sse-hub: backplane unavailable: %s',
+  503
+)
+
+/**
+ * A broadcast's promise rejects with this when the backplane could not persist the event
+ * (not connected: nothing was stored or sent; a lost or timed-out reply: it may have been).
+ * Nothing is queued: retry, or report the failure.
+ */
+export const FST_ERR_SSE_HUB_BROADCAST_FAILED = createError<[string, { cause: unknown }?]>(
+  'FST_ERR_SSE_HUB_BROADCAST_FAILED',
+  'fastify-sse-hub: broadcast not persisted: %s',
+  503
+)

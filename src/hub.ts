@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, RouteHandlerMethod, RouteShorthandOptions } from 'fastify'
 import { randomBytes } from 'node:crypto'
+import type { BackplaneStats } from './backplane/types.js'
 import type { ConversationEvents, DebateEvents, EventMap, SessionKind } from './events.js'
 import type { ResolvedOptions } from './options.js'
 import { SessionRegistry, type HubContext, type HubCounters, type RegistryStats } from './registry.js'
@@ -12,6 +13,23 @@ export interface HubStats extends HubCounters {
   clients: number
   /** Milliseconds since the hub started. */
   uptimeMs: number
+  /** The backplane's state: `type` `'memory'` for the in-memory hub, else connection, lag and error numbers. */
+  backplane: BackplaneStats
+}
+
+const MEMORY_BACKPLANE_STATS: BackplaneStats = {
+  type: 'memory',
+  connected: true,
+  subscriptions: 0,
+  published: 0,
+  publishFailures: 0,
+  received: 0,
+  lagMs: 0,
+  maxLagMs: 0,
+  errors: 0,
+  reconnects: 0,
+  catchUps: 0,
+  resyncs: 0
 }
 
 /** Options of {@link SseHub.stream}. */
@@ -67,7 +85,8 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
         const digits = id.slice(prefix.length)
         return /^[1-9][0-9]{0,15}$/.test(digits) ? Number(digits) : undefined
       },
-      now: () => Date.now()
+      now: () => Date.now(),
+      backplane: options.backplane === 'memory' ? undefined : options.backplane
     }
     this.#startedAt = Date.now()
     this.conversations = new SessionRegistry<C>('conversation', this.#ctx)
@@ -171,7 +190,8 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
       debates,
       clients: conversations.clients + debates.clients,
       uptimeMs: Date.now() - this.#startedAt,
-      ...this.#ctx.counters
+      ...this.#ctx.counters,
+      backplane: this.#ctx.backplane?.stats() ?? { ...MEMORY_BACKPLANE_STATS }
     }
   }
 
@@ -183,6 +203,23 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   cleanupStaleConnections (maxAgeMs: number = this.#ctx.options.maxConnectionAge): number {
     const now = this.#ctx.now()
     return this.conversations.cleanup(maxAgeMs, now) + this.debates.cleanup(maxAgeMs, now)
+  }
+
+  /**
+   * Connects the backplane, if any (the plugin awaits this during `register`); rejects
+   * with `FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE` when it cannot be reached in time.
+   */
+  async connect (): Promise<void> {
+    await this.#ctx.backplane?.start({
+      deliver: (kind, sessionId, event) => { this.registry(kind).deliver(sessionId, event) },
+      resync: (kind, sessionId, newestId) => { this.registry(kind).resync(sessionId, newestId) },
+      log: this.#ctx.log
+    })
+  }
+
+  /** Releases the backplane's connections (the plugin calls this in `onClose`). */
+  async disconnect (): Promise<void> {
+    await this.#ctx.backplane?.close()
   }
 
   /** Starts the heartbeat and cleanup timers (the plugin calls this in `onReady`). */

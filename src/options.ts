@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import type { Backplane } from './backplane/types.js'
 import { FST_ERR_SSE_HUB_INVALID_OPTION } from './errors.js'
 import type { SessionKind } from './events.js'
 
@@ -31,9 +32,14 @@ export interface SseHubOptions {
   retry?: number
   /** Up to this many ms are added at random to `retry` per client, so a restart does not cause a reconnect storm. Default 1000. */
   retryJitter?: number
-  /** Events kept per session for `Last-Event-ID` replay; 0 keeps none. Default 1000. */
+  /**
+   * Where events go between processes. `'memory'` (default): this process only, history in memory.
+   * `redisBackplane({ url })`: every process sharing that Redis serves the same sessions.
+   */
+  backplane?: 'memory' | Backplane
+  /** Events kept per session for `Last-Event-ID` replay (with a backplane: the most one replay sends); 0 keeps none. Default 1000. */
   historySize?: number
-  /** Encoded bytes kept per session for replay; must not exceed `maxBufferedBytes`. Default 262144. */
+  /** Encoded bytes kept per session for replay (with a backplane: the most one replay sends); must not exceed `maxBufferedBytes`. Default 262144. */
   historyBytes?: number
   /** Largest encoded event a broadcast may produce. Default 65536. */
   maxEventBytes?: number
@@ -66,6 +72,7 @@ const DEFAULTS: Required<Omit<SseHubOptions, 'authorize'>> = {
   idleSessionTtl: 600_000,
   retry: 3000,
   retryJitter: 1000,
+  backplane: 'memory',
   historySize: 1000,
   historyBytes: 262_144,
   maxEventBytes: 65_536,
@@ -98,6 +105,7 @@ const CHECKS: { readonly [K in keyof SseHubOptions]-?: Check } = {
   idleSessionTtl: integer(0, Number.MAX_SAFE_INTEGER, true),
   retry: integer(0, MAX_TIMER_MS),
   retryJitter: integer(0, MAX_TIMER_MS),
+  backplane: (v) => v === 'memory' || isBackplane(v) ? undefined : "must be 'memory' or a backplane such as redisBackplane({ url })",
   historySize: integer(0, 1_000_000),
   historyBytes: integer(0, Number.MAX_SAFE_INTEGER),
   maxEventBytes: integer(64, Number.MAX_SAFE_INTEGER),
@@ -107,6 +115,12 @@ const CHECKS: { readonly [K in keyof SseHubOptions]-?: Check } = {
   maxClientsPerIp: integer(1, Number.MAX_SAFE_INTEGER, true),
   retryAfter: integer(0, 86_400),
   authorize: (v) => typeof v === 'function' ? undefined : 'must be a function'
+}
+
+const BACKPLANE_METHODS = ['start', 'close', 'publish', 'subscribe', 'unsubscribe', 'read', 'compareIds', 'stats'] as const
+
+function isBackplane (v: unknown): v is Backplane {
+  return typeof v === 'object' && v !== null && BACKPLANE_METHODS.every((m) => typeof (v as Record<string, unknown>)[m] === 'function')
 }
 
 const hasOwn = (o: object, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k)

@@ -13,9 +13,14 @@ export const sseHubPlugin: FastifyPluginAsync<SseHubOptions> = async (fastify, o
   if (!fastify.hasPlugin('@fastify/sse')) await fastify.register(fastifySse)
 
   const hub = new SseHub(resolved, fastify.log.child({ plugin: 'fastify-sse-hub' }))
+  // With a backplane, `register` fails here (FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE) when it cannot be reached.
+  await hub.connect()
   fastify.decorate('sse', hub)
   fastify.addHook('onReady', async () => { hub.start() })
   // Open SSE responses would keep server.close() waiting forever: end them first.
   fastify.addHook('preClose', async () => { hub.endAll() })
-  fastify.addHook('onClose', async () => { hub.stop() })
+  fastify.addHook('onClose', async () => {
+    hub.stop()
+    await hub.disconnect()
+  })
 }

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { randomUUID } from 'node:crypto'
+import type { Backplane, BackplaneEvent } from './backplane/types.js'
 import {
   FST_ERR_SSE_HUB_CLOSING,
   FST_ERR_SSE_HUB_EVENT_TOO_LARGE,
@@ -11,7 +12,7 @@ import {
   FST_ERR_SSE_HUB_TOO_MANY_CLIENTS,
   FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP
 } from './errors.js'
-import { RESERVED_EVENT_TYPES, type EventMap, type SessionKind } from './events.js'
+import { RESERVED_EVENT_TYPES, type EventMap, type ResyncEvent, type SessionKind } from './events.js'
 import { HEARTBEAT_FRAME, encodeEvent, encodeRetry, eventJson, eventTypeProblem, isSafeEventId } from './frame.js'
 import type { ResolvedOptions } from './options.js'
 
@@ -58,6 +59,8 @@ export interface HubContext {
   /** The sequence number of an id this hub issued; undefined for any other string. */
   parseEventId: (id: string) => number | undefined
   now: () => number
+  /** The shared event log when the hub runs on one (e.g. Redis); undefined for the in-memory hub. */
+  readonly backplane: Backplane | undefined
 }
 
 interface HistoryEntry {
@@ -73,6 +76,13 @@ interface Client {
   readonly session: Session
   readonly log: FastifyBaseLogger
   readonly onClose: () => void
+  /** Backplane only: events up to this id were already written to it by its replay. */
+  after: string | undefined
+}
+
+/** Backplane only: a client whose replay is being read; live events meanwhile are held for it. */
+interface PendingJoin {
+  readonly held: Array<{ readonly id: string | undefined, readonly frame: Buffer }>
 }
 
 class Session {
@@ -82,6 +92,8 @@ class Session {
   head = 0
   historyBytes = 0
   lastActivity: number
+  /** Backplane only: clients being admitted. */
+  readonly pending = new Set<PendingJoin>()
   constructor (readonly id: string, now: number) {
     this.lastActivity = now
   }
@@ -131,42 +143,152 @@ export class SessionRegistry<E extends EventMap<E>> {
       const allowed = await authorize(request, { kind: this.kind, sessionId })
       if (allowed === false) throw new FST_ERR_SSE_HUB_FORBIDDEN()
     }
+    const backplane = this.#ctx.backplane
+    if (backplane !== undefined) return this.#join(sessionId, reply, request, backplane)
     return this.#attach(sessionId, reply, request)
   }
 
-  #attach (sessionId: string, reply: FastifyReply, request: FastifyRequest): string {
+  /** Throws, before any SSE byte, when this reply cannot become a stream of `session` now. */
+  #admit (reply: FastifyReply, request: FastifyRequest, session: Session | undefined): void {
     const ctx = this.#ctx
     const opts = this.#opts
     if (ctx.closing) throw new FST_ERR_SSE_HUB_CLOSING()
-    const res = reply.raw
-    if (reply.sent || res.headersSent) throw new FST_ERR_SSE_HUB_REPLY_SENT()
-    const ip = request.ip
-    const fromIp = ctx.clientsPerIp.get(ip) ?? 0
-    if (fromIp >= opts.maxClientsPerIp) {
+    if (reply.sent || reply.raw.headersSent) throw new FST_ERR_SSE_HUB_REPLY_SENT()
+    if ((ctx.clientsPerIp.get(request.ip) ?? 0) >= opts.maxClientsPerIp) {
       ctx.counters.clientsRejected++
       reply.header('retry-after', String(opts.retryAfter))
       throw new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP()
     }
-    const session = this.#sessions.get(sessionId)
-    const inSession = session === undefined ? 0 : session.clients.size
+    const inSession = session === undefined ? 0 : session.clients.size + session.pending.size
     if (ctx.totalClients >= opts.maxClients || inSession >= opts.maxClientsPerSession) {
       ctx.counters.clientsRejected++
       reply.header('retry-after', String(opts.retryAfter))
       throw new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS(ctx.totalClients >= opts.maxClients ? 'maxClients' : 'maxClientsPerSession')
     }
+  }
 
+  /** Counts one stream (open, or waiting to open) against the limits. */
+  #take (ip: string): void {
+    const ctx = this.#ctx
+    ctx.totalClients++
+    ctx.clientsPerIp.set(ip, (ctx.clientsPerIp.get(ip) ?? 0) + 1)
+  }
+
+  /** Undoes {@link #take}; an address leaves the map at zero. */
+  #give (ip: string): void {
+    const ctx = this.#ctx
+    ctx.totalClients--
+    const fromIp = (ctx.clientsPerIp.get(ip) as number) - 1
+    if (fromIp === 0) ctx.clientsPerIp.delete(ip)
+    else ctx.clientsPerIp.set(ip, fromIp)
+  }
+
+  #attach (sessionId: string, reply: FastifyReply, request: FastifyRequest): string {
+    const session = this.#sessions.get(sessionId)
+    this.#admit(reply, request, session)
     const clientId = randomUUID()
     // The peer left while authorize ran: nothing to stream to, and 'close' has already fired.
-    if (res.destroyed) return clientId
+    if (reply.raw.destroyed) return clientId
 
-    commitHeaders(reply)
     const s = session ?? this.#createSession(sessionId)
-    const chunks: Buffer[] = [
-      encodeRetry(opts.retry + Math.floor(Math.random() * (opts.retryJitter + 1))),
-      encodeEvent(undefined, 'connection_established', eventJson('connection_established', { clientId, sessionId, kind: this.kind }, ctx.now()))
-    ]
+    const chunks: Buffer[] = []
     const lastEventId = readLastEventId(request)
     if (lastEventId !== undefined) this.#replay(s, lastEventId, chunks)
+    this.#open(s, reply, clientId, chunks, undefined, lastEventId)
+    return clientId
+  }
+
+  /**
+   * With a backplane: follow the session, read the replay, then open the stream. Live
+   * events that arrive while the replay is read are held, and only those after it are
+   * written, so the seam has no gap and no duplicate. Rejects with a 503 before any SSE
+   * byte when the backplane is unavailable.
+   */
+  async #join (sessionId: string, reply: FastifyReply, request: FastifyRequest, backplane: Backplane): Promise<string> {
+    const ctx = this.#ctx
+    let s = this.#sessions.get(sessionId)
+    this.#admit(reply, request, s)
+    const clientId = randomUUID()
+    if (reply.raw.destroyed) return clientId
+
+    s ??= this.#createSession(sessionId)
+    const pending: PendingJoin = { held: [] }
+    s.pending.add(pending)
+    this.#take(request.ip) // the place is taken while we wait
+    const lastEventId = readLastEventId(request)
+    let replay: Replay = { chunks: [], after: undefined }
+    let subscribed = false
+    try {
+      await backplane.subscribe(this.kind, sessionId)
+      subscribed = true
+      if (lastEventId !== undefined) replay = await this.#readReplay(s, lastEventId, backplane)
+      if (ctx.closing) throw new FST_ERR_SSE_HUB_CLOSING()
+    } catch (err) {
+      this.#leave(s, pending, subscribed, request.ip)
+      // Unavailable or closing: both are answered 503.
+      reply.header('retry-after', String(this.#opts.retryAfter))
+      throw err
+    }
+    // The peer left while we waited.
+    if (reply.raw.destroyed) {
+      this.#leave(s, pending, true, request.ip)
+      return clientId
+    }
+    s.pending.delete(pending)
+    this.#give(request.ip)
+    const after = replay.after
+    for (const held of pending.held) {
+      if (after === undefined || held.id === undefined || backplane.compareIds(held.id, after) > 0) replay.chunks.push(held.frame)
+    }
+    // Live events still on their way may be older than the replay (they come on another connection): the client skips those.
+    this.#open(s, reply, clientId, replay.chunks, after, lastEventId)
+    return clientId
+  }
+
+  /** Undoes a join that did not become a client. */
+  #leave (s: Session, pending: PendingJoin, subscribed: boolean, ip: string): void {
+    s.pending.delete(pending)
+    this.#give(ip)
+    if (subscribed) (this.#ctx.backplane as Backplane).unsubscribe(this.kind, s.id)
+    this.#forgetIfUnused(s)
+  }
+
+  /** Backplane only: the replay after `lastEventId`, or a `resync`. */
+  async #readReplay (s: Session, lastEventId: string, backplane: Backplane): Promise<Replay> {
+    const ctx = this.#ctx
+    const { historySize, historyBytes } = this.#opts
+    const read = await backplane.read(this.kind, s.id, lastEventId)
+    let newestId: string
+    let reason: ResyncEvent['reason'] = 'history_trimmed'
+    if (read.found) {
+      const chunks = read.events.map((e) => encodeEvent(e.id, e.type, e.data))
+      const bytes = chunks.reduce((sum, c) => sum + c.length, 0)
+      const last = read.events[read.events.length - 1]
+      // Like the in-memory history: no more than historySize events or historyBytes bytes are replayed.
+      if (chunks.length <= historySize && bytes <= historyBytes) {
+        ctx.counters.replaysServed++
+        ctx.counters.eventsSent += chunks.length
+        return { chunks, after: last === undefined ? lastEventId : last.id }
+      }
+      newestId = (last as BackplaneEvent).id
+    } else {
+      newestId = read.newestId
+      reason = read.reason
+    }
+    ctx.counters.resyncsSent++
+    return { chunks: [this.#resyncFrame(s.id, newestId, reason)], after: newestId === '' ? undefined : newestId }
+  }
+
+  /** Commits the stream, writes `retry:`, `connection_established` and `chunks`, and tracks the client. */
+  #open (s: Session, reply: FastifyReply, clientId: string, chunks: Buffer[], after: string | undefined, replayFrom: string | undefined): void {
+    const ctx = this.#ctx
+    const opts = this.#opts
+    const res = reply.raw
+    commitHeaders(reply)
+    chunks.unshift(
+      encodeRetry(opts.retry + Math.floor(Math.random() * (opts.retryJitter + 1))),
+      encodeEvent(undefined, 'connection_established', eventJson('connection_established', { clientId, sessionId: s.id, kind: this.kind }, ctx.now()))
+    )
     const initial = Buffer.concat(chunks)
     res.write(initial)
     ctx.counters.bytesSent += initial.length
@@ -176,17 +298,50 @@ export class SessionRegistry<E extends EventMap<E>> {
       id: clientId,
       res,
       connectedAt: ctx.now(),
-      ip,
+      ip: reply.request.ip,
       session: s,
       log: reply.log,
-      onClose: () => { this.#detach(client) }
+      onClose: () => { this.#detach(client) },
+      after
     }
     res.once('close', client.onClose)
     s.clients.set(clientId, client)
-    ctx.totalClients++
-    ctx.clientsPerIp.set(ip, fromIp + 1)
-    client.log.debug({ kind: this.kind, sessionId, clientId, replayFrom: lastEventId }, 'sse client connected')
-    return clientId
+    this.#take(client.ip)
+    client.log.debug({ kind: this.kind, sessionId: s.id, clientId, replayFrom }, 'sse client connected')
+  }
+
+  #resyncFrame (sessionId: string, newestId: string, reason: ResyncEvent['reason']): Buffer {
+    // The id field carries the session's newest id, so after reloading state the client resumes from now.
+    return encodeEvent(newestId, 'resync', eventJson('resync', { sessionId, reason }, this.#ctx.now()))
+  }
+
+  /**
+   * Backplane only: one event of a session this process follows, from whichever
+   * process broadcast it. Encoded once; written to every client of the session here.
+   */
+  deliver (sessionId: string, event: BackplaneEvent): void {
+    const s = this.#sessions.get(sessionId)
+    if (s === undefined) return
+    this.#deliverFrame(s, event.id, encodeEvent(event.id, event.type, event.data), true)
+  }
+
+  /**
+   * Backplane only: events of the session were lost before reaching this process;
+   * every client here (and every one joining) gets a `resync` and continues after `newestId`.
+   */
+  resync (sessionId: string, newestId: string): void {
+    const s = this.#sessions.get(sessionId)
+    if (s === undefined) return
+    this.#ctx.counters.resyncsSent += s.clients.size
+    for (const client of s.clients.values()) client.after = undefined
+    this.#deliverFrame(s, undefined, this.#resyncFrame(sessionId, newestId, 'history_trimmed'), false)
+  }
+
+  /** `id` undefined: a frame every client must get, whatever its replay covered. */
+  #deliverFrame (s: Session, id: string | undefined, frame: Buffer, isEvent: boolean): void {
+    s.lastActivity = this.#ctx.now()
+    for (const p of s.pending) p.held.push({ id, frame })
+    if (s.clients.size > 0) this.#fanOut(s, frame, isEvent, id)
   }
 
   /** Appends to `out` the frames after `lastEventId`, or a `resync` event when that id is not in this session's history. */
@@ -208,10 +363,8 @@ export class SessionRegistry<E extends EventMap<E>> {
       if (oldest === undefined || seq < oldest.seq) reason = 'history_trimmed'
     }
     ctx.counters.resyncsSent++
-    // The id field carries the session's newest id, so after reloading state the client resumes from now.
     const newest = history.length > head ? (history[history.length - 1] as HistoryEntry) : undefined
-    out.push(encodeEvent(newest === undefined ? '' : ctx.formatEventId(newest.seq), 'resync',
-      eventJson('resync', { sessionId: s.id, reason }, ctx.now())))
+    out.push(this.#resyncFrame(s.id, newest === undefined ? '' : ctx.formatEventId(newest.seq), reason))
   }
 
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */
@@ -243,6 +396,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     } catch (err) {
       throw new FST_ERR_SSE_HUB_INVALID_PAYLOAD(`JSON cannot encode it (${(err as Error).message})`, { cause: err })
     }
+    if (ctx.backplane !== undefined) return this.#publish(ctx.backplane, sessionId, type, json)
     const seq = ctx.nextSeq()
     const id = ctx.formatEventId(seq)
     const frame = encodeEvent(id, type, json)
@@ -254,6 +408,22 @@ export class SessionRegistry<E extends EventMap<E>> {
     ctx.counters.broadcasts++
     if (s.clients.size > 0) this.#fanOut(s, frame, true)
     return Promise.resolve(id)
+  }
+
+  /**
+   * Backplane only: persist, and the backplane delivers it to every process, this one
+   * included. The id (and so the size of the `id:` line) is the backplane's, so the size
+   * check counts the frame without it. A failure rejects the returned promise and is
+   * logged, so a caller that does not await it still hears of it.
+   */
+  #publish (backplane: Backplane, sessionId: string, type: string, json: string): Promise<string> {
+    const size = encodeEvent(undefined, type, json).length
+    if (size > this.#opts.maxEventBytes) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, this.#opts.maxEventBytes)
+    const persisted = backplane.publish(this.kind, sessionId, type, json)
+    persisted.then(() => { this.#ctx.counters.broadcasts++ }, (err: unknown) => {
+      this.#ctx.log.error({ err, kind: this.kind, sessionId, type }, 'sse broadcast not persisted')
+    })
+    return persisted
   }
 
   #remember (s: Session, seq: number, frame: Buffer): void {
@@ -272,10 +442,15 @@ export class SessionRegistry<E extends EventMap<E>> {
   }
 
   /** Writes `frame` to every client of `s`, dropping the ones that stopped reading. */
-  #fanOut (s: Session, frame: Buffer, isEvent: boolean): void {
+  #fanOut (s: Session, frame: Buffer, isEvent: boolean, id?: string): void {
     const max = this.#opts.maxBufferedBytes
     let delivered = 0
     for (const client of s.clients.values()) {
+      if (client.after !== undefined && id !== undefined) {
+        // Its replay already went past this one.
+        if ((this.#ctx.backplane as Backplane).compareIds(id, client.after) <= 0) continue
+        client.after = undefined
+      }
       const res = client.res
       res.write(frame)
       if (res.writableLength > max) {
@@ -333,7 +508,7 @@ export class SessionRegistry<E extends EventMap<E>> {
           removed++
         }
       }
-      if (s.clients.size === 0 && now - s.lastActivity > this.#opts.idleSessionTtl) this.#sessions.delete(sessionId)
+      if (s.clients.size === 0 && s.pending.size === 0 && now - s.lastActivity > this.#opts.idleSessionTtl) this.#sessions.delete(sessionId)
     }
     return removed
   }
@@ -384,13 +559,26 @@ export class SessionRegistry<E extends EventMap<E>> {
     client.res.removeListener('close', client.onClose)
     const s = client.session
     s.clients.delete(client.id)
-    this.#ctx.totalClients--
-    const fromIp = (this.#ctx.clientsPerIp.get(client.ip) as number) - 1
-    if (fromIp === 0) this.#ctx.clientsPerIp.delete(client.ip)
-    else this.#ctx.clientsPerIp.set(client.ip, fromIp)
+    this.#give(client.ip)
     if (s.clients.size === 0) s.lastActivity = this.#ctx.now()
+    const backplane = this.#ctx.backplane
+    if (backplane !== undefined) {
+      backplane.unsubscribe(this.kind, s.id)
+      this.#forgetIfUnused(s)
+    }
     client.log.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
   }
+
+  /** Backplane only: a session without clients keeps nothing here (its history is in the backplane). */
+  #forgetIfUnused (s: Session): void {
+    if (s.clients.size === 0 && s.pending.size === 0) this.#sessions.delete(s.id)
+  }
+}
+
+interface Replay {
+  readonly chunks: Buffer[]
+  /** The id of the newest event the replay covers; undefined when it covers nothing. */
+  readonly after: string | undefined
 }
 
 // Ids increase, so the entry is found by binary search; -1 when absent.

@@ -1,0 +1,181 @@
+/*
+ * Two hub instances through Redis versus one in-memory hub: end-to-end latency
+ * (broadcast call -> event parsed by a client) p50/p99, and delivered events/s.
+ *
+ *   npx tsx bench/redis-two-instances.ts [--clients 100] [--events 2000]
+ *
+ * Starts a private redis-server (no persistence) on a free 127.0.0.1 port, or uses
+ * REDIS_URL when set. Everything (servers, Redis client, SSE clients) runs on
+ * 127.0.0.1; the clients share this process with the servers, so the absolute
+ * figures include their parsing, and the comparison is what matters. Bounded:
+ * each phase gives up after 60 s.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import http from 'node:http'
+import net from 'node:net'
+import { performance } from 'node:perf_hooks'
+import Fastify, { type FastifyInstance } from 'fastify'
+import sseHub, { redisBackplane, type SseHubOptions } from '../src/index.js'
+
+const args = process.argv.slice(2)
+const arg = (name: string, def: number): number => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? Number(args[i + 1]) : def
+}
+const CLIENTS = arg('clients', 100)
+const EVENTS = arg('events', 2000)
+const LATENCY_EVENTS = arg('latency-events', 500)
+const PHASE_LIMIT_MS = 60_000
+
+async function freePort (): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as net.AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+async function startRedis (): Promise<{ url: string, stop: () => void }> {
+  if (process.env.REDIS_URL !== undefined) return { url: process.env.REDIS_URL, stop: () => {} }
+  const port = await freePort()
+  const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error('redis-server did not start in 10 s')) }, 10_000)
+    proc.once('error', reject)
+    proc.stdout?.on('data', (c: Buffer) => {
+      out += c.toString()
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  })
+  return { url: `redis://127.0.0.1:${port}`, stop: () => { proc.kill('SIGKILL') } }
+}
+
+async function hub (options: SseHubOptions): Promise<{ app: FastifyInstance, url: string }> {
+  const app = Fastify({ logger: false })
+  await app.register(sseHub, { heartbeatInterval: 0, maxBufferedBytes: 64 * 1024 * 1024, historyBytes: 1024 * 1024, ...options })
+  app.get('/c/:id/stream', app.sse.stream('conversation'))
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, url }
+}
+
+/** A minimal SSE reader: counts events and records each one's latency from the send time in its `segment`. */
+class Reader {
+  received = 0
+  #buf = ''
+  constructor (readonly latencies: number[], onOpen: () => void, url: string, readonly onEvent: () => void) {
+    const agent = new http.Agent({ keepAlive: false })
+    http.get(url, { agent, headers: { accept: 'text/event-stream' } }, (res) => {
+      res.setEncoding('utf8')
+      onOpen()
+      res.on('data', (chunk: string) => {
+        this.#buf += chunk
+        let end: number
+        while ((end = this.#buf.indexOf('\n\n')) >= 0) {
+          const frame = this.#buf.slice(0, end)
+          this.#buf = this.#buf.slice(end + 2)
+          if (!frame.includes('event: conversation_token')) continue
+          const m = /"segment":"([0-9.]+)"/.exec(frame)
+          if (m !== null) this.latencies.push(performance.now() - Number(m[1]))
+          this.received++
+          this.onEvent()
+        }
+      })
+    })
+  }
+}
+
+interface Result { p50: number, p99: number, eventsPerSec: number }
+
+async function run (label: string, publishers: FastifyInstance[], urls: string[]): Promise<Result> {
+  const latencies: number[] = []
+  let opened = 0
+  let total = 0
+  let waiter: (() => void) | undefined
+  let target = 0
+  const readers: Reader[] = []
+  for (let i = 0; i < CLIENTS; i++) {
+    readers.push(new Reader(latencies, () => { opened++ }, `${urls[i % urls.length] as string}/c/bench/stream`, () => {
+      total++
+      if (total >= target && waiter !== undefined) waiter()
+    }))
+  }
+  const deadline = Date.now() + PHASE_LIMIT_MS
+  while (opened < CLIENTS || publishers.some((p) => p.sse.getConversationClientCount('bench') === 0)) {
+    if (Date.now() > deadline) throw new Error('clients did not connect')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  while (publishers.reduce((n, p) => n + p.sse.getConversationClientCount('bench'), 0) < CLIENTS) {
+    if (Date.now() > deadline) throw new Error('clients did not connect')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  const all = async (n: number): Promise<void> => {
+    target = n
+    if (total >= n) return
+    await Promise.race([
+      new Promise<void>((resolve) => { waiter = resolve }),
+      new Promise((resolve, reject) => setTimeout(() => { reject(new Error(`${label}: timed out`)) }, PHASE_LIMIT_MS).unref())
+    ])
+  }
+  const send = (p: FastifyInstance, i: number): Promise<string> => p.sse.broadcastToConversation('bench', 'conversation_token', {
+    participantId: 'p', personaSlug: 'ada', personaName: 'Ada', segment: String(performance.now()), token: `t${i}`
+  })
+
+  // Warm-up (JIT, connections, the Lua script), not measured.
+  for (let i = 0; i < 100; i++) {
+    await send(publishers[i % publishers.length] as FastifyInstance, i)
+    await all(total - (total % CLIENTS) + CLIENTS)
+  }
+  latencies.length = 0
+  // Latency: one event at a time, each delivered everywhere before the next (no queueing in the figure).
+  for (let i = 0; i < LATENCY_EVENTS; i++) {
+    await send(publishers[i % publishers.length] as FastifyInstance, i)
+    await all(total - (total % CLIENTS) + CLIENTS)
+  }
+  const sorted = [...latencies].sort((a, b) => a - b)
+  const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number
+
+  // Throughput: every publisher sends as fast as its broadcasts resolve, 64 in flight each.
+  const base = total
+  const started = performance.now()
+  await Promise.all(publishers.map(async (p, k) => {
+    const mine = Math.floor(EVENTS / publishers.length)
+    for (let i = 0; i < mine; i += 64) {
+      await Promise.all(Array.from({ length: Math.min(64, mine - i) }, (_, j) => send(p, k * mine + i + j)))
+    }
+  }))
+  const sent = Math.floor(EVENTS / publishers.length) * publishers.length
+  await all(base + sent * CLIENTS)
+  const seconds = (performance.now() - started) / 1000
+  return { p50: q(0.5), p99: q(0.99), eventsPerSec: (sent * CLIENTS) / seconds }
+}
+
+const redis = await startRedis()
+try {
+  const memory = await hub({})
+  const mem = await run('memory', [memory.app], [memory.url])
+  await memory.app.close()
+
+  const a = await hub({ backplane: redisBackplane({ url: redis.url }) })
+  const b = await hub({ backplane: redisBackplane({ url: redis.url }) })
+  const red = await run('redis', [a.app, b.app], [a.url, b.url])
+  const lag = a.app.sse.getStats().backplane.maxLagMs
+  await Promise.all([a.app.close(), b.app.close()])
+
+  const f = (n: number): string => n.toFixed(2).padStart(9)
+  const g = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(12)
+  console.log(`\n${CLIENTS} SSE clients, ${LATENCY_EVENTS} latency events, ${EVENTS} throughput events, Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs\n`)
+  console.log('| scenario                                   | latency p50 ms | latency p99 ms | delivered events/s |')
+  console.log('|--------------------------------------------|---------------:|---------------:|-------------------:|')
+  console.log(`| in-memory, 1 instance                      |      ${f(mem.p50)} |      ${f(mem.p99)} |       ${g(mem.eventsPerSec)} |`)
+  console.log(`| Redis, 2 instances (clients split, 2 pubs) |      ${f(red.p50)} |      ${f(red.p99)} |       ${g(red.eventsPerSec)} |`)
+  console.log(`\nRedis backplane max lag (XADD -> arrival at an instance): ${lag} ms`)
+} finally {
+  redis.stop()
+}
+process.exit(0)

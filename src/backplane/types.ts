@@ -1,0 +1,97 @@
+/*
+ * The backplane contract: what the hub needs from a shared event log so that
+ * several processes serve one set of sessions. The default, in-memory hub
+ * needs none; `redisBackplane()` (./redis.ts) implements it on Redis Streams.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import type { SessionKind } from '../events.js'
+
+/** One event as the backplane stores and delivers it; the frame is encoded from it once per process. */
+export interface BackplaneEvent {
+  /** The event's global id, sent as the SSE `id:`. */
+  readonly id: string
+  /** The event type (already validated by the hub). */
+  readonly type: string
+  /** The event's data (the hub's JSON, already validated). */
+  readonly data: string
+}
+
+/** What {@link Backplane.read} answers. */
+export type BackplaneRead =
+  /** `afterId` is retained: the events after it, oldest first. */
+  | { readonly found: true, readonly events: readonly BackplaneEvent[] }
+  /** `afterId` is not (or no longer) retained; `newestId` is the session's newest id, '' when it has none. */
+  | { readonly found: false, readonly reason: 'unknown_event_id' | 'history_trimmed', readonly newestId: string }
+
+/** How a backplane reaches the hub it serves. */
+export interface BackplaneSink {
+  /**
+   * One event of a followed session. For each session, ids strictly increase and
+   * none is skipped: after an outage the backplane first delivers what was missed.
+   */
+  deliver (kind: SessionKind, sessionId: string, event: BackplaneEvent): void
+  /**
+   * Events of a followed session were lost and cannot be recovered (history
+   * trimmed, or the backplane lost its data): clients must reload the session.
+   * Deliveries then continue after `newestId`.
+   */
+  resync (kind: SessionKind, sessionId: string, newestId: string): void
+  readonly log: FastifyBaseLogger
+}
+
+/** Numbers reported under `getStats().backplane`. */
+export interface BackplaneStats {
+  /** `'memory'` or `'redis'`. */
+  type: string
+  /** Whether the backplane can publish and deliver right now. */
+  connected: boolean
+  /** Sessions this process follows (has clients of). */
+  subscriptions: number
+  /** Broadcasts this process persisted. */
+  published: number
+  /** Broadcasts that were rejected because the backplane could not persist them. */
+  publishFailures: number
+  /** Events received from the backplane (once per event per process, whatever the number of clients). */
+  received: number
+  /** Milliseconds from the newest received event's creation to its arrival here. */
+  lagMs: number
+  /** The largest `lagMs` seen. */
+  maxLagMs: number
+  /** Connection losses and errors seen (each failed reconnection attempt counts). */
+  errors: number
+  /** Times the connection was re-established after a loss. */
+  reconnects: number
+  /** Sessions caught up from history after an outage. */
+  catchUps: number
+  /** Sessions sent a `resync` because history no longer covered an outage. */
+  resyncs: number
+}
+
+/**
+ * A shared, ordered, bounded event log per session with live delivery to every
+ * process. Create one per hub (e.g. with `redisBackplane()`) and pass it as the
+ * `backplane` option; the hub starts it during `register` and closes it in `onClose`.
+ */
+export interface Backplane {
+  /** Short name for stats and logs, e.g. `'redis'`. */
+  readonly type: string
+  /** Connects. Rejects with `FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE` within a bounded time. */
+  start (sink: BackplaneSink): Promise<void>
+  /** Releases what `start` opened. */
+  close (): Promise<void>
+  /**
+   * Appends one event to a session's log and delivers it to every process
+   * following the session. Resolves with its id once persisted; rejects with
+   * `FST_ERR_SSE_HUB_BROADCAST_FAILED` when it could not be.
+   */
+  publish (kind: SessionKind, sessionId: string, type: string, data: string): Promise<string>
+  /** Starts (reference-counted) delivery of a session's events to the sink. Rejects when unavailable. */
+  subscribe (kind: SessionKind, sessionId: string): Promise<void>
+  /** Undoes one `subscribe`. */
+  unsubscribe (kind: SessionKind, sessionId: string): void
+  /** The retained events after `afterId`, for a reconnecting client. Rejects when unavailable. */
+  read (kind: SessionKind, sessionId: string, afterId: string): Promise<BackplaneRead>
+  /** Orders two ids of this backplane: negative, zero or positive. */
+  compareIds (a: string, b: string): number
+  stats (): BackplaneStats
+}

@@ -1,0 +1,298 @@
+/*
+ * The hub's side of the backplane contract, with a scripted in-process backplane:
+ * the seams between a joining client's replay and live events depend on which of
+ * two Redis connections answers first, so here the test decides the order. The
+ * Redis backplane itself is tested against a real redis-server (redis-*.test.ts).
+ */
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import {
+  FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE,
+  backplaneFromEnv,
+  compareStreamIds,
+  redisBackplane,
+  type Backplane,
+  type BackplaneEvent,
+  type BackplaneRead,
+  type BackplaneSink,
+  type BackplaneStats,
+  type SessionKind
+} from '../src/index.js'
+import { SseClient, buildApp, connect, listen, token } from './helper.js'
+import { waitFor } from './redis-helper.js'
+
+/** A gate a test opens when it wants the backplane's pending call to finish. */
+class Gate {
+  open!: () => void
+  readonly promise = new Promise<void>((resolve) => { this.open = resolve })
+}
+
+/** A backplane whose log is an array; `subscribeGate`/`readGate` hold those calls until the test opens them. */
+class ScriptedBackplane implements Backplane {
+  readonly type = 'scripted'
+  sink!: BackplaneSink
+  readonly log: BackplaneEvent[] = []
+  readonly refs = new Map<string, number>()
+  subscribeGate: Gate | undefined
+  readGate: Gate | undefined
+  failSubscribe = false
+  failRead = false
+  readonly calls: string[] = []
+  #n = 0
+
+  async start (sink: BackplaneSink): Promise<void> { this.sink = sink }
+  async close (): Promise<void> {}
+
+  async publish (kind: SessionKind, sessionId: string, type: string, data: string): Promise<string> {
+    const event = { id: `${++this.#n}-0`, type, data }
+    this.log.push(event)
+    return event.id
+  }
+
+  /** Delivers a logged event (by its number) to the hub, as a live message would arrive. */
+  deliver (sessionId: string, n: number): void {
+    this.sink.deliver('conversation', sessionId, this.log[n - 1] as BackplaneEvent)
+  }
+
+  async subscribe (kind: SessionKind, sessionId: string): Promise<void> {
+    this.calls.push(`subscribe ${sessionId}`)
+    this.refs.set(sessionId, (this.refs.get(sessionId) ?? 0) + 1)
+    await this.subscribeGate?.promise
+    if (this.failSubscribe) {
+      this.unsubscribe(kind, sessionId)
+      throw new FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE('scripted')
+    }
+  }
+
+  unsubscribe (kind: SessionKind, sessionId: string): void {
+    this.calls.push(`unsubscribe ${sessionId}`)
+    this.refs.set(sessionId, (this.refs.get(sessionId) as number) - 1)
+  }
+
+  async read (kind: SessionKind, sessionId: string, afterId: string): Promise<BackplaneRead> {
+    await this.readGate?.promise
+    if (this.failRead) throw new FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE('scripted')
+    const at = this.log.findIndex((e) => e.id === afterId)
+    if (at < 0) return { found: false, reason: 'unknown_event_id', newestId: this.log[this.log.length - 1]?.id ?? '' }
+    return { found: true, events: this.log.slice(at + 1) }
+  }
+
+  compareIds (a: string, b: string): number { return compareStreamIds(a, b) }
+
+  stats (): BackplaneStats {
+    return { type: this.type, connected: true, subscriptions: 0, published: 0, publishFailures: 0, received: 0, lagMs: 0, maxLagMs: 0, errors: 0, reconnects: 0, catchUps: 0, resyncs: 0 }
+  }
+}
+
+async function setup (t: Test, options = {}): Promise<{ app: FastifyInstance, url: string, bp: ScriptedBackplane }> {
+  const bp = new ScriptedBackplane()
+  const app = await buildApp({ ...options, backplane: bp })
+  const url = await listen(app, t)
+  return { app, url, bp }
+}
+
+const tokens = (c: SseClient): string[] => c.received.map((e) => e.event === 'resync' ? 'RESYNC' : e.json.token as string)
+
+async function publish (app: FastifyInstance, bp: ScriptedBackplane, n: number): Promise<void> {
+  for (let i = 1; i <= n; i++) await app.sse.broadcastToConversation('s', 'conversation_token', token(String(bp.log.length + 1)))
+}
+
+t.test('events arriving while a replay is read are held; only those after the replay are written', async (t) => {
+  const { app, url, bp } = await setup(t)
+  await publish(app, bp, 3)
+  bp.readGate = new Gate()
+  const c = new SseClient(`${url}/conversations/s/stream`, { 'last-event-id': '2-0' })
+  await waitFor(() => bp.calls.includes('subscribe s'), 'subscribed')
+  await publish(app, bp, 1)
+  // Live: 3 (already in the replay) and 4 (not), while the read is pending.
+  bp.deliver('s', 3)
+  bp.deliver('s', 4)
+  bp.readGate.open()
+  await c.receive(2)
+  t.same(tokens(c), ['3', '4'])
+  bp.deliver('s', 4) // a duplicate from the backplane would be its bug, yet it is not written twice…
+  await publish(app, bp, 1)
+  bp.deliver('s', 5)
+  await c.receive(3)
+  t.same(tokens(c), ['3', '4', '5'], '…nothing older than the client\'s position is')
+})
+
+t.test('live events still behind a replay are skipped by that client only', async (t) => {
+  const { app, url, bp } = await setup(t)
+  await publish(app, bp, 3)
+  const plain = await connect(`${url}/conversations/s/stream`)
+  const c = await connect(`${url}/conversations/s/stream`, { 'last-event-id': '1-0' })
+  await c.receive(2)
+  t.same(tokens(c), ['2', '3'], 'replayed')
+  // The live copies of 2 and 3 arrive after the replay read them.
+  bp.deliver('s', 2)
+  bp.deliver('s', 3)
+  await publish(app, bp, 1)
+  bp.deliver('s', 4)
+  await c.receive(3)
+  await plain.receive(3)
+  t.same(tokens(c), ['2', '3', '4'])
+  t.same(tokens(plain), ['2', '3', '4'], 'a client without replay gets every live event')
+})
+
+t.test('a resync reaches every client, joining ones included, whatever their replay covered', async (t) => {
+  const { app, url, bp } = await setup(t)
+  await publish(app, bp, 2)
+  const c = await connect(`${url}/conversations/s/stream`, { 'last-event-id': '1-0' })
+  bp.readGate = new Gate()
+  const joining = new SseClient(`${url}/conversations/s/stream`, { 'last-event-id': '1-0' })
+  await waitFor(() => bp.calls.filter((x) => x === 'subscribe s').length === 2, 'second join pending')
+  bp.sink.resync('conversation', 's', '2-0')
+  bp.readGate.open()
+  await c.receive(2)
+  await joining.receive(2)
+  t.same(tokens(c), ['2', 'RESYNC'])
+  t.same(tokens(joining), ['2', 'RESYNC'])
+  t.equal(c.received[1]?.id, '2-0')
+  t.equal(c.received[1]?.json.reason, 'history_trimmed')
+  // Deliveries for sessions without clients here are ignored.
+  bp.sink.resync('conversation', 'nobody', '1-0')
+  bp.sink.deliver('conversation', 'nobody', bp.log[0] as BackplaneEvent)
+  t.equal(app.sse.getStats().conversations.sessions, 1)
+})
+
+t.test('an unknown id from the backplane: resync with its newest id, or none', async (t) => {
+  const { app, url, bp } = await setup(t)
+  const empty = await connect(`${url}/conversations/s/stream`, { 'last-event-id': '9-0' })
+  await empty.receive(1)
+  t.equal(empty.received[0]?.json.reason, 'unknown_event_id')
+  t.equal(empty.received[0]?.id, '')
+  await publish(app, bp, 1)
+  const c = await connect(`${url}/conversations/s/stream`, { 'last-event-id': '9-0' })
+  await c.receive(1)
+  t.equal(c.received[0]?.id, '1-0')
+})
+
+t.test('a backplane that cannot subscribe or read: 503 with Retry-After, nothing left behind', async (t) => {
+  const { app, url, bp } = await setup(t)
+  bp.failSubscribe = true
+  const a = new SseClient(`${url}/conversations/s/stream`)
+  t.equal((await a.errorBody()).code, 'FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE')
+  t.equal(a.statusCode, 503)
+  t.equal(a.headers['retry-after'], '5')
+  bp.failSubscribe = false
+  bp.failRead = true
+  const b = new SseClient(`${url}/conversations/s/stream`, { 'last-event-id': '1-0' })
+  t.equal((await b.errorBody()).code, 'FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE')
+  t.equal(bp.refs.get('s'), 0, 'every subscribe undone')
+  const stats = app.sse.getStats()
+  t.equal(stats.clients, 0)
+  t.equal(stats.conversations.sessions, 0)
+  // And once it works again, the same client gets in.
+  bp.failRead = false
+  const ok = await connect(`${url}/conversations/s/stream`)
+  t.equal(app.sse.getConversationClientCount('s'), 1)
+  ok.close()
+  await waitFor(() => bp.refs.get('s') === 0, 'unsubscribed on leave')
+  t.equal(app.sse.getStats().conversations.sessions, 0, 'forgotten with its last client')
+})
+
+t.test('joins waiting on the backplane count against the limits', async (t) => {
+  const { url, bp } = await setup(t, { maxClientsPerSession: 1 })
+  bp.subscribeGate = new Gate()
+  const first = new SseClient(`${url}/conversations/s/stream`)
+  await waitFor(() => bp.calls.includes('subscribe s'), 'first join pending')
+  const second = new SseClient(`${url}/conversations/s/stream`)
+  t.equal((await second.errorBody()).code, 'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS')
+  bp.subscribeGate.open()
+  await first.connected()
+  t.pass('the first one got in')
+})
+
+t.test('a client that leaves while its join waits leaves nothing behind', async (t) => {
+  const bp = new ScriptedBackplane()
+  const app = await buildApp({ backplane: bp })
+  let raw: import('node:http').ServerResponse | undefined
+  app.addHook('onRequest', async (request, reply) => { raw = reply.raw })
+  const url = await listen(app, t)
+  bp.subscribeGate = new Gate()
+  const c = new SseClient(`${url}/conversations/s/stream`)
+  await waitFor(() => bp.calls.includes('subscribe s'), 'join pending')
+  c.close()
+  await waitFor(() => raw?.destroyed === true, 'server saw the close')
+  bp.subscribeGate.open()
+  await waitFor(() => bp.refs.get('s') === 0, 'unsubscribed')
+  t.equal(app.sse.getStats().clients, 0)
+  t.equal(app.sse.getStats().conversations.sessions, 0)
+})
+
+t.test('a client that leaves during authorize is not joined', async (t) => {
+  const bp = new ScriptedBackplane()
+  const gate = new Gate()
+  const app = await buildApp({ backplane: bp, authorize: async () => { await gate.promise } })
+  let raw: import('node:http').ServerResponse | undefined
+  let handled: Promise<unknown> | undefined
+  const route = app.sse.stream('conversation')
+  app.get('/watched/:id', {
+    ...route,
+    handler: async function (request, reply) {
+      raw = reply.raw
+      handled = (route.handler as (this: unknown, ...args: unknown[]) => Promise<unknown>).call(this, request, reply)
+      await handled
+    }
+  })
+  const url = await listen(app, t)
+  const c = new SseClient(`${url}/watched/s`)
+  await waitFor(() => raw !== undefined, 'request in')
+  c.close()
+  await waitFor(() => raw?.destroyed === true, 'server saw the close')
+  gate.open()
+  await handled
+  t.same(bp.calls, [], 'never subscribed')
+  t.equal(app.sse.getStats().clients, 0)
+  t.equal(app.sse.getStats().conversations.sessions, 0)
+})
+
+t.test('a join that finishes after close() began is refused', async (t) => {
+  const bp = new ScriptedBackplane()
+  const app = await buildApp({ backplane: bp })
+  // Runs after the hub's own preClose, which refuses new clients.
+  app.addHook('preClose', async () => { bp.subscribeGate?.open() })
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  bp.subscribeGate = new Gate()
+  const c = new SseClient(`${url}/conversations/s/stream`)
+  await waitFor(() => bp.calls.includes('subscribe s'), 'join pending')
+  const closing = app.close()
+  t.equal((await c.errorBody()).code, 'FST_ERR_SSE_HUB_CLOSING')
+  await closing
+  t.equal(bp.refs.get('s'), 0)
+})
+
+t.test('options: backplane and redisBackplane() are validated', async (t) => {
+  const bad: Array<[unknown, RegExp]> = [
+    [undefined, /options must be an object/],
+    [{ url: 'http://x' }, /'url': must be a redis/],
+    [{}, /exactly one of/],
+    [{ url: 'redis://127.0.0.1:1', client: {} }, /'client': must be an ioredis client/],
+    [{ url: 'redis://127.0.0.1:1', maxLen: 0 }, /'maxLen'/],
+    [{ url: 'redis://127.0.0.1:1', keyPrefix: 5 }, /'keyPrefix'/],
+    [{ url: 'redis://127.0.0.1:1', redisOptions: null }, /'redisOptions'/],
+    [{ url: 'redis://127.0.0.1:1', nope: 1 }, /'nope': unknown option/]
+  ]
+  for (const [options, message] of bad) {
+    t.throws(() => redisBackplane(options as never), { code: 'FST_ERR_SSE_HUB_INVALID_OPTION', message }, String(message))
+  }
+  t.equal(redisBackplane({ url: 'redis://127.0.0.1:1', keyPrefix: undefined }).type, 'redis', 'undefined means default')
+  await t.rejects(buildApp({ backplane: 'redis' as never }), { code: 'FST_ERR_SSE_HUB_INVALID_OPTION', message: /'backplane'/ })
+  await t.rejects(buildApp({ backplane: { start () {} } as never }), { code: 'FST_ERR_SSE_HUB_INVALID_OPTION' })
+  const memory = await buildApp({ backplane: 'memory' })
+  t.teardown(() => memory.close())
+  t.same(memory.sse.getStats().backplane, { type: 'memory', connected: true, subscriptions: 0, published: 0, publishFailures: 0, received: 0, lagMs: 0, maxLagMs: 0, errors: 0, reconnects: 0, catchUps: 0, resyncs: 0 })
+
+  t.equal(backplaneFromEnv({}), 'memory')
+  t.equal(backplaneFromEnv({ REDIS_URL: '' }), 'memory')
+  t.equal((backplaneFromEnv({ REDIS_URL: 'redis://127.0.0.1:1' }) as Backplane).type, 'redis')
+  t.equal(typeof backplaneFromEnv(), process.env.REDIS_URL === undefined ? 'string' : 'object')
+})
+
+t.test('compareStreamIds orders Redis stream ids', async (t) => {
+  t.ok(compareStreamIds('2-0', '10-0') < 0)
+  t.ok(compareStreamIds('5-10', '5-9') > 0)
+  t.equal(compareStreamIds('7-1', '7-1'), 0)
+  t.equal(compareStreamIds('', '0-0'), 0)
+})
