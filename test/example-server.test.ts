@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { build } from '../example-server.js'
 import { H2SseStream, SseClient, connect, listen, type Received } from './helper.js'
+import { redisOrSkip } from './redis-helper.js'
 
 // Three child processes started through npx: more than tap's default 30 s per file on a busy machine.
 t.setTimeout(120_000)
@@ -384,3 +385,32 @@ for (const [name, env, scheme] of [
     t.notMatch(stderr(), /error|warning/i)
   })
 }
+
+t.test('with REDIS_URL, two example-server processes serve one set of sessions', async (t) => {
+  const redis = await redisOrSkip(t)
+  if (redis === undefined) return
+  const env = { REDIS_URL: `redis://127.0.0.1:${redis.port}` }
+  const [a, b] = await Promise.all([startChild(t, env), startChild(t, env)])
+  t.not(a.url, b.url, 'two servers on two ports')
+  const onA = new SseClient(`${a.url}${base('conversation')}/shared/stream`)
+  const onB = new SseClient(`${b.url}${base('conversation')}/shared/stream`)
+  await Promise.all([onA.connected(), onB.connected()])
+  const launch = await fetch(`${a.url}${base('conversation')}/shared/launch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ turns: 2, tokenDelayMs: 1 })
+  })
+  t.equal(launch.status, 202, 'launched on A')
+  const done = (c: SseClient): boolean => c.received.some((e) => e.event === 'conversation_completed')
+  await Promise.all([onA.until(done, 'completed on A'), onB.until(done, 'completed on B')])
+  t.ok(onA.received.length > 10)
+  t.same(onB.received.map((e) => [e.id, e.event, e.data]), onA.received.map((e) => [e.id, e.event, e.data]),
+    'the client on B saw exactly what the client on A saw: same events, same order, same ids')
+  t.match(onB.received[0]?.id, /^\d+-\d+$/, 'Redis stream ids')
+  const stats = await (await fetch(`${b.url}/api/sse/stats`)).json() as { backplane: { type: string, connected: boolean } }
+  t.match(stats.backplane, { type: 'redis', connected: true })
+  process.kill(a.pid, 'SIGTERM')
+  process.kill(b.pid, 'SIGTERM')
+  t.same((await a.exited)[0], 0)
+  t.same((await b.exited)[0], 0)
+})
