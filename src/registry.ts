@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { randomUUID } from 'node:crypto'
+import { ServerResponse } from 'node:http'
 import {
   FST_ERR_SSE_HUB_CLOSING,
   FST_ERR_SSE_HUB_EVENT_TOO_LARGE,
@@ -13,6 +14,7 @@ import {
 import { RESERVED_EVENT_TYPES, type EventMap, type SessionKind } from './events.js'
 import { HEARTBEAT_FRAME, encodeEvent, encodeRetry, eventJson, eventTypeProblem, isSafeEventId } from './frame.js'
 import type { ResolvedOptions } from './options.js'
+import { Batch, directSink, fanOutTuning, type DirectSink, type QueuedFrame } from './writer.js'
 
 /** The raw response an SSE client is written through (HTTP/1 or HTTP/2 compatibility API). */
 export type RawResponse = FastifyReply['raw']
@@ -57,9 +59,18 @@ export interface HubContext {
   now: () => number
 }
 
-interface HistoryEntry {
-  readonly seq: number
-  readonly frame: Buffer
+type HistoryEntry = QueuedFrame
+
+// Captured at load: a test that fakes timers must not stall the write path.
+const { setImmediate: later, queueMicrotask: soon } = globalThis
+const clock = performance.now.bind(performance)
+
+/** A round in progress: one batch, written to the session's clients in insertion order. */
+interface Round {
+  readonly batch: Batch
+  readonly clients: IterableIterator<Client>
+  /** Resolves the broadcasts of the batch once every client has been written to. */
+  readonly waiters: Array<() => void>
 }
 
 interface Client {
@@ -69,6 +80,10 @@ interface Client {
   readonly session: Session
   readonly log: FastifyBaseLogger
   readonly onClose: () => void
+  /** The socket to write to directly, when the response allows it. */
+  readonly sink: DirectSink | undefined
+  /** The newest event this client has (from replay or a write): queued frames up to it are skipped. */
+  sentSeq: number
   detached: boolean
 }
 
@@ -78,6 +93,14 @@ class Session {
   history: HistoryEntry[] = []
   head = 0
   historyBytes = 0
+  /** The sequence number of this session's newest event. */
+  lastSeq = 0
+  /** Frames broadcast but not yet in a round, their bytes, and their broadcasts' resolvers. */
+  queue: QueuedFrame[] = []
+  queueBytes = 0
+  waiters: Array<() => void> = []
+  round: Round | undefined = undefined
+  scheduled = false
   lastActivity: number
   constructor (readonly id: string, now: number) {
     this.lastActivity = now
@@ -169,6 +192,9 @@ export class SessionRegistry<E extends EventMap<E>> {
       session: s,
       log: reply.log,
       onClose: () => { this.#detach(client) },
+      sink: directSink(res),
+      // The replay (or resync) covers every event up to now, queued ones included.
+      sentSeq: s.lastSeq,
       detached: false
     }
     res.once('close', client.onClose)
@@ -216,7 +242,12 @@ export class SessionRegistry<E extends EventMap<E>> {
    * The payload is JSON-encoded once and framed once; the same bytes go to every client.
    * Throws a `FST_ERR_SSE_HUB_*` error, before anything is sent or stored, when the
    * session id, event type or payload is invalid or the event is over `maxEventBytes`.
-   * Resolves with the event's id.
+   * Resolves with the event's id once it has been written to every client of the session.
+   *
+   * Writes happen right after the calling code yields (a microtask later): every event
+   * broadcast to a session until then reaches each client in one write, and a fan-out
+   * to many clients is spread over event-loop turns (see `fanOutTuning`) so other work
+   * keeps running. Each client still gets every event once, in order.
    */
   broadcast<K extends keyof E & string>(sessionId: string, type: K, payload: E[K]): Promise<string> {
     this.#checkSessionId(sessionId)
@@ -239,16 +270,19 @@ export class SessionRegistry<E extends EventMap<E>> {
 
     const s = this.#sessions.get(sessionId) ?? this.#createSession(sessionId)
     s.lastActivity = ctx.now()
-    this.#remember(s, seq, frame)
+    const entry: HistoryEntry = { seq, frame }
+    this.#remember(s, entry)
+    s.lastSeq = seq
     ctx.counters.broadcasts++
-    if (s.clients.size > 0) this.#fanOut(s, frame, true)
-    return Promise.resolve(id)
+    if (s.clients.size === 0) return Promise.resolve(id)
+    return new Promise((resolve) => { this.#enqueue(s, entry, () => { resolve(id) }) })
   }
 
-  #remember (s: Session, seq: number, frame: Buffer): void {
+  #remember (s: Session, entry: HistoryEntry): void {
     const { historySize, historyBytes } = this.#opts
     if (historySize === 0) return
-    s.history.push({ seq, frame })
+    const { frame } = entry
+    s.history.push(entry)
     s.historyBytes += frame.length
     while (s.history.length - s.head > historySize || s.historyBytes > historyBytes) {
       s.historyBytes -= (s.history[s.head] as HistoryEntry).frame.length
@@ -260,41 +294,99 @@ export class SessionRegistry<E extends EventMap<E>> {
     }
   }
 
-  /** Writes `frame` to every client of `s`, dropping the ones that stopped reading. */
-  #fanOut (s: Session, frame: Buffer, isEvent: boolean): void {
-    const max = this.#opts.maxBufferedBytes
-    let delivered = 0
-    for (const client of s.clients.values()) {
-      const res = client.res
-      res.write(frame)
-      if (res.writableLength > max) {
-        this.#dropSlow(client)
-      } else {
-        delivered++
-      }
+  /** Queues a frame for every client of `s`; the write happens in a round, right after the caller yields. */
+  #enqueue (s: Session, entry: QueuedFrame, done?: () => void): void {
+    s.queue.push(entry)
+    s.queueBytes += entry.frame.length
+    if (done !== undefined) s.waiters.push(done)
+    if (s.round === undefined && !s.scheduled) {
+      s.scheduled = true
+      soon(() => {
+        s.scheduled = false
+        this.#pump(s)
+      })
     }
-    const counters = this.#ctx.counters
-    if (isEvent) counters.eventsSent += delivered
-    counters.bytesSent += delivered * frame.length
+  }
+
+  /**
+   * Runs rounds until the queue is empty. A round pauses for a turn of the event loop once it
+   * has run for `fanOutTuning.sliceMs` (broadcasts meanwhile queue up for the next round), unless
+   * the queue holds more than `maxBufferedBytes`: then it finishes now, so nothing grows unbounded.
+   */
+  #pump (s: Session): void {
+    const { sliceMs, checkEvery } = fanOutTuning
+    const max = this.#opts.maxBufferedBytes
+    const deadline = clock() + sliceMs
+    for (;;) {
+      let round = s.round
+      if (round === undefined) {
+        if (s.queue.length === 0) return
+        round = s.round = { batch: new Batch(s.queue), clients: s.clients.values(), waiters: s.waiters }
+        s.queue = []
+        s.queueBytes = 0
+        s.waiters = []
+      }
+      const { batch, clients } = round
+      let n = 0
+      for (let next = clients.next(); next.done !== true; next = clients.next()) {
+        this.#deliver(next.value, batch)
+        if (++n % checkEvery === 0 && clock() >= deadline && s.queueBytes <= max) {
+          later(() => { this.#pump(s) })
+          return
+        }
+      }
+      s.round = undefined
+      for (const done of round.waiters) done()
+    }
+  }
+
+  /** Writes the part of `batch` a client does not have yet, then drops it if it stopped reading. */
+  #deliver (client: Client, batch: Batch): void {
+    let part: Batch | undefined = batch
+    // A client that joined after these frames were queued got them by replay.
+    if (client.sentSeq >= batch.firstSeq) part = batch.after(client.sentSeq, true)
+    if (part === undefined) return
+    write(client, part)
+    if (part.events > 0) client.sentSeq = part.lastSeq
+    if (buffered(client) > this.#opts.maxBufferedBytes) {
+      this.#dropSlow(client)
+    } else {
+      const counters = this.#ctx.counters
+      counters.eventsSent += part.events
+      counters.bytesSent += part.bytes
+    }
+  }
+
+  /** Writes, before a client's stream ends, the events queued for it but not written yet. */
+  #catchUp (client: Client): void {
+    const s = client.session
+    const pending = s.round === undefined ? s.queue : [...s.round.batch.entries, ...s.queue]
+    if (pending.length === 0) return
+    const part = new Batch(pending).after(client.sentSeq, false)
+    if (part === undefined) return
+    write(client, part)
+    client.sentSeq = part.lastSeq
+    this.#ctx.counters.eventsSent += part.events
+    this.#ctx.counters.bytesSent += part.bytes
   }
 
   #dropSlow (client: Client): void {
     this.#ctx.counters.clientsDroppedSlow++
-    client.log.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, buffered: client.res.writableLength }, 'sse client dropped: too slow')
+    client.log.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, buffered: buffered(client) }, 'sse client dropped: too slow')
     this.#detach(client)
     // Its backlog cannot be sent in time; destroying frees it now. The client reconnects and replays.
     client.res.destroy()
   }
 
-  /** Writes a heartbeat comment to every client of one session (all sessions when omitted). */
+  /** Writes a heartbeat comment to every client of one session (all sessions when omitted), in the next round. */
   heartbeat (sessionId?: string): void {
     if (sessionId !== undefined) {
       const s = this.#sessions.get(sessionId)
-      if (s !== undefined) this.#fanOut(s, HEARTBEAT_FRAME, false)
+      if (s !== undefined && s.clients.size > 0) this.#enqueue(s, HEARTBEAT)
       return
     }
     for (const s of this.#sessions.values()) {
-      if (s.clients.size > 0) this.#fanOut(s, HEARTBEAT_FRAME, false)
+      if (s.clients.size > 0) this.#enqueue(s, HEARTBEAT)
     }
   }
 
@@ -360,6 +452,8 @@ export class SessionRegistry<E extends EventMap<E>> {
   }
 
   #end (client: Client): void {
+    // Nothing accepted is lost: events broadcast before the end still reach this client.
+    this.#catchUp(client)
     this.#detach(client)
     client.res.end()
   }
@@ -375,6 +469,21 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (s.clients.size === 0) s.lastActivity = this.#ctx.now()
     client.log.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
   }
+}
+
+const HEARTBEAT: QueuedFrame = { seq: 0, frame: HEARTBEAT_FRAME }
+
+const responseWrite = ServerResponse.prototype.write
+
+function write (client: Client, batch: Batch): void {
+  const { sink, res } = client
+  // A wrapped res.write (compression, instrumentation) must see every byte: then no direct path.
+  if (sink === undefined || res.write !== responseWrite) res.write(batch.plain())
+  else sink.socket.write(sink.chunked ? batch.chunked() : batch.plain())
+}
+
+function buffered (client: Client): number {
+  return client.sink === undefined ? client.res.writableLength : client.sink.socket.writableLength
 }
 
 // Ids increase, so the entry is found by binary search; -1 when absent.
