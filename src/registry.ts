@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { randomUUID } from 'node:crypto'
-import { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import {
   FST_ERR_SSE_HUB_CLOSING,
   FST_ERR_SSE_HUB_EVENT_TOO_LARGE,
@@ -14,7 +14,7 @@ import {
 import { RESERVED_EVENT_TYPES, type EventMap, type SessionKind } from './events.js'
 import { HEARTBEAT_FRAME, encodeEvent, encodeRetry, eventJson, eventTypeProblem, isSafeEventId } from './frame.js'
 import type { ResolvedOptions } from './options.js'
-import { Batch, directSink, fanOutTuning, type DirectSink, type QueuedFrame } from './writer.js'
+import { Batch, buffered, directSocket, fanOutTuning, writeBatch as write, type QueuedFrame } from './writer.js'
 
 /** The raw response an SSE client is written through (HTTP/1 or HTTP/2 compatibility API). */
 export type RawResponse = FastifyReply['raw']
@@ -79,9 +79,8 @@ interface Client {
   readonly connectedAt: number
   readonly session: Session
   readonly log: FastifyBaseLogger
-  readonly onClose: () => void
   /** The socket to write to directly, when the response allows it. */
-  readonly sink: DirectSink | undefined
+  readonly socket: Socket | undefined
   /** The newest event this client has (from replay or a write): queued frames up to it are skipped. */
   sentSeq: number
   detached: boolean
@@ -129,10 +128,15 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #sessions = new Map<string, Session>()
   readonly #ctx: HubContext
   readonly #opts: ResolvedOptions
+  readonly #clientOf = new WeakMap<RawResponse, Client>()
+  /** The 'close' listener of every client's response (`this` is the response). */
+  readonly #onClose: (this: RawResponse) => void
 
   constructor (readonly kind: SessionKind, ctx: HubContext) {
     this.#ctx = ctx
     this.#opts = ctx.options
+    const registry = this
+    this.#onClose = function (this: RawResponse) { registry.#detach(registry.#clientOf.get(this) as Client) }
   }
 
   /**
@@ -191,13 +195,14 @@ export class SessionRegistry<E extends EventMap<E>> {
       connectedAt: ctx.now(),
       session: s,
       log: reply.log,
-      onClose: () => { this.#detach(client) },
-      sink: directSink(res),
+      socket: directSocket(res),
       // The replay (or resync) covers every event up to now, queued ones included.
       sentSeq: s.lastSeq,
       detached: false
     }
-    res.once('close', client.onClose)
+    // One shared listener per registry, not a closure per client: idle connections stay small.
+    this.#clientOf.set(res, client)
+    res.on('close', this.#onClose)
     s.clients.set(clientId, client)
     ctx.totalClients++
     client.log.debug({ kind: this.kind, sessionId, clientId, replayFrom: lastEventId }, 'sse client connected')
@@ -462,7 +467,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   #detach (client: Client): void {
     if (client.detached) return
     client.detached = true
-    client.res.removeListener('close', client.onClose)
+    client.res.removeListener('close', this.#onClose)
     const s = client.session
     s.clients.delete(client.id)
     this.#ctx.totalClients--
@@ -472,19 +477,6 @@ export class SessionRegistry<E extends EventMap<E>> {
 }
 
 const HEARTBEAT: QueuedFrame = { seq: 0, frame: HEARTBEAT_FRAME }
-
-const responseWrite = ServerResponse.prototype.write
-
-function write (client: Client, batch: Batch): void {
-  const { sink, res } = client
-  // A wrapped res.write (compression, instrumentation) must see every byte: then no direct path.
-  if (sink === undefined || res.write !== responseWrite) res.write(batch.plain())
-  else sink.socket.write(sink.chunked ? batch.chunked() : batch.plain())
-}
-
-function buffered (client: Client): number {
-  return client.sink === undefined ? client.res.writableLength : client.sink.socket.writableLength
-}
 
 // Ids increase, so the entry is found by binary search; -1 when absent.
 function findSeq (history: readonly HistoryEntry[], head: number, seq: number): number {

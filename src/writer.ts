@@ -79,24 +79,43 @@ export class Batch {
   }
 }
 
-/** A response's raw byte sink for the direct path. */
-export interface DirectSink {
-  readonly socket: Socket
-  /** The response uses chunked transfer encoding (HTTP/1.1); otherwise its body is delimited by the connection's end. */
-  readonly chunked: boolean
+/** Where a client's bytes go: its response, and the response's socket when the direct path applies. */
+export interface Target {
+  readonly res: ServerResponse | { write: (chunk: Buffer) => boolean, readonly writableLength: number }
+  /** See {@link directSocket}. */
+  readonly socket: Socket | undefined
 }
 
 /**
  * The socket an HTTP/1 response body can be written to directly, or undefined
  * when writes must go through `res.write()`: an HTTP/2 compatibility response,
- * a response without a real socket (e.g. `fastify.inject`), a HEAD request, or
- * one that still holds unsent bytes of its own (writing around them would
- * reorder the stream). Call it after the response's first write.
+ * a response without a real socket (e.g. `fastify.inject`), one not (yet) the
+ * current response of its connection (pipelining), or a HEAD request.
+ * Call it after the response's first write: from then on `res.write()` itself
+ * hands every byte straight to this socket, so writing there keeps the order.
  */
-export function directSink (res: unknown): DirectSink | undefined {
+export function directSocket (res: unknown): Socket | undefined {
   if (!(res instanceof ServerResponse)) return undefined
   const socket: unknown = res.socket
   if (!(socket instanceof Socket) || socket.destroyed || res.req.method === 'HEAD') return undefined
-  if (res.writableLength !== socket.writableLength) return undefined
-  return { socket, chunked: res.chunkedEncoding }
+  return socket
+}
+
+const responseWrite = ServerResponse.prototype.write
+
+/** Writes a batch to one client: straight to its socket when it can, else through `res.write()`. */
+export function writeBatch (target: Target, batch: Batch): void {
+  const { socket, res } = target
+  // A wrapped res.write (compression, instrumentation) must see every byte: then no direct path.
+  if (socket === undefined || res.write !== responseWrite) {
+    res.write(batch.plain())
+  } else {
+    // The response's own framing: HTTP/1.1 chunks, or (HTTP/1.0) the bytes as they are.
+    socket.write((res as ServerResponse).chunkedEncoding ? batch.chunked() : batch.plain())
+  }
+}
+
+/** Bytes written to a client and not yet handed to the kernel. */
+export function buffered (target: Target): number {
+  return target.socket === undefined ? target.res.writableLength : target.socket.writableLength
 }
