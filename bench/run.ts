@@ -30,7 +30,7 @@ const reps = Number(flag('reps') ?? (quick ? 1 : 3))
 const sizes = (flag('sizes')?.split(',').map(Number) ?? (quick ? [5000, 1000] : [10000, 5000, 1000])).sort((a, b) => b - a)
 /** Deliveries per fan-out run: broadcasts = this / clients. */
 const FANOUT_DELIVERIES = quick ? 100_000 : 400_000
-const RATE = { clients: Math.min(...sizes), perSecond: 20, durationMs: quick ? 2000 : 6000 }
+const RATE = { clients: Math.min(1000, ...sizes), perSecond: 20, durationMs: quick ? 2000 : 6000 }
 const TOKENS = { sessions: quick ? 200 : 1000, perSession: 5, perSecond: 20, durationMs: quick ? 3000 : 10_000 }
 const CHURN = { cycles: quick ? 2000 : 20_000, concurrency: 32, maxMs: quick ? 20_000 : 90_000 }
 
@@ -65,6 +65,9 @@ const env = {
   ulimitSoft: softLimit,
   ulimitHard: hardLimitText,
   childFileLimit: fileLimit,
+  /** The machine is shared: its load average (1, 5, 15 min) when the run started; `loadEnd` when it ended. */
+  loadStart: os.loadavg().map((x) => Number(x.toFixed(2))),
+  loadEnd: [] as number[],
   quick,
   reps,
   sizes,
@@ -260,7 +263,7 @@ function table (med: Record<string, Metrics>): string {
 // ---------------------------------------------------------------- main
 
 console.log(`bench: ${env.command}\n  node ${env.node}, ${cpus} CPUs (${cpuModel}), taskset ${hasTaskset ? 'server→CPU0, client→CPU1' : 'not used'}, ` +
-  `ulimit -n ${softLimit} (hard ${hardLimitText}; children ${fileLimit})\n  variants ${variants.join(', ')}; reps ${reps}; fan-out sizes ${sizes.join(', ')}`)
+  `ulimit -n ${softLimit} (hard ${hardLimitText}; children ${fileLimit}), load average ${env.loadStart.join(' ')}\n  variants ${variants.join(', ')}; reps ${reps}; fan-out sizes ${sizes.join(', ')}`)
 const client = await start('client.js', [], hasTaskset ? 1 : 0)
 const runs: Record<string, Metrics[]> = Object.fromEntries(variants.map((v) => [v, []]))
 const t0 = Date.now()
@@ -283,6 +286,8 @@ try {
 } finally {
   client.proc.kill()
 }
+env.loadEnd = os.loadavg().map((x) => Number(x.toFixed(2)))
+console.log(`  load average at start ${env.loadStart.join(' ')}, at end ${env.loadEnd.join(' ')} (${cpus} CPUs)`)
 const med: Record<string, Metrics> = {}
 for (const v of variants) {
   const keys = new Set((runs[v] ?? []).flatMap((m) => Object.keys(m)))
