@@ -14,7 +14,7 @@ import {
 import { RESERVED_EVENT_TYPES, type EventMap, type SessionKind } from './events.js'
 import { HEARTBEAT_FRAME, encodeEvent, encodeRetry, eventJson, eventTypeProblem, isSafeEventId } from './frame.js'
 import type { ResolvedOptions } from './options.js'
-import { Batch, buffered, directSocket, fanOutTuning, writeBatch as write, type QueuedFrame } from './writer.js'
+import { Batch, directSocket, fanOutTuning, writeBatch as write, type QueuedFrame } from './writer.js'
 
 /** The raw response an SSE client is written through (HTTP/1 or HTTP/2 compatibility API). */
 export type RawResponse = FastifyReply['raw']
@@ -353,7 +353,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (part === undefined) return
     write(client, part)
     if (part.events > 0) client.sentSeq = part.lastSeq
-    if (buffered(client) > this.#opts.maxBufferedBytes) {
+    if (client.res.writableLength > this.#opts.maxBufferedBytes) {
       this.#dropSlow(client)
     } else {
       const counters = this.#ctx.counters
@@ -377,7 +377,7 @@ export class SessionRegistry<E extends EventMap<E>> {
 
   #dropSlow (client: Client): void {
     this.#ctx.counters.clientsDroppedSlow++
-    client.log.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, buffered: buffered(client) }, 'sse client dropped: too slow')
+    client.log.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, buffered: client.res.writableLength }, 'sse client dropped: too slow')
     this.#detach(client)
     // Its backlog cannot be sent in time; destroying frees it now. The client reconnects and replays.
     client.res.destroy()

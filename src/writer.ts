@@ -81,7 +81,7 @@ export class Batch {
 
 /** Where a client's bytes go: its response, and the response's socket when the direct path applies. */
 export interface Target {
-  readonly res: ServerResponse | { write: (chunk: Buffer) => boolean, readonly writableLength: number }
+  readonly res: ServerResponse | { write: (chunk: Buffer) => boolean }
   /** See {@link directSocket}. */
   readonly socket: Socket | undefined
 }
@@ -106,16 +106,12 @@ const responseWrite = ServerResponse.prototype.write
 /** Writes a batch to one client: straight to its socket when it can, else through `res.write()`. */
 export function writeBatch (target: Target, batch: Batch): void {
   const { socket, res } = target
-  // A wrapped res.write (compression, instrumentation) must see every byte: then no direct path.
-  if (socket === undefined || res.write !== responseWrite) {
+  // Through res.write() when it is wrapped (compression, instrumentation: they must see every byte), or when
+  // the socket no longer takes writes (peer half-closed): Node then holds the bytes and counts them in writableLength.
+  if (socket === undefined || !socket.writable || res.write !== responseWrite) {
     res.write(batch.plain())
   } else {
     // The response's own framing: HTTP/1.1 chunks, or (HTTP/1.0) the bytes as they are.
     socket.write((res as ServerResponse).chunkedEncoding ? batch.chunked() : batch.plain())
   }
-}
-
-/** Bytes written to a client and not yet handed to the kernel. */
-export function buffered (target: Target): number {
-  return target.socket === undefined ? target.res.writableLength : target.socket.writableLength
 }

@@ -11,7 +11,7 @@ import net, { Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import sseHub from '../src/index.js'
-import { Batch, directSocket, fanOutTuning } from '../src/writer.js'
+import { Batch, directSocket, fanOutTuning, writeBatch } from '../src/writer.js'
 import { buildApp, connect, eventually, listen, token, type SseClient } from './helper.js'
 
 /** Every write handed to each captured response's socket, in order. */
@@ -148,6 +148,23 @@ t.test('directSocket: only an HTTP/1 response that owns a live net.Socket, not f
   t.equal(directSocket(head), undefined, 'HEAD: Node drops the body, so must we')
   socket.destroy()
   t.equal(directSocket(get), undefined, 'a destroyed socket')
+})
+
+t.test('writeBatch: a socket that no longer takes writes leaves the bytes to res.write(), counted in writableLength', async (t) => {
+  const req = Object.assign(new IncomingMessage(new Socket()), { method: 'GET' })
+  const res = new ServerResponse(req)
+  const socket = new Socket()
+  res.assignSocket(socket)
+  t.equal(directSocket(res), socket)
+  socket.end() // as Node does when the peer half-closes
+  let direct = 0
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
+  socket.write = ((...args: unknown[]) => { direct++; return write(...args) }) as typeof socket.write
+  const batch = new Batch([{ seq: 1, frame: Buffer.from('data: x\n\n') }])
+  writeBatch({ res, socket }, batch)
+  t.equal(direct, 0, 'nothing written to the ended socket')
+  t.ok(res.writableLength >= batch.bytes, 'held by the response, where the slow-client check sees it')
+  socket.destroy()
 })
 
 t.test('Batch: counts, encodings built once, and the part a client still needs', async (t) => {
