@@ -180,8 +180,11 @@ async function runVariant (variant: string, client: Child): Promise<Metrics> {
 
     // Connect/disconnect churn (before the token sessions fill the hub's replay history).
     const churnHeap0 = await server.call<number>('heap')
+    await server.call('measure')
     const ch = await client.call<{ ok: number, failed: number, elapsedMs: number }>('churn', { port, path: '/s/churn', ...CHURN }, CHURN.maxMs + 30_000)
     await waitClients(server, 0, 'churn')
+    const cw = await server.call<ServerWindow>('stop')
+    m.churn_cpu_us_per_cycle = cw.cpuUs / ch.ok
     const churnHeap1 = await server.call<number>('heap')
     m.churn_cycles_per_s = ch.ok / (ch.elapsedMs / 1000)
     m.churn_failed = ch.failed
@@ -199,6 +202,7 @@ async function runVariant (variant: string, client: Child): Promise<Metrics> {
     m.tokens_p99_ms = tgot.p99Us / 1000
     m.tokens_delivered_ratio = tgot.received / (tr.sent * TOKENS.perSession)
     m.tokens_server_cpu_pct = 100 * ts.cpuUs / ts.elapsedUs
+    m.tokens_cpu_us_per_event = ts.cpuUs / tgot.received
     await client.call('close', { keep: 0 })
     await waitClients(server, 0, 'close tokens')
 
@@ -231,7 +235,9 @@ const ROWS: Array<[string, string, boolean]> = [
   ['idle_heap_per_conn_kb', 'idle heap per connection KB', false],
   ['tokens_p50_ms', `${TOKENS.sessions} sessions × ${TOKENS.perSession} clients, ${TOKENS.perSecond} tok/s: p50 ms`, false],
   ['tokens_p99_ms', `${TOKENS.sessions} sessions × ${TOKENS.perSession} clients, ${TOKENS.perSecond} tok/s: p99 ms`, false],
+  ['tokens_cpu_us_per_event', `${TOKENS.sessions} sessions × ${TOKENS.perSession} clients: server CPU µs/event`, false],
   ['churn_cycles_per_s', `churn (${CHURN.cycles} cycles): connections/s`, true],
+  ['churn_cpu_us_per_cycle', 'churn: server CPU µs per connect/disconnect', false],
   ['churn_heap_delta_kb', 'churn: heap after GC, after − before, KB', false]
 ]
 

@@ -62,6 +62,8 @@ let win: Window | undefined
 serveIpc({
   heap: () => heapAfterGc(),
   clients: () => variant.clients(),
+  /** Starts a measurement window for work the client drives (churn). */
+  measure: () => { win = new Window(); return true },
   stop: () => {
     const result = win?.stop()
     win = undefined

@@ -25,7 +25,8 @@ export function chart (med: Record<string, Metrics>, variants: Array<[string, st
     ['rate_cpu_us_per_event', 'server CPU per delivered event', 'µs', false],
     ['idle_heap_per_conn_kb', 'idle heap per connection', 'KB', false],
     ['tokens_p99_ms', 'token streaming latency p99', 'ms', false],
-    ['churn_cycles_per_s', 'connect/disconnect churn', 'conn/s', true]
+    ['churn_cycles_per_s', 'connect/disconnect churn', 'conn/s', true],
+    ['churn_cpu_us_per_cycle', 'server CPU per connect/disconnect', 'µs', false]
   ]
   const base = med['node-http'] ?? {}
   const left = 300
@@ -40,8 +41,8 @@ export function chart (med: Record<string, Metrics>, variants: Array<[string, st
   const out: string[] = []
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`)
   out.push(`<rect width="100%" height="100%" fill="#fff"/>`)
-  out.push(`<text x="12" y="22" font-size="15" font-weight="600">SSE fan-out, relative to node:http (longer is better; 1× = node:http)</text>`)
-  out.push(`<text x="12" y="40" fill="#555">${esc(`node ${String(env.node)}, ${String(env.nproc)} × ${String(env.cpuModel)}, ${env.taskset === true ? 'server and client pinned to separate CPUs' : 'no CPU pinning'}, medians of ${String(env.reps)} run(s), ${String(env.date).slice(0, 10)}`)}</text>`)
+  out.push(`<text x="12" y="22" font-size="15" font-weight="600">SSE servers relative to node:http: longer bar = better (capped at 3×)</text>`)
+  out.push(`<text x="12" y="40" fill="#555">${esc(`node ${String(env.node)}, ${String(env.nproc)} × ${String(env.cpuModel)}, ${env.taskset === true ? 'server and client pinned to separate CPUs' : 'no CPU pinning'}, medians of ${String(env.reps)} run(s), load average ${String((env.loadStart as number[] | undefined)?.[0] ?? '?')}, ${String(env.date).slice(0, 10)}; labels: value (value ÷ node:http)`)}</text>`)
   variants.forEach(([, label], i) => {
     const lx = 12 + i * 150
     out.push(`<rect x="${lx}" y="50" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/><text x="${lx + 14}" y="59">${esc(label)}</text>`)
@@ -56,7 +57,8 @@ export function chart (med: Record<string, Metrics>, variants: Array<[string, st
       const shown = Number.isFinite(rel) ? Math.min(rel, cap) : 0
       const y = gy + 6 + i * (barH + 3)
       out.push(`<rect x="${left}" y="${y}" width="${(shown / cap * barMax).toFixed(1)}" height="${barH}" fill="${COLORS[i % COLORS.length]}"/>`)
-      const text = `${fmt(x)} ${unit}${v === 'node-http' ? '' : `  (${Number.isFinite(rel) ? rel.toFixed(2) : 'n/a'}×)`}`
+      const ratio = x / b
+      const text = `${fmt(x)} ${unit}${v === 'node-http' ? '' : `  (${Number.isFinite(ratio) ? ratio.toFixed(2) : 'n/a'}×)`}`
       out.push(`<text x="${left + shown / cap * barMax + 4}" y="${y + barH - 3}" fill="#333">${esc(text)}</text>`)
     })
     out.push(`<line x1="12" x2="${width - 12}" y1="${gy + groupH - 2}" y2="${gy + groupH - 2}" stroke="#eee"/>`)
