@@ -268,6 +268,15 @@ function table (med: Record<string, Metrics>): string {
 
 // ---------------------------------------------------------------- main
 
+// `--chart-from=bench/results/<file>.json` redraws docs/bench.svg from a saved full run, and exits.
+const chartFrom = flag('chart-from')
+if (chartFrom !== undefined) {
+  const saved = JSON.parse(readFileSync(chartFrom, 'utf8')) as { env: typeof env, variants: string[], medians: Record<string, Record<string, number>> }
+  writeFileSync(join(root, 'docs', 'bench.svg'), chart(saved.medians, saved.variants.map((v) => [v, LABEL[v] as string]), saved.env.sizes, saved.env))
+  console.log(`chart: ${join(root, 'docs', 'bench.svg')} (from ${chartFrom})`)
+  process.exit(0)
+}
+
 console.log(`bench: ${env.command}\n  node ${env.node}, ${cpus} CPUs (${cpuModel}), taskset ${hasTaskset ? 'server→CPU0, client→CPU1' : 'not used'}, ` +
   `ulimit -n ${softLimit} (hard ${hardLimitText}; children ${fileLimit}), load average ${env.loadStart.join(' ')}\n  variants ${variants.join(', ')}; reps ${reps}; fan-out sizes ${sizes.join(', ')}`)
 const client = await start('client.js', [], hasTaskset ? 1 : 0)
@@ -307,8 +316,9 @@ const stamp = env.date.replace(/[:.]/g, '-')
 const file = join(root, 'bench', 'results', `${stamp}${quick ? '-quick' : ''}.json`)
 writeFileSync(file, JSON.stringify({ env, variants, runs, medians: med, table: md }, null, 2) + '\n')
 console.log(`results: ${file}`)
-// A quick run is a smoke test: its chart stays beside its results, not in docs/.
-const svgPath = quick ? join(root, 'bench', 'results', `${stamp}-quick.svg`) : join(root, 'docs', 'bench.svg')
+// Only a full run with the default settings draws docs/bench.svg; any other run's chart stays beside its results.
+const canonical = !quick && argv.length === 0
+const svgPath = canonical ? join(root, 'docs', 'bench.svg') : join(root, 'bench', 'results', `${stamp}${quick ? '-quick' : ''}.svg`)
 mkdirSync(dirname(svgPath), { recursive: true })
 writeFileSync(svgPath, chart(med, variants.map((v) => [v, LABEL[v] as string]), sizes, env))
 console.log(`chart: ${svgPath}`)

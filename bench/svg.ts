@@ -34,7 +34,7 @@ export function chart (med: Record<string, Metrics>, variants: Array<[string, st
   const cap = 3
   const barH = 14
   const groupH = variants.length * (barH + 3) + 18
-  const top = 70
+  const top = 84
   const width = left + barMax + 170
   const height = top + rows.length * groupH + 40
   const x1 = left + barMax / cap
@@ -42,10 +42,12 @@ export function chart (med: Record<string, Metrics>, variants: Array<[string, st
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="12">`)
   out.push(`<rect width="100%" height="100%" fill="#fff"/>`)
   out.push(`<text x="12" y="22" font-size="15" font-weight="600">SSE servers relative to node:http: longer bar = better (capped at 3×)</text>`)
-  out.push(`<text x="12" y="40" fill="#555">${esc(`node ${String(env.node)}, ${String(env.nproc)} × ${String(env.cpuModel)}, ${env.taskset === true ? 'server and client pinned to separate CPUs' : 'no CPU pinning'}, medians of ${String(env.reps)} run(s), load average ${String((env.loadStart as number[] | undefined)?.[0] ?? '?')}, ${String(env.date).slice(0, 10)}; labels: value (value ÷ node:http)`)}</text>`)
+  const load = (env.loadStart as number[] | undefined)?.join(' ') ?? '?'
+  out.push(`<text x="12" y="40" fill="#555">${esc(`node ${String(env.node)}, ${String(env.nproc)} × ${String(env.cpuModel)}, ${env.taskset === true ? 'server and client pinned to separate CPUs' : 'no CPU pinning'}, medians of ${String(env.reps)} interleaved runs, ${String(env.date).slice(0, 10)}`)}</text>`)
+  out.push(`<text x="12" y="56" fill="#555">${esc(`shared machine, load average ${load} at start; labels: measured value (value ÷ node:http)`)}</text>`)
   variants.forEach(([, label], i) => {
     const lx = 12 + i * 150
-    out.push(`<rect x="${lx}" y="50" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/><text x="${lx + 14}" y="59">${esc(label)}</text>`)
+    out.push(`<rect x="${lx}" y="64" width="10" height="10" fill="${COLORS[i % COLORS.length]}"/><text x="${lx + 14}" y="73">${esc(label)}</text>`)
   })
   rows.forEach(([key, label, unit, higher], r) => {
     const gy = top + r * groupH

@@ -6,7 +6,9 @@ import type { Variant } from './types.js'
 
 export async function create (): Promise<Variant> {
   const app = Fastify({ logger: false })
-  await app.register(sseHub, { maxClients: 1_000_000, maxClientsPerSession: 1_000_000 })
+  // BENCH_HUB_OPTIONS='{"historySize":0}' tries other options (JSON); the defaults are what the table shows.
+  const extra = JSON.parse(process.env.BENCH_HUB_OPTIONS ?? '{}') as Record<string, unknown>
+  await app.register(sseHub, { maxClients: 1_000_000, maxClientsPerSession: 1_000_000, ...extra })
   app.get('/s/:id', app.sse.stream('conversation'))
   return {
     listen: async () => {
