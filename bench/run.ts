@@ -84,7 +84,9 @@ interface Child {
 
 let nextId = 0
 async function start (script: string, args: string[], cpu: number): Promise<Child> {
-  const node = [process.execPath, '--expose-gc', join(here, script), ...args]
+  // BENCH_SERVER_FLAGS adds node flags to the server processes, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'.
+  const flags = script === 'server.js' ? (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((f) => f !== '') : []
+  const node = [process.execPath, '--expose-gc', ...flags, join(here, script), ...args]
   const pin = hasTaskset ? `taskset -c ${cpu} ` : ''
   const cmd = `ulimit -n ${fileLimit} && exec ${pin}${node.map((a) => `'${a}'`).join(' ')}`
   const proc = spawn('sh', ['-c', cmd], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })

@@ -62,7 +62,10 @@ export interface HubContext {
 type HistoryEntry = QueuedFrame
 
 // Captured at load: a test that fakes timers must not stall the write path.
-const { setImmediate: later, queueMicrotask: soon } = globalThis
+const later = globalThis.setImmediate
+// A microtask through a settled promise: queueMicrotask() would allocate an AsyncResource per call.
+const settled = Promise.resolve()
+const soon = (fn: () => void): void => { void settled.then(fn) }
 const clock = performance.now.bind(performance)
 
 /** A round in progress: one batch, written to the session's clients in insertion order. */
