@@ -353,8 +353,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     let part: Batch | undefined = batch
     // A client that joined after these frames were queued got them by replay.
     if (client.sentSeq >= batch.firstSeq) part = batch.after(client.sentSeq, true)
-    if (part === undefined) return
-    write(client, part)
+    if (part === undefined || !this.#write(client, part)) return
     if (part.events > 0) client.sentSeq = part.lastSeq
     if (client.res.writableLength > this.#opts.maxBufferedBytes) {
       this.#dropSlow(client)
@@ -371,11 +370,26 @@ export class SessionRegistry<E extends EventMap<E>> {
     const pending = s.round === undefined ? s.queue : [...s.round.batch.entries, ...s.queue]
     if (pending.length === 0) return
     const part = new Batch(pending).after(client.sentSeq, false)
-    if (part === undefined) return
-    write(client, part)
+    if (part === undefined || !this.#write(client, part)) return
     client.sentSeq = part.lastSeq
     this.#ctx.counters.eventsSent += part.events
     this.#ctx.counters.bytesSent += part.bytes
+  }
+
+  /**
+   * Writes to one client. A write that throws (a broken `res.write` wrapper, say) costs that client
+   * its stream, never the round: the others still get the batch. False when it threw.
+   */
+  #write (client: Client, part: Batch): boolean {
+    try {
+      write(client, part)
+      return true
+    } catch (err) {
+      client.log.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, err }, 'sse client dropped: write failed')
+      this.#detach(client)
+      client.res.destroy()
+      return false
+    }
   }
 
   #dropSlow (client: Client): void {

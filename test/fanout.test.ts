@@ -284,3 +284,29 @@ t.test('shutdown writes what was broadcast before it', async (t) => {
   t.equal(a.res?.complete, true, 'ended cleanly')
   await eventually(() => app.sse.getStats().clients === 0, 'clients gone')
 })
+
+t.test('a write that throws costs only that client its stream', async (t) => {
+  const app = await buildApp({ heartbeatInterval: 0 })
+  const raws: ServerResponse[] = []
+  app.addHook('onRequest', async (request, reply) => { raws.push(reply.raw as ServerResponse) })
+  const url = await listen(app, t)
+  const broken = await connect(`${url}/conversations/s/stream`)
+  const fine = await connect(`${url}/conversations/s/stream`)
+  const later = await connect(`${url}/conversations/s/stream`)
+  const boom = (() => { throw new Error('broken wrapper') }) as unknown as ServerResponse['write']
+  raws[0]!.write = boom
+  await app.sse.broadcastToConversation('s', 'conversation_token', token('a'))
+  await broken.end()
+  t.equal(app.sse.getConversationClientCount('s'), 2, 'the broken one is gone')
+  t.same(tokens(broken), [])
+  // Ended by the hub with an event still owed, and its write throws: it is dropped, the end goes on.
+  await later.receive(1)
+  raws[2]!.write = boom
+  void app.sse.broadcastToConversation('s', 'conversation_token', token('b'))
+  t.ok(app.sse.removeConversationClient('s', later.clientId))
+  await later.end()
+  t.same(tokens(later), ['a'])
+  await fine.receive(2)
+  t.same(tokens(fine), ['a', 'b'])
+  t.equal(app.sse.getConversationClientCount('s'), 1)
+})
