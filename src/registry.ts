@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
 import type { Backplane, BackplaneEvent } from './backplane/types.js'
 import {
   FST_ERR_SSE_HUB_CLOSING,
@@ -15,6 +16,7 @@ import {
 import { RESERVED_EVENT_TYPES, type EventMap, type ResyncEvent, type SessionKind } from './events.js'
 import { HEARTBEAT_FRAME, encodeEvent, encodeRetry, eventJson, eventTypeProblem, isSafeEventId } from './frame.js'
 import type { ResolvedOptions } from './options.js'
+import { Batch, directSocket, fanOutTuning, writeBatch as write, type QueuedFrame } from './writer.js'
 
 /** The raw response an SSE client is written through (HTTP/1 or HTTP/2 compatibility API). */
 export type RawResponse = FastifyReply['raw']
@@ -63,9 +65,21 @@ export interface HubContext {
   readonly backplane: Backplane | undefined
 }
 
-interface HistoryEntry {
-  readonly seq: number
-  readonly frame: Buffer
+type HistoryEntry = QueuedFrame
+
+// Captured at load: a test that fakes timers must not stall the write path.
+const later = globalThis.setImmediate
+// A microtask through a settled promise: queueMicrotask() would allocate an AsyncResource per call.
+const settled = Promise.resolve()
+const soon = (fn: () => void): void => { void settled.then(fn) }
+const clock = performance.now.bind(performance)
+
+/** A round in progress: one batch, written to the session's clients in insertion order. */
+interface Round {
+  readonly batch: Batch
+  readonly clients: IterableIterator<Client>
+  /** Resolves the broadcasts of the batch once every client has been written to. */
+  readonly waiters: Array<() => void>
 }
 
 interface Client {
@@ -75,7 +89,10 @@ interface Client {
   readonly ip: string
   readonly session: Session
   readonly log: FastifyBaseLogger
-  readonly onClose: () => void
+  /** The socket to write to directly, when the response allows it. */
+  readonly socket: Socket | undefined
+  /** The newest event this client has (from replay or a write): queued frames up to it are skipped. */
+  sentSeq: number
   /** Backplane only: events up to this id were already written to it by its replay. */
   after: string | undefined
 }
@@ -91,6 +108,14 @@ class Session {
   history: HistoryEntry[] = []
   head = 0
   historyBytes = 0
+  /** The sequence number of this session's newest event. */
+  lastSeq = 0
+  /** Frames broadcast but not yet in a round, their bytes, and their broadcasts' resolvers. */
+  queue: QueuedFrame[] = []
+  queueBytes = 0
+  waiters: Array<() => void> = []
+  round: Round | undefined = undefined
+  scheduled = false
   lastActivity: number
   /** Backplane only: clients being admitted. */
   readonly pending = new Set<PendingJoin>()
@@ -121,10 +146,15 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #sessions = new Map<string, Session>()
   readonly #ctx: HubContext
   readonly #opts: ResolvedOptions
+  readonly #clientOf = new WeakMap<RawResponse, Client>()
+  /** The 'close' listener of every client's response (`this` is the response). */
+  readonly #onClose: (this: RawResponse) => void
 
   constructor (readonly kind: SessionKind, ctx: HubContext) {
     this.#ctx = ctx
     this.#opts = ctx.options
+    const registry = this
+    this.#onClose = function (this: RawResponse) { registry.#detach(registry.#clientOf.get(this) as Client) }
   }
 
   /**
@@ -301,10 +331,14 @@ export class SessionRegistry<E extends EventMap<E>> {
       ip: reply.request.ip,
       session: s,
       log: reply.log,
-      onClose: () => { this.#detach(client) },
+      socket: directSocket(res),
+      // The replay (or resync) covers every event up to now, queued ones included.
+      sentSeq: s.lastSeq,
       after
     }
-    res.once('close', client.onClose)
+    // One shared listener per registry, not a closure per client: idle connections stay small.
+    this.#clientOf.set(res, client)
+    res.on('close', this.#onClose)
     s.clients.set(clientId, client)
     this.#take(client.ip)
     client.log.debug({ kind: this.kind, sessionId: s.id, clientId, replayFrom }, 'sse client connected')
@@ -322,7 +356,9 @@ export class SessionRegistry<E extends EventMap<E>> {
   deliver (sessionId: string, event: BackplaneEvent): void {
     const s = this.#sessions.get(sessionId)
     if (s === undefined) return
-    this.#deliverFrame(s, event.id, encodeEvent(event.id, event.type, event.data), true)
+    const seq = this.#ctx.nextSeq()
+    s.lastSeq = seq
+    this.#deliverFrame(s, { seq, frame: encodeEvent(event.id, event.type, event.data), id: event.id })
   }
 
   /**
@@ -334,14 +370,14 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (s === undefined) return
     this.#ctx.counters.resyncsSent += s.clients.size
     for (const client of s.clients.values()) client.after = undefined
-    this.#deliverFrame(s, undefined, this.#resyncFrame(sessionId, newestId, 'history_trimmed'), false)
+    // seq 0: every client gets it, whatever its replay covered.
+    this.#deliverFrame(s, { seq: 0, frame: this.#resyncFrame(sessionId, newestId, 'history_trimmed') })
   }
 
-  /** `id` undefined: a frame every client must get, whatever its replay covered. */
-  #deliverFrame (s: Session, id: string | undefined, frame: Buffer, isEvent: boolean): void {
+  #deliverFrame (s: Session, entry: QueuedFrame): void {
     s.lastActivity = this.#ctx.now()
-    for (const p of s.pending) p.held.push({ id, frame })
-    if (s.clients.size > 0) this.#fanOut(s, frame, isEvent, id)
+    for (const p of s.pending) p.held.push({ id: entry.id, frame: entry.frame })
+    if (s.clients.size > 0) this.#enqueue(s, entry)
   }
 
   /** Appends to `out` the frames after `lastEventId`, or a `resync` event when that id is not in this session's history. */
@@ -404,10 +440,12 @@ export class SessionRegistry<E extends EventMap<E>> {
 
     const s = this.#sessions.get(sessionId) ?? this.#createSession(sessionId)
     s.lastActivity = ctx.now()
-    this.#remember(s, seq, frame)
+    const entry: HistoryEntry = { seq, frame }
+    this.#remember(s, entry)
+    s.lastSeq = seq
     ctx.counters.broadcasts++
-    if (s.clients.size > 0) this.#fanOut(s, frame, true)
-    return Promise.resolve(id)
+    if (s.clients.size === 0) return Promise.resolve(id)
+    return new Promise((resolve) => { this.#enqueue(s, entry, () => { resolve(id) }) })
   }
 
   /**
@@ -426,10 +464,11 @@ export class SessionRegistry<E extends EventMap<E>> {
     return persisted
   }
 
-  #remember (s: Session, seq: number, frame: Buffer): void {
+  #remember (s: Session, entry: HistoryEntry): void {
     const { historySize, historyBytes } = this.#opts
     if (historySize === 0) return
-    s.history.push({ seq, frame })
+    const { frame } = entry
+    s.history.push(entry)
     s.historyBytes += frame.length
     while (s.history.length - s.head > historySize || s.historyBytes > historyBytes) {
       s.historyBytes -= (s.history[s.head] as HistoryEntry).frame.length
@@ -441,27 +480,106 @@ export class SessionRegistry<E extends EventMap<E>> {
     }
   }
 
-  /** Writes `frame` to every client of `s`, dropping the ones that stopped reading. */
-  #fanOut (s: Session, frame: Buffer, isEvent: boolean, id?: string): void {
-    const max = this.#opts.maxBufferedBytes
-    let delivered = 0
-    for (const client of s.clients.values()) {
-      if (client.after !== undefined && id !== undefined) {
-        // Its replay already went past this one.
-        if ((this.#ctx.backplane as Backplane).compareIds(id, client.after) <= 0) continue
-        client.after = undefined
-      }
-      const res = client.res
-      res.write(frame)
-      if (res.writableLength > max) {
-        this.#dropSlow(client)
-      } else {
-        delivered++
-      }
+  /** Queues a frame for every client of `s`; the write happens in a round, right after the caller yields. */
+  #enqueue (s: Session, entry: QueuedFrame, done?: () => void): void {
+    s.queue.push(entry)
+    s.queueBytes += entry.frame.length
+    if (done !== undefined) s.waiters.push(done)
+    if (s.round === undefined && !s.scheduled) {
+      s.scheduled = true
+      soon(() => {
+        s.scheduled = false
+        this.#pump(s)
+      })
     }
-    const counters = this.#ctx.counters
-    if (isEvent) counters.eventsSent += delivered
-    counters.bytesSent += delivered * frame.length
+  }
+
+  /**
+   * Runs rounds until the queue is empty. A round pauses for a turn of the event loop once it
+   * has run for `fanOutTuning.sliceMs` (broadcasts meanwhile queue up for the next round), unless
+   * the queue holds more than `maxBufferedBytes`: then it finishes now, so nothing grows unbounded.
+   */
+  #pump (s: Session): void {
+    const { sliceMs, checkEvery } = fanOutTuning
+    const max = this.#opts.maxBufferedBytes
+    const deadline = clock() + sliceMs
+    for (;;) {
+      let round = s.round
+      if (round === undefined) {
+        if (s.queue.length === 0) return
+        round = s.round = { batch: new Batch(s.queue), clients: s.clients.values(), waiters: s.waiters }
+        s.queue = []
+        s.queueBytes = 0
+        s.waiters = []
+      }
+      const { batch, clients } = round
+      let n = 0
+      for (let next = clients.next(); next.done !== true; next = clients.next()) {
+        this.#deliver(next.value, batch)
+        if (++n % checkEvery === 0 && clock() >= deadline && s.queueBytes <= max) {
+          later(() => { this.#pump(s) })
+          return
+        }
+      }
+      s.round = undefined
+      for (const done of round.waiters) done()
+    }
+  }
+
+  /** What of `batch` a client does not have yet: not what its replay covered; `comments` keeps seq-0 frames. */
+  #missing (client: Client, batch: Batch, comments: boolean): Batch | undefined {
+    // A client that joined after these frames were queued got them by replay.
+    let part: Batch | undefined = client.sentSeq >= batch.firstSeq || !comments ? batch.after(client.sentSeq, comments) : batch
+    const after = client.after
+    if (part !== undefined && after !== undefined) {
+      // Backplane: live events still on their way when its replay was read may be older than the replay.
+      const backplane = this.#ctx.backplane as Backplane
+      part = part.select((e) => e.id === undefined || backplane.compareIds(e.id, after) > 0)
+      if (part !== undefined && part.events > 0) client.after = undefined
+    }
+    return part
+  }
+
+  /** Writes the part of `batch` a client does not have yet, then drops it if it stopped reading. */
+  #deliver (client: Client, batch: Batch): void {
+    const part = this.#missing(client, batch, true)
+    if (part === undefined || !this.#write(client, part)) return
+    if (part.events > 0) client.sentSeq = part.lastSeq
+    if (client.res.writableLength > this.#opts.maxBufferedBytes) {
+      this.#dropSlow(client)
+    } else {
+      const counters = this.#ctx.counters
+      counters.eventsSent += part.events
+      counters.bytesSent += part.bytes
+    }
+  }
+
+  /** Writes, before a client's stream ends, the events queued for it but not written yet. */
+  #catchUp (client: Client): void {
+    const s = client.session
+    const pending = s.round === undefined ? s.queue : [...s.round.batch.entries, ...s.queue]
+    if (pending.length === 0) return
+    const part = this.#missing(client, new Batch(pending), false)
+    if (part === undefined || !this.#write(client, part)) return
+    client.sentSeq = part.lastSeq
+    this.#ctx.counters.eventsSent += part.events
+    this.#ctx.counters.bytesSent += part.bytes
+  }
+
+  /**
+   * Writes to one client. A write that throws (a broken `res.write` wrapper, say) costs that client
+   * its stream, never the round: the others still get the batch. False when it threw.
+   */
+  #write (client: Client, part: Batch): boolean {
+    try {
+      write(client, part)
+      return true
+    } catch (err) {
+      client.log.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, err }, 'sse client dropped: write failed')
+      this.#detach(client)
+      client.res.destroy()
+      return false
+    }
   }
 
   #dropSlow (client: Client): void {
@@ -472,15 +590,15 @@ export class SessionRegistry<E extends EventMap<E>> {
     client.res.destroy()
   }
 
-  /** Writes a heartbeat comment to every client of one session (all sessions when omitted). */
+  /** Writes a heartbeat comment to every client of one session (all sessions when omitted), in the next round. */
   heartbeat (sessionId?: string): void {
     if (sessionId !== undefined) {
       const s = this.#sessions.get(sessionId)
-      if (s !== undefined) this.#fanOut(s, HEARTBEAT_FRAME, false)
+      if (s !== undefined && s.clients.size > 0) this.#enqueue(s, HEARTBEAT)
       return
     }
     for (const s of this.#sessions.values()) {
-      if (s.clients.size > 0) this.#fanOut(s, HEARTBEAT_FRAME, false)
+      if (s.clients.size > 0) this.#enqueue(s, HEARTBEAT)
     }
   }
 
@@ -546,6 +664,8 @@ export class SessionRegistry<E extends EventMap<E>> {
   }
 
   #end (client: Client): void {
+    // Nothing accepted is lost: events broadcast before the end still reach this client.
+    this.#catchUp(client)
     this.#detach(client)
     client.res.end()
   }
@@ -556,7 +676,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    * listener that could call it later is removed here.
    */
   #detach (client: Client): void {
-    client.res.removeListener('close', client.onClose)
+    client.res.removeListener('close', this.#onClose)
     const s = client.session
     s.clients.delete(client.id)
     this.#give(client.ip)
@@ -574,6 +694,8 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (s.clients.size === 0 && s.pending.size === 0) this.#sessions.delete(s.id)
   }
 }
+
+const HEARTBEAT: QueuedFrame = { seq: 0, frame: HEARTBEAT_FRAME }
 
 interface Replay {
   readonly chunks: Buffer[]

@@ -1,0 +1,132 @@
+/*
+ * A server under test, run as its own process by bench/run.ts:
+ *   node --expose-gc --import tsx bench/.build/bench/server.js <variant>
+ * It serves streams, and broadcasts when the orchestrator asks (over IPC), measuring
+ * its own CPU time, heap and event-loop delay. Every loop is bounded in count and time.
+ */
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
+import { setImmediate as turn } from 'node:timers/promises'
+import v8 from 'node:v8'
+import { nowUs, payload, serveIpc } from './common.js'
+import type { Variant } from './variants/types.js'
+
+const name = process.argv[2] ?? ''
+if (!/^[a-z-]+$/.test(name)) throw new Error(`bad variant ${name}`)
+const { create } = await import(`./variants/${name}.js`) as { create: () => Promise<Variant> }
+const variant = await create()
+const port = await variant.listen()
+
+const gc = (globalThis as { gc?: () => void }).gc
+function heapAfterGc (): number {
+  if (gc === undefined) throw new Error('run with --expose-gc')
+  for (let i = 0; i < 3; i++) gc()
+  return v8.getHeapStatistics().used_heap_size
+}
+
+/** A measurement window: CPU time, peak heap and event-loop delay from start() to stop(). */
+class Window {
+  readonly cpu = process.cpuUsage()
+  readonly t0 = nowUs()
+  readonly eld: IntervalHistogram = monitorEventLoopDelay({ resolution: 1 })
+  peakHeap = 0
+  readonly #timer: NodeJS.Timeout
+  constructor () {
+    this.eld.enable()
+    this.sample()
+    this.#timer = setInterval(() => { this.sample() }, 5)
+  }
+
+  sample (): void {
+    const used = v8.getHeapStatistics().used_heap_size
+    if (used > this.peakHeap) this.peakHeap = used
+  }
+
+  stop (): Record<string, number> {
+    clearInterval(this.#timer)
+    this.sample()
+    this.eld.disable()
+    const cpu = process.cpuUsage(this.cpu)
+    return {
+      cpuUs: cpu.user + cpu.system,
+      elapsedUs: nowUs() - this.t0,
+      peakHeap: this.peakHeap,
+      eldP50Ms: this.eld.percentile(50) / 1e6,
+      eldP99Ms: this.eld.percentile(99) / 1e6,
+      eldMaxMs: this.eld.max / 1e6
+    }
+  }
+}
+
+let win: Window | undefined
+
+serveIpc({
+  heap: () => heapAfterGc(),
+  clients: () => variant.clients(),
+  /** Starts a measurement window for work the client drives (churn). */
+  measure: () => { win = new Window(); return true },
+  stop: () => {
+    const result = win?.stop()
+    win = undefined
+    return result
+  },
+  /** Back-to-back broadcasts to one session: one per event-loop turn. */
+  fanout: async ({ session, count, maxMs }: { session: string, count: number, maxMs: number }) => {
+    win = new Window()
+    const w = win
+    const t0 = nowUs()
+    let sent = 0
+    let last: unknown
+    while (sent < count && nowUs() - t0 < maxMs * 1000) {
+      last = variant.broadcast(session, payload(sent, nowUs()))
+      sent++
+      w.sample()
+      await turn()
+    }
+    await last
+    return { sent, t0 }
+  },
+  /** A fixed rate of broadcasts to one session, each stamped with the time it was due. */
+  rate: async ({ session, perSecond, durationMs }: { session: string, perSecond: number, durationMs: number }) => {
+    win = new Window()
+    const every = 1e6 / perSecond
+    const total = Math.floor(durationMs * perSecond / 1000)
+    const t0 = nowUs()
+    let sent = 0
+    for (let guard = 0; sent < total && guard < total * 10; guard++) {
+      const now = nowUs()
+      for (let due = t0 + sent * every; due <= now && sent < total; due = t0 + sent * every) {
+        variant.broadcast(session, payload(sent, Math.round(due)))
+        sent++
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.max(1, (t0 + sent * every - nowUs()) / 1000)))
+    }
+    return { sent, t0 }
+  },
+  /**
+   * Token streaming: `sessions.length` sessions, each at `perSecond` tokens/s, their
+   * schedules spread evenly; each token stamped with the time it was due.
+   */
+  tokens: async ({ sessions, perSecond, durationMs }: { sessions: string[], perSecond: number, durationMs: number }) => {
+    win = new Window()
+    const every = 1e6 / (perSecond * sessions.length)
+    const total = Math.floor(durationMs * perSecond * sessions.length / 1000)
+    const t0 = nowUs()
+    let sent = 0
+    const deadline = t0 + durationMs * 3000
+    while (sent < total && nowUs() < deadline) {
+      const now = nowUs()
+      for (let due = t0 + sent * every; due <= now && sent < total; due = t0 + sent * every) {
+        variant.broadcast(sessions[sent % sessions.length] as string, payload(sent, Math.round(due)))
+        sent++
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+    return { sent, t0 }
+  },
+  exit: async () => {
+    await variant.close()
+    setTimeout(() => process.exit(0), 10).unref()
+    return true
+  }
+})
+process.send?.({ ready: true, port, pid: process.pid })
