@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, RouteHandlerMethod, RouteShorthandOptions } from 'fastify'
 import { randomBytes } from 'node:crypto'
-import type { BackplaneStats } from './backplane/types.js'
+import { initialBackplaneStats, type BackplaneStats } from './backplane/types.js'
 import type { ConversationEvents, DebateEvents, EventMap, SessionKind } from './events.js'
 import type { ResolvedOptions } from './options.js'
 import { SessionRegistry, type HubContext, type HubCounters, type RegistryStats } from './registry.js'
@@ -15,21 +15,6 @@ export interface HubStats extends HubCounters {
   uptimeMs: number
   /** The backplane's state: `type` `'memory'` for the in-memory hub, else connection, lag and error numbers. */
   backplane: BackplaneStats
-}
-
-const MEMORY_BACKPLANE_STATS: BackplaneStats = {
-  type: 'memory',
-  connected: true,
-  subscriptions: 0,
-  published: 0,
-  publishFailures: 0,
-  received: 0,
-  lagMs: 0,
-  maxLagMs: 0,
-  errors: 0,
-  reconnects: 0,
-  catchUps: 0,
-  resyncs: 0
 }
 
 /** Options of {@link SseHub.stream}. */
@@ -191,7 +176,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
       clients: conversations.clients + debates.clients,
       uptimeMs: Date.now() - this.#startedAt,
       ...this.#ctx.counters,
-      backplane: this.#ctx.backplane?.stats() ?? { ...MEMORY_BACKPLANE_STATS }
+      backplane: this.#ctx.backplane?.stats() ?? initialBackplaneStats('memory', true)
     }
   }
 

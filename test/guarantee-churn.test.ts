@@ -18,7 +18,7 @@ import http from 'node:http'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import type { Socket } from 'node:net'
-import { buildApp, eventually, listen, SseClient, token } from './helper.js'
+import { buildApp, eventually, listen, SseClient, token, noConnections } from './helper.js'
 
 const CYCLES = Number(process.env.CHURN_CYCLES ?? 10_000)
 // ~10-20 s alone on 2 cores; more when the suite runs files in parallel. tap's default is 30 s.
@@ -40,20 +40,6 @@ async function settledHeap (): Promise<number> {
     await new Promise((resolve) => setImmediate(resolve))
   }
   return process.memoryUsage().heapUsed
-}
-
-/**
- * Resolves once the server holds no connection (an aborted request may still be in flight until then).
- * Idle keep-alive connections, left by streams the server ended, are closed as Fastify's close() would.
- */
-async function noConnections (server: http.Server): Promise<void> {
-  for (let i = 0; i < 100_000; i++) {
-    server.closeIdleConnections()
-    const n = await new Promise<number>((resolve, reject) => { server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }) })
-    if (n === 0) return
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  throw new Error('the server kept connections open')
 }
 
 type Counts = Record<string, number>

@@ -14,7 +14,7 @@ import {
   FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP,
   resolveOptions
 } from '../src/index.js'
-import { buildApp, connect, eventually, listen, SseClient, token } from './helper.js'
+import { buildApp, connect, eventually, listen, SseClient, token, noConnections } from './helper.js'
 
 interface Opened {
   status: number
@@ -36,20 +36,6 @@ async function open (url: string, localAddress = '127.0.0.1'): Promise<Opened> {
     })
     req.on('error', reject)
   })
-}
-
-/**
- * Resolves once the server holds no connection (an aborted request may still be in flight until then).
- * Idle keep-alive connections, left by streams the server ended, are closed as Fastify's close() would.
- */
-async function noConnections (server: http.Server): Promise<void> {
-  for (let i = 0; i < 100_000; i++) {
-    server.closeIdleConnections()
-    const n = await new Promise<number>((resolve, reject) => { server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }) })
-    if (n === 0) return
-    await new Promise((resolve) => setImmediate(resolve))
-  }
-  throw new Error('the server kept connections open')
 }
 
 const count = (all: Opened[], status: number): number => all.filter((o) => o.status === status).length

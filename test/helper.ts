@@ -180,3 +180,17 @@ export class H2SseStream extends SseRecorder {
     this.stream.on('close', () => { this.ended = true; this.wake() })
   }
 }
+
+/**
+ * Resolves once the server holds no connection (an aborted request may still be in flight until then).
+ * Idle keep-alive connections, left by streams the server ended, are closed as Fastify's close() would.
+ */
+export async function noConnections (server: http.Server): Promise<void> {
+  for (let i = 0; i < 100_000; i++) {
+    server.closeIdleConnections()
+    const n = await new Promise<number>((resolve, reject) => { server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }) })
+    if (n === 0) return
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  throw new Error('the server kept connections open')
+}

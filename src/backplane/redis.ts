@@ -16,7 +16,7 @@ import {
   FST_ERR_SSE_HUB_BROADCAST_FAILED,
   FST_ERR_SSE_HUB_INVALID_OPTION
 } from '../errors.js'
-import type { Backplane, BackplaneEvent, BackplaneRead, BackplaneSink, BackplaneStats } from './types.js'
+import { initialBackplaneStats, type Backplane, type BackplaneEvent, type BackplaneRead, type BackplaneSink, type BackplaneStats } from './types.js'
 
 /** Options of {@link redisBackplane}. Give `url` or `client`. */
 export interface RedisBackplaneOptions {
@@ -141,20 +141,7 @@ class RedisBackplane implements Backplane {
   readonly type = 'redis'
   readonly #o: Resolved
   readonly #feeds = new Map<string, Feed>()
-  readonly #stats: BackplaneStats = {
-    type: 'redis',
-    connected: false,
-    subscriptions: 0,
-    published: 0,
-    publishFailures: 0,
-    received: 0,
-    lagMs: 0,
-    maxLagMs: 0,
-    errors: 0,
-    reconnects: 0,
-    catchUps: 0,
-    resyncs: 0
-  }
+  readonly #stats: BackplaneStats = initialBackplaneStats('redis', false)
 
   #sink: BackplaneSink | undefined
   #cmd: Redis | undefined

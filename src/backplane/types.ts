@@ -95,3 +95,8 @@ export interface Backplane {
   compareIds (a: string, b: string): number
   stats (): BackplaneStats
 }
+
+/** Stats of a backplane that has done nothing yet; `connected` as given (the in-memory hub is always connected). */
+export function initialBackplaneStats (type: BackplaneStats['type'], connected: boolean): BackplaneStats {
+  return { type, connected, subscriptions: 0, published: 0, publishFailures: 0, received: 0, lagMs: 0, maxLagMs: 0, errors: 0, reconnects: 0, catchUps: 0, resyncs: 0 }
+}
