@@ -324,3 +324,22 @@ const svgPath = canonical ? join(root, 'docs', 'bench.svg') : join(root, 'bench'
 mkdirSync(dirname(svgPath), { recursive: true })
 writeFileSync(svgPath, chart(med, variants.map((v) => [v, LABEL[v] as string]), sizes, env))
 console.log(`chart: ${svgPath}`)
+
+// ---------------------------------------------------------------- self-contained scenarios
+
+// Each runs in its own process, after the variants, with the figures it prints: the Redis backplane against the
+// in-memory hub (two instances), and healthy clients' latency with and without peers that stopped reading.
+const extra: Array<[string, string[]]> = [
+  ['redis-two-instances.js', quick ? ['--clients', '50', '--events', '500', '--latency-events', '200'] : []],
+  ['slow-peers.js', quick ? ['--healthy', '50', '--stalled', '20', '--events', '600', '--bytes', '12000'] : []]
+]
+if (flag('variants') === undefined && flag('sizes') === undefined) {
+  for (const [script, args] of extra) {
+    console.log(`\n${script.replace(/\.js$/, '')}:`)
+    try {
+      execFileSync(process.execPath, [join(here, script), ...args], { stdio: 'inherit', timeout: 10 * 60_000 })
+    } catch (err) {
+      console.log(`  (${script} failed: ${(err as Error).message.split('\n')[0]})`)
+    }
+  }
+}
