@@ -3,7 +3,7 @@
  * (broadcast call -> event parsed) with no stalled peer, then with peers that
  * stop reading, in the same run, and how many of those the hub dropped.
  *
- *   npx tsx bench/slow-peers.ts [--healthy 200] [--stalled 50] [--events 1500] [--rate 250]
+ *   npx tsx bench/slow-peers.ts [--healthy 100] [--stalled 50] [--events 1500] [--rate 100] [--bytes 4000]
  *
  * Everything on 127.0.0.1, in this process (server and clients), bounded: each
  * phase sends a fixed number of events at a fixed rate and gives up after 60 s.
@@ -18,10 +18,10 @@ const arg = (name: string, def: number): number => {
   const i = args.indexOf(`--${name}`)
   return i >= 0 ? Number(args[i + 1]) : def
 }
-const HEALTHY = arg('healthy', 200)
+const HEALTHY = arg('healthy', 100)
 const STALLED = arg('stalled', 50)
 const EVENTS = arg('events', 1500)
-const RATE = arg('rate', 250)
+const RATE = arg('rate', 100)
 const PAYLOAD = 'x'.repeat(arg('bytes', 4000))
 const MAX_BUFFERED = 256 * 1024
 const PHASE_LIMIT_MS = 60_000
