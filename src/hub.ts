@@ -181,7 +181,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   }
 
   /**
-   * Removes clients whose connection is gone and ends clients older than `maxAgeMs`
+   * Removes clients whose connection is gone and ends clients connected for `maxAgeMs` or longer
    * (default: the `maxConnectionAge` option) so they reconnect and resume. Runs by
    * itself every `cleanupInterval`. Returns the number of clients removed.
    */

@@ -24,7 +24,7 @@ export interface SseHubOptions {
   heartbeatInterval?: number
   /** Milliseconds between stale-connection cleanups (first run after `onReady`); 0 turns it off. Default 60000. */
   cleanupInterval?: number
-  /** Streams older than this (ms) are ended cleanly by cleanup, so the client reconnects and resumes. Default 3600000. */
+  /** Streams open this long (ms) are ended cleanly by cleanup, so the client reconnects and resumes. Default 3600000. */
   maxConnectionAge?: number
   /** A session with no clients and no broadcast for this long (ms) is forgotten with its history. Default 600000. */
   idleSessionTtl?: number

@@ -609,7 +609,7 @@ export class SessionRegistry<E extends EventMap<E>> {
 
   /**
    * Removes clients whose connection is gone, ends (cleanly, so they reconnect and
-   * resume) clients connected for longer than `maxAgeMs`, and forgets sessions idle
+   * resume) clients connected for `maxAgeMs` or longer, and forgets sessions idle
    * for longer than `idleSessionTtl`. Returns the number of clients removed.
    */
   cleanup (maxAgeMs: number, now: number): number {
@@ -620,7 +620,7 @@ export class SessionRegistry<E extends EventMap<E>> {
         if (client.res.destroyed || socket === null || socket.destroyed) {
           this.#detach(client)
           removed++
-        } else if (now - client.connectedAt > maxAgeMs) {
+        } else if (now - client.connectedAt >= maxAgeMs) {
           this.#ctx.counters.clientsExpired++
           this.#end(client)
           removed++

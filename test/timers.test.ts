@@ -79,7 +79,7 @@ t.test('cleanupStaleConnections removes clients whose socket is gone and takes a
   t.equal(app.sse.cleanupStaleConnections(), 1)
   t.equal(app.sse.getConversationClientCount('s'), 0)
   t.equal(app.sse.getDebateClientCount('s'), 1)
-  t.equal(app.sse.cleanupStaleConnections(0), 1, 'every client is older than 0 ms')
+  t.equal(app.sse.cleanupStaleConnections(0), 1, 'every client has been connected for 0 ms or longer')
   await keep.end()
 })
 
