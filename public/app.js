@@ -255,6 +255,17 @@ function render () {
 const hue = (s) => { let h = 0; for (const ch of String(s)) h = (h * 31 + ch.charCodeAt(0)) % 360; return h }
 const initials = (name) => String(name).split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0]).join('').toUpperCase()
 
+/** A speaker's name and role badge, as shown in the participant list and on each turn. */
+function nameAndRole (nameText, roleText) {
+  const name = document.createElement('span')
+  name.className = 'name'
+  name.textContent = nameText
+  const role = document.createElement('span')
+  role.className = `role role-${roleText}`
+  role.textContent = roleText
+  return [name, role]
+}
+
 function avatar (name, id) {
   const el = document.createElement('span')
   el.className = 'avatar'
@@ -277,13 +288,7 @@ function draw () {
   ul.replaceChildren(...view.participants.map((p) => {
     const li = document.createElement('li')
     li.className = p.participantId === view.speakerId && view.status !== 'completed' ? 'speaking' : ''
-    const name = document.createElement('span')
-    name.className = 'name'
-    name.textContent = p.personaName
-    const role = document.createElement('span')
-    role.className = `role role-${p.role}`
-    role.textContent = p.role
-    li.append(avatar(p.personaName, p.participantId), name, role)
+    li.append(avatar(p.personaName, p.participantId), ...nameAndRole(p.personaName, p.role))
     return li
   }))
 
@@ -302,16 +307,10 @@ function draw () {
       li.className = 'turn'
       const head = document.createElement('div')
       head.className = 'head'
-      const name = document.createElement('span')
-      name.className = 'name'
-      name.textContent = t.speakerName
-      const role = document.createElement('span')
-      role.className = `role role-${t.role}`
-      role.textContent = t.role
       const meta = document.createElement('span')
       meta.className = 'meta'
       meta.textContent = `turn ${t.turnCount}${t.phase ? ' · ' + t.phase : ''}`
-      head.append(avatar(t.speakerName, t.participantId), name, role, meta)
+      head.append(avatar(t.speakerName, t.participantId), ...nameAndRole(t.speakerName, t.role), meta)
       const text = document.createElement('p')
       text.className = 'text'
       li.append(head, text)
