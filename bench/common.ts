@@ -55,3 +55,9 @@ export function serveIpc (handlers: Record<string, (args: any) => unknown>): voi
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** A numeric command-line option given as `--name value`, or `def`. */
+export function numberArg (name: string, def: number, argv: readonly string[] = process.argv.slice(2)): number {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 ? Number(argv[i + 1]) : def
+}

@@ -17,12 +17,8 @@ import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import Fastify, { type FastifyInstance } from 'fastify'
 import sseHub, { redisBackplane, type SseHubOptions } from '../src/index.js'
+import { numberArg as arg } from './common.js'
 
-const args = process.argv.slice(2)
-const arg = (name: string, def: number): number => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 ? Number(args[i + 1]) : def
-}
 const CLIENTS = arg('clients', 100)
 const EVENTS = arg('events', 2000)
 const LATENCY_EVENTS = arg('latency-events', 500)

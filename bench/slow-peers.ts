@@ -12,12 +12,8 @@ import net from 'node:net'
 import { performance } from 'node:perf_hooks'
 import Fastify, { type FastifyInstance } from 'fastify'
 import sseHub from '../src/index.js'
+import { numberArg as arg } from './common.js'
 
-const args = process.argv.slice(2)
-const arg = (name: string, def: number): number => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 ? Number(args[i + 1]) : def
-}
 const HEALTHY = arg('healthy', 100)
 const STALLED = arg('stalled', 50)
 const EVENTS = arg('events', 1500)

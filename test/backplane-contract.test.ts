@@ -18,8 +18,7 @@ import {
   type BackplaneStats,
   type SessionKind
 } from '../src/index.js'
-import { SseClient, buildApp, connect, listen, token } from './helper.js'
-import { waitFor } from './redis-helper.js'
+import { SseClient, buildApp, connect, listen, token, waitFor } from './helper.js'
 
 /** A gate a test opens when it wants the backplane's pending call to finish. */
 class Gate {

@@ -1,6 +1,5 @@
 import t from 'tap'
-import type { ServerResponse } from 'node:http'
-import { buildApp, connect, listen, token } from './helper.js'
+import { buildApp, connect, listen, rawResponses, token } from './helper.js'
 
 t.test('every client of a session gets every event, in order, with increasing ids', async (t) => {
   const app = await buildApp()
@@ -39,8 +38,7 @@ t.test('the data keeps the design shape { type, ...payload, timestamp }', async 
 
 t.test('each broadcast is encoded once: the same Buffer goes to every client', async (t) => {
   const app = await buildApp()
-  const raws: ServerResponse[] = []
-  app.addHook('onRequest', async (request, reply) => { raws.push(reply.raw as ServerResponse) })
+  const raws = rawResponses(app)
   const url = await listen(app, t)
   await connect(`${url}/conversations/s/stream`)
   await connect(`${url}/conversations/s/stream`)

@@ -12,7 +12,7 @@ import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { build, selfSignedCert, type BuildOptions } from '../example-server.js'
-import { listen } from './helper.js'
+import { listen, waitFor } from './helper.js'
 
 // A real browser on a shared CI machine: more than tap's default 30 s per file.
 t.setTimeout(180_000)
@@ -185,10 +185,3 @@ if (!existsSync(CHROMIUM)) {
   })
 }
 
-async function waitFor (fn: () => boolean, what: string): Promise<void> {
-  // A guard against hanging forever, not a timing assertion: it polls the condition.
-  for (let i = 0; !fn(); i++) {
-    if (i > 20_000) throw new Error(`never happened: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 1))
-  }
-}

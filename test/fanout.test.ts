@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import sseHub from '../src/index.js'
 import { Batch, directSocket, fanOutTuning, writeBatch } from '../src/writer.js'
-import { buildApp, connect, eventually, listen, token, type SseClient } from './helper.js'
+import { buildApp, connect, eventually, listen, rawResponses, token, type SseClient } from './helper.js'
 
 /** Every write handed to each captured response's socket, in order. */
 function spyOnSockets (raws: ServerResponse[]): unknown[][] {
@@ -37,8 +37,7 @@ const tokens = (c: SseClient): unknown[] => c.received.map((e) => e.json.token)
 
 t.test('events broadcast in one turn reach each client in one write, the same bytes for every client', async (t) => {
   const app = await buildApp({ heartbeatInterval: 0 })
-  const raws: ServerResponse[] = []
-  app.addHook('onRequest', async (request, reply) => { raws.push(reply.raw as ServerResponse) })
+  const raws = rawResponses(app)
   const url = await listen(app, t)
   const a = await connect(`${url}/conversations/s/stream`)
   const b = await connect(`${url}/conversations/s/stream`)
@@ -287,8 +286,7 @@ t.test('shutdown writes what was broadcast before it', async (t) => {
 
 t.test('a write that throws costs only that client its stream', async (t) => {
   const app = await buildApp({ heartbeatInterval: 0 })
-  const raws: ServerResponse[] = []
-  app.addHook('onRequest', async (request, reply) => { raws.push(reply.raw as ServerResponse) })
+  const raws = rawResponses(app)
   const url = await listen(app, t)
   const broken = await connect(`${url}/conversations/s/stream`)
   const fine = await connect(`${url}/conversations/s/stream`)

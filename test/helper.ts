@@ -19,6 +19,13 @@ export async function buildApp (options: SseHubOptions = {}, server: FastifyServ
   return app
 }
 
+/** Every raw response the app creates from now on, in request order (to spy on or stall them). */
+export function rawResponses (app: FastifyInstance): http.ServerResponse[] {
+  const raws: http.ServerResponse[] = []
+  app.addHook('onRequest', async (request, reply) => { raws.push(reply.raw as http.ServerResponse) })
+  return raws
+}
+
 /** Listens on a free loopback port; returns the base URL. The app is closed when the test ends. */
 export async function listen (app: FastifyInstance, t?: { teardown: (fn: () => unknown) => void }): Promise<string> {
   t?.teardown(() => app.close())
@@ -147,6 +154,19 @@ export async function connect (url: string, headers?: Record<string, string>): P
 /** A valid conversation token payload. */
 export function token (text: string, n = 0): { participantId: string, personaSlug: string, personaName: string, segment: string, token: string } {
   return { participantId: 'p1', personaSlug: 'ada', personaName: 'Ada', segment: `s${n}`, token: text }
+}
+
+/**
+ * Resolves once `fn()` (sync or async) is true, checking every few ms; rejects after `ms`. For conditions
+ * another process makes true (Redis, Chromium, a child server), where {@link eventually}'s spin would burn CPU.
+ * The deadline is a guard against hanging, not a timing assertion.
+ */
+export async function waitFor (fn: () => boolean | Promise<boolean>, what: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!await fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
 }
 
 /** Resolves once `fn()` is true, checking again after each turn of the event loop's I/O phase. */

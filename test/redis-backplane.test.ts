@@ -6,8 +6,8 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../src/index.js'
-import { buildApp, connect, listen, token, type SseClient } from './helper.js'
-import { redisOrSkip, waitFor } from './redis-helper.js'
+import { buildApp, connect, listen, token, waitFor, type SseClient } from './helper.js'
+import { redisOrSkip } from './redis-helper.js'
 
 const redis = await redisOrSkip(t)
 

@@ -7,8 +7,8 @@ import type { FastifyInstance } from 'fastify'
 import net from 'node:net'
 import { Redis } from 'ioredis'
 import { redisBackplane, type RedisBackplaneOptions } from '../src/index.js'
-import { SseClient, buildApp, connect, listen, token } from './helper.js'
-import { freePort, redisOrSkip, waitFor } from './redis-helper.js'
+import { SseClient, buildApp, connect, listen, token, waitFor } from './helper.js'
+import { freePort, redisOrSkip } from './redis-helper.js'
 
 const redis = await redisOrSkip(t)
 
@@ -143,7 +143,7 @@ if (redis !== undefined) {
     t.equal(await clientCount(r), before + 2, 'two connections: commands and subscriptions')
     await app.close()
     await c.end()
-    await waitForAsync(async () => await clientCount(r) === before, 'both closed')
+    await waitFor(async () => await clientCount(r) === before, 'both closed')
     t.pass('both closed')
   })
 
@@ -171,7 +171,7 @@ if (redis !== undefined) {
       t.equal(client.status, 'ready', `${state}: still open after close()`)
       t.equal(await client.ping(), 'PONG')
       t.equal(client.listenerCount('error'), 0, `${state}: no listener of ours left`)
-      await waitForAsync(async () => await clientCount(r) <= before + (client === r ? 0 : 1), `${state}: the hub's own connection closed`)
+      await waitFor(async () => await clientCount(r) <= before + (client === r ? 0 : 1), `${state}: the hub's own connection closed`)
       if (client !== r) await client.quit()
     }
   })
@@ -216,11 +216,3 @@ t.test('Redis that accepts but never answers: register fails after connectTimeou
   t.ok(Date.now() - started < 3000, 'bounded by connectTimeout')
 })
 
-/** Like waitFor, for an async condition (a Redis query). */
-async function waitForAsync (fn: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}

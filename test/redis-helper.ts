@@ -113,11 +113,3 @@ export async function redisOrSkip (t: TapLike): Promise<RedisServer | undefined>
   }
 }
 
-/** Resolves once `fn()` is true, checking every few ms; rejects after `ms`. For waits on Redis (reconnects take 100s of ms). */
-export async function waitFor (fn: () => boolean, what: string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 5))
-  }
-}
