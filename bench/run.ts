@@ -1,6 +1,7 @@
 /*
  * The benchmark orchestrator: `npm run bench` (full) or `npm run bench -- --quick` (a smoke run of about a minute).
- * Options: --reps=N  --variants=hub,node-http,...  --sizes=1000,5000,10000
+ * Options: --reps=N  --variants=hub,node-http,...  --sizes=1000,5000,10000  --scenarios=fanout,rate,churn,tokens
+ *          --churn-cycles=N
  *
  * For each repetition, and for each server variant in an order rotated per repetition
  * (so no variant always runs first or last), it starts the server as its own process
@@ -23,16 +24,20 @@ const argv = process.argv.slice(2)
 const flag = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1]
 const quick = argv.includes('--quick')
 
-const ALL_VARIANTS = ['hub', 'node-http', 'fastify-sse', 'better-sse']
-const LABEL: Record<string, string> = { hub: 'fastify-sse-hub', 'node-http': 'node:http', 'fastify-sse': '@fastify/sse', 'better-sse': 'better-sse' }
-const variants = (flag('variants')?.split(',') ?? ALL_VARIANTS).filter((v) => ALL_VARIANTS.includes(v))
+const DEFAULT_VARIANTS = ['hub', 'node-http', 'fastify-sse', 'better-sse']
+// fastify-raw (opt-in): Fastify routing with raw writes, the floor of what a Fastify route costs per connection.
+const ALL_VARIANTS = [...DEFAULT_VARIANTS, 'fastify-raw']
+const LABEL: Record<string, string> = { hub: 'fastify-sse-hub', 'node-http': 'node:http', 'fastify-sse': '@fastify/sse', 'better-sse': 'better-sse', 'fastify-raw': 'fastify (raw writes)' }
+const variants = (flag('variants')?.split(',') ?? DEFAULT_VARIANTS).filter((v) => ALL_VARIANTS.includes(v))
 const reps = Number(flag('reps') ?? (quick ? 1 : 3))
 const sizes = (flag('sizes')?.split(',').map(Number) ?? (quick ? [5000, 1000] : [10000, 5000, 1000])).sort((a, b) => b - a)
 /** Deliveries per fan-out run: broadcasts = this / clients. */
 const FANOUT_DELIVERIES = quick ? 100_000 : 400_000
 const RATE = { clients: Math.min(1000, ...sizes), perSecond: 20, durationMs: quick ? 2000 : 6000 }
 const TOKENS = { sessions: quick ? 200 : 1000, perSession: 5, perSecond: 20, durationMs: quick ? 3000 : 10_000 }
-const CHURN = { cycles: quick ? 2000 : 20_000, concurrency: 32, maxMs: quick ? 20_000 : 90_000 }
+const SCENARIOS = flag('scenarios')?.split(',') ?? ['fanout', 'rate', 'churn', 'tokens']
+const want = (scenario: string): boolean => SCENARIOS.includes(scenario)
+const CHURN = { cycles: Number(flag('churn-cycles') ?? (quick ? 2000 : 20_000)), concurrency: 32, maxMs: quick ? 20_000 : 90_000 }
 
 // ---------------------------------------------------------------- environment
 
@@ -147,7 +152,7 @@ async function runVariant (variant: string, client: Child): Promise<Metrics> {
     m.idle_heap_per_conn_kb = (heap1 - heap0) / (sizes[0] as number) / 1024
 
     // Fan-out, one session, back-to-back broadcasts; clients closed down to each size in turn.
-    for (const n of sizes) {
+    for (const n of want('fanout') ? sizes : []) {
       await client.call('close', { keep: n })
       await waitClients(server, n, 'close')
       await client.call('reset')
@@ -168,51 +173,62 @@ async function runVariant (variant: string, client: Child): Promise<Metrics> {
     }
 
     // CPU per delivered event at a fixed rate.
-    await client.call('close', { keep: RATE.clients })
-    await waitClients(server, RATE.clients, 'close')
-    await client.call('reset')
-    const rr = await server.call<{ sent: number }>('rate', { session: 'fan', perSecond: RATE.perSecond, durationMs: RATE.durationMs })
-    const rgot = await client.call<ClientStats>('expect', { total: rr.sent * RATE.clients, timeoutMs: 30_000 })
-    const rs = await server.call<ServerWindow>('stop')
-    m.rate_deliveries_per_s = rr.sent * RATE.clients / (RATE.durationMs / 1000)
-    m.rate_cpu_us_per_event = rs.cpuUs / rgot.received
-    m.rate_latency_p99_ms = rgot.p99Us / 1000
+    if (want('rate')) await rate(server, client, m)
     await client.call('close', { keep: 0 })
     await waitClients(server, 0, 'close')
 
-    // Connect/disconnect churn (before the token sessions fill the hub's replay history).
-    const churnHeap0 = await server.call<number>('heap')
-    await server.call('measure')
-    const ch = await client.call<{ ok: number, failed: number, elapsedMs: number }>('churn', { port, path: '/s/churn', ...CHURN }, CHURN.maxMs + 30_000)
-    await waitClients(server, 0, 'churn')
-    const cw = await server.call<ServerWindow>('stop')
-    m.churn_cpu_us_per_cycle = cw.cpuUs / ch.ok
-    const churnHeap1 = await server.call<number>('heap')
-    m.churn_cycles_per_s = ch.ok / (ch.elapsedMs / 1000)
-    m.churn_failed = ch.failed
-    m.churn_heap_delta_kb = (churnHeap1 - churnHeap0) / 1024
-    // Many sessions, token streaming.
-    const sessions = Array.from({ length: TOKENS.sessions }, (_, i) => `t${i}`)
-    const tconn = await client.call<{ failed: number }>('connect', { port, paths: sessions.map((s) => `/s/${s}`), n: TOKENS.sessions * TOKENS.perSession })
-    if (tconn.failed > 0) throw new Error(`${tconn.failed} token-stream connections failed`)
-    await waitClients(server, TOKENS.sessions * TOKENS.perSession, 'connect tokens')
-    await client.call('reset')
-    const tr = await server.call<{ sent: number }>('tokens', { sessions, perSecond: TOKENS.perSecond, durationMs: TOKENS.durationMs })
-    const tgot = await client.call<ClientStats>('expect', { total: tr.sent * TOKENS.perSession, timeoutMs: 30_000 })
-    const ts = await server.call<ServerWindow>('stop')
-    m.tokens_p50_ms = tgot.p50Us / 1000
-    m.tokens_p99_ms = tgot.p99Us / 1000
-    m.tokens_delivered_ratio = tgot.received / (tr.sent * TOKENS.perSession)
-    m.tokens_server_cpu_pct = 100 * ts.cpuUs / ts.elapsedUs
-    m.tokens_cpu_us_per_event = ts.cpuUs / tgot.received
-    await client.call('close', { keep: 0 })
-    await waitClients(server, 0, 'close tokens')
-
+    if (want('churn')) await churn(server, client, port, m)
+    if (want('tokens')) await tokens(server, client, port, m)
   } finally {
     await server.call('exit', {}, 10_000).catch(() => {})
     await new Promise((resolve) => { if (server.proc.exitCode !== null) resolve(null); else server.proc.once('exit', resolve) })
   }
   return m
+}
+
+async function rate (server: Child, client: Child, m: Metrics): Promise<void> {
+  await client.call('close', { keep: RATE.clients })
+  await waitClients(server, RATE.clients, 'close')
+  await client.call('reset')
+  const rr = await server.call<{ sent: number }>('rate', { session: 'fan', perSecond: RATE.perSecond, durationMs: RATE.durationMs })
+  const rgot = await client.call<ClientStats>('expect', { total: rr.sent * RATE.clients, timeoutMs: 30_000 })
+  const rs = await server.call<ServerWindow>('stop')
+  m.rate_deliveries_per_s = rr.sent * RATE.clients / (RATE.durationMs / 1000)
+  m.rate_cpu_us_per_event = rs.cpuUs / rgot.received
+  m.rate_latency_p99_ms = rgot.p99Us / 1000
+}
+
+/** Connect/disconnect churn (before the token sessions fill the hub's replay history). */
+async function churn (server: Child, client: Child, port: number, m: Metrics): Promise<void> {
+  const churnHeap0 = await server.call<number>('heap')
+  await server.call('measure')
+  const ch = await client.call<{ ok: number, failed: number, elapsedMs: number }>('churn', { port, path: '/s/churn', ...CHURN }, CHURN.maxMs + 30_000)
+  await waitClients(server, 0, 'churn')
+  const cw = await server.call<ServerWindow>('stop')
+  m.churn_cpu_us_per_cycle = cw.cpuUs / ch.ok
+  const churnHeap1 = await server.call<number>('heap')
+  m.churn_cycles_per_s = ch.ok / (ch.elapsedMs / 1000)
+  m.churn_failed = ch.failed
+  m.churn_heap_delta_kb = (churnHeap1 - churnHeap0) / 1024
+}
+
+/** Many sessions, token streaming. */
+async function tokens (server: Child, client: Child, port: number, m: Metrics): Promise<void> {
+  const sessions = Array.from({ length: TOKENS.sessions }, (_, i) => `t${i}`)
+  const tconn = await client.call<{ failed: number }>('connect', { port, paths: sessions.map((s) => `/s/${s}`), n: TOKENS.sessions * TOKENS.perSession })
+  if (tconn.failed > 0) throw new Error(`${tconn.failed} token-stream connections failed`)
+  await waitClients(server, TOKENS.sessions * TOKENS.perSession, 'connect tokens')
+  await client.call('reset')
+  const tr = await server.call<{ sent: number }>('tokens', { sessions, perSecond: TOKENS.perSecond, durationMs: TOKENS.durationMs })
+  const tgot = await client.call<ClientStats>('expect', { total: tr.sent * TOKENS.perSession, timeoutMs: 30_000 })
+  const ts = await server.call<ServerWindow>('stop')
+  m.tokens_p50_ms = tgot.p50Us / 1000
+  m.tokens_p99_ms = tgot.p99Us / 1000
+  m.tokens_delivered_ratio = tgot.received / (tr.sent * TOKENS.perSession)
+  m.tokens_server_cpu_pct = 100 * ts.cpuUs / ts.elapsedUs
+  m.tokens_cpu_us_per_event = ts.cpuUs / tgot.received
+  await client.call('close', { keep: 0 })
+  await waitClients(server, 0, 'close tokens')
 }
 
 // ---------------------------------------------------------------- report

@@ -73,6 +73,13 @@ export const FST_ERR_SSE_HUB_UNAUTHORIZED = createError(
   401
 )
 
+/** A stream route was asked for by a client whose `Accept` header refuses `text/event-stream` (answered as 406). */
+export const FST_ERR_SSE_HUB_NOT_ACCEPTABLE = createError(
+  'FST_ERR_SSE_HUB_NOT_ACCEPTABLE',
+  "fastify-sse-hub: this endpoint only produces 'text/event-stream'",
+  406
+)
+
 /** A client was added while the server is closing (answered as 503). */
 export const FST_ERR_SSE_HUB_CLOSING = createError(
   'FST_ERR_SSE_HUB_CLOSING',

@@ -5,6 +5,7 @@
  */
 
 const LINE_BREAK = /\r\n|\r|\n/
+const HAS_LINE_BREAK = /[\r\n]/
 const FIELD_UNSAFE = /[\r\n\0]/
 // UTF-8 cannot carry half a surrogate pair: the client would see U+FFFD, another name.
 const LONE_SURROGATE = /\p{Surrogate}/u
@@ -42,7 +43,7 @@ export function isSafeEventId (id: unknown): id is string {
  */
 export function dataLines (data: string): string {
   // JSON.stringify never emits raw CR or LF, so the common case is one line.
-  if (!LINE_BREAK.test(data)) return 'data: ' + data + '\n'
+  if (!HAS_LINE_BREAK.test(data)) return 'data: ' + data + '\n'
   let out = ''
   for (const line of data.split(LINE_BREAK)) out += 'data: ' + line + '\n'
   return out
@@ -54,14 +55,18 @@ export function dataLines (data: string): string {
  * The caller validates `type` and `id`; see {@link eventTypeProblem} and {@link isSafeEventId}.
  */
 export function encodeEvent (id: string | undefined, type: string, data: string): Buffer {
-  let frame = id === undefined ? '' : (id === '' ? 'id:\n' : 'id: ' + id + '\n')
-  frame += 'event: ' + type + '\n' + dataLines(data) + '\n'
-  return Buffer.from(frame, 'utf8')
+  return Buffer.from(eventText(id, type, data), 'utf8')
+}
+
+/** {@link encodeEvent}'s text. */
+export function eventText (id: string | undefined, type: string, data: string): string {
+  const frame = id === undefined ? '' : (id === '' ? 'id:\n' : 'id: ' + id + '\n')
+  return frame + 'event: ' + type + '\n' + dataLines(data) + '\n'
 }
 
 /** A `retry:` field on its own: the reconnection delay, in milliseconds, for this client. */
-export function encodeRetry (ms: number): Buffer {
-  return Buffer.from('retry: ' + Math.floor(ms) + '\n\n', 'utf8')
+export function retryField (ms: number): string {
+  return 'retry: ' + Math.floor(ms) + '\n\n'
 }
 
 /**
@@ -75,4 +80,13 @@ export function eventJson (type: string, payload: object, timestamp: number): st
   // An own toJSON would replace the whole envelope (type and timestamp with it); a function is not data anyway.
   if (typeof body.toJSON === 'function') body.toJSON = undefined
   return JSON.stringify(body)
+}
+
+/**
+ * {@link eventJson} of `connection_established`, written out: it is sent once per connection, and
+ * its fields need no escaping but the session id's.
+ */
+export function establishedJson (clientId: string, sessionId: string, kind: string, timestamp: number): string {
+  return '{"type":"connection_established","clientId":"' + clientId + '","sessionId":' + JSON.stringify(sessionId) +
+    ',"kind":"' + kind + '","timestamp":' + timestamp + '}'
 }

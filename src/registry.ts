@@ -14,7 +14,7 @@ import {
   FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP
 } from './errors.js'
 import { RESERVED_EVENT_TYPES, type EventMap, type ResyncEvent, type SessionKind } from './events.js'
-import { HEARTBEAT_FRAME, encodeEvent, encodeRetry, eventJson, eventTypeProblem, isSafeEventId } from './frame.js'
+import { HEARTBEAT_FRAME, encodeEvent, establishedJson, eventJson, eventText, eventTypeProblem, isSafeEventId, retryField } from './frame.js'
 import type { ResolvedOptions } from './options.js'
 import { Batch, directSocket, fanOutTuning, writeBatch as write, type QueuedFrame } from './writer.js'
 
@@ -86,7 +86,8 @@ interface Client {
   readonly id: string
   readonly res: RawResponse
   readonly connectedAt: number
-  readonly ip: string
+  /** The address counted against `maxClientsPerIp`; undefined when that option is off. */
+  readonly ip: string | undefined
   readonly session: Session
   readonly log: FastifyBaseLogger
   /** The socket to write to directly, when the response allows it. */
@@ -146,7 +147,6 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #sessions = new Map<string, Session>()
   readonly #ctx: HubContext
   readonly #opts: ResolvedOptions
-  readonly #clientOf = new WeakMap<RawResponse, Client>()
   /** The 'close' listener of every client's response (`this` is the response). */
   readonly #onClose: (this: RawResponse) => void
 
@@ -154,7 +154,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#ctx = ctx
     this.#opts = ctx.options
     const registry = this
-    this.#onClose = function (this: RawResponse) { registry.#detach(registry.#clientOf.get(this) as Client) }
+    this.#onClose = function (this: Tracked) { registry.#detach(this[kClient] as Client) }
   }
 
   /**
@@ -178,13 +178,18 @@ export class SessionRegistry<E extends EventMap<E>> {
     return this.#attach(sessionId, reply, request)
   }
 
-  /** Throws, before any SSE byte, when this reply cannot become a stream of `session` now. */
-  #admit (reply: FastifyReply, request: FastifyRequest, session: Session | undefined): void {
+  /**
+   * Throws, before any SSE byte, when this reply cannot become a stream of `session` now.
+   * Returns the address to count against `maxClientsPerIp`, undefined when that option is
+   * off (reading `request.ip` costs a system call per connection).
+   */
+  #admit (reply: FastifyReply, request: FastifyRequest, session: Session | undefined): string | undefined {
     const ctx = this.#ctx
     const opts = this.#opts
     if (ctx.closing) throw new FST_ERR_SSE_HUB_CLOSING()
     if (reply.sent || reply.raw.headersSent) throw new FST_ERR_SSE_HUB_REPLY_SENT()
-    if ((ctx.clientsPerIp.get(request.ip) ?? 0) >= opts.maxClientsPerIp) {
+    const ip = opts.maxClientsPerIp === Infinity ? undefined : request.ip
+    if (ip !== undefined && (ctx.clientsPerIp.get(ip) ?? 0) >= opts.maxClientsPerIp) {
       ctx.counters.clientsRejected++
       reply.header('retry-after', String(opts.retryAfter))
       throw new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP()
@@ -195,19 +200,22 @@ export class SessionRegistry<E extends EventMap<E>> {
       reply.header('retry-after', String(opts.retryAfter))
       throw new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS(ctx.totalClients >= opts.maxClients ? 'maxClients' : 'maxClientsPerSession')
     }
+    return ip
   }
 
   /** Counts one stream (open, or waiting to open) against the limits. */
-  #take (ip: string): void {
+  #take (ip: string | undefined): void {
     const ctx = this.#ctx
     ctx.totalClients++
+    if (ip === undefined) return
     ctx.clientsPerIp.set(ip, (ctx.clientsPerIp.get(ip) ?? 0) + 1)
   }
 
   /** Undoes {@link #take}; an address leaves the map at zero. */
-  #give (ip: string): void {
+  #give (ip: string | undefined): void {
     const ctx = this.#ctx
     ctx.totalClients--
+    if (ip === undefined) return
     const fromIp = (ctx.clientsPerIp.get(ip) as number) - 1
     if (fromIp === 0) ctx.clientsPerIp.delete(ip)
     else ctx.clientsPerIp.set(ip, fromIp)
@@ -215,7 +223,7 @@ export class SessionRegistry<E extends EventMap<E>> {
 
   #attach (sessionId: string, reply: FastifyReply, request: FastifyRequest): string {
     const session = this.#sessions.get(sessionId)
-    this.#admit(reply, request, session)
+    const ip = this.#admit(reply, request, session)
     const clientId = randomUUID()
     // The peer left while authorize ran: nothing to stream to, and 'close' has already fired.
     if (reply.raw.destroyed) return clientId
@@ -224,7 +232,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     const chunks: Buffer[] = []
     const lastEventId = readLastEventId(request)
     if (lastEventId !== undefined) this.#replay(s, lastEventId, chunks)
-    this.#open(s, reply, clientId, chunks, undefined, lastEventId)
+    this.#open(s, reply, { clientId, ip, chunks, after: undefined, replayFrom: lastEventId })
     return clientId
   }
 
@@ -237,14 +245,14 @@ export class SessionRegistry<E extends EventMap<E>> {
   async #join (sessionId: string, reply: FastifyReply, request: FastifyRequest, backplane: Backplane): Promise<string> {
     const ctx = this.#ctx
     let s = this.#sessions.get(sessionId)
-    this.#admit(reply, request, s)
+    const ip = this.#admit(reply, request, s)
     const clientId = randomUUID()
     if (reply.raw.destroyed) return clientId
 
     s ??= this.#createSession(sessionId)
     const pending: PendingJoin = { held: [] }
     s.pending.add(pending)
-    this.#take(request.ip) // the place is taken while we wait
+    this.#take(ip) // the place is taken while we wait
     const lastEventId = readLastEventId(request)
     let replay: Replay = { chunks: [], after: undefined }
     let subscribed = false
@@ -254,29 +262,29 @@ export class SessionRegistry<E extends EventMap<E>> {
       if (lastEventId !== undefined) replay = await this.#readReplay(s, lastEventId, backplane)
       if (ctx.closing) throw new FST_ERR_SSE_HUB_CLOSING()
     } catch (err) {
-      this.#leave(s, pending, subscribed, request.ip)
+      this.#leave(s, pending, subscribed, ip)
       // Unavailable or closing: both are answered 503.
       reply.header('retry-after', String(this.#opts.retryAfter))
       throw err
     }
     // The peer left while we waited.
     if (reply.raw.destroyed) {
-      this.#leave(s, pending, true, request.ip)
+      this.#leave(s, pending, true, ip)
       return clientId
     }
     s.pending.delete(pending)
-    this.#give(request.ip)
+    this.#give(ip)
     const after = replay.after
     for (const held of pending.held) {
       if (after === undefined || held.id === undefined || backplane.compareIds(held.id, after) > 0) replay.chunks.push(held.frame)
     }
     // Live events still on their way may be older than the replay (they come on another connection): the client skips those.
-    this.#open(s, reply, clientId, replay.chunks, after, lastEventId)
+    this.#open(s, reply, { clientId, ip, chunks: replay.chunks, after, replayFrom: lastEventId })
     return clientId
   }
 
   /** Undoes a join that did not become a client. */
-  #leave (s: Session, pending: PendingJoin, subscribed: boolean, ip: string): void {
+  #leave (s: Session, pending: PendingJoin, subscribed: boolean, ip: string | undefined): void {
     s.pending.delete(pending)
     this.#give(ip)
     if (subscribed) (this.#ctx.backplane as Backplane).unsubscribe(this.kind, s.id)
@@ -309,26 +317,32 @@ export class SessionRegistry<E extends EventMap<E>> {
     return { chunks: [this.#resyncFrame(s.id, newestId, reason)], after: newestId === '' ? undefined : newestId }
   }
 
-  /** Commits the stream, writes `retry:`, `connection_established` and `chunks`, and tracks the client. */
-  #open (s: Session, reply: FastifyReply, clientId: string, chunks: Buffer[], after: string | undefined, replayFrom: string | undefined): void {
+  /** Commits the stream, writes `retry:`, `connection_established` and the replay, and tracks the client. */
+  #open (s: Session, reply: FastifyReply, { clientId, ip, chunks, after, replayFrom }: Opening): void {
     const ctx = this.#ctx
     const opts = this.#opts
     const res = reply.raw
+    const now = ctx.now()
     commitHeaders(reply)
-    chunks.unshift(
-      encodeRetry(opts.retry + Math.floor(Math.random() * (opts.retryJitter + 1))),
-      encodeEvent(undefined, 'connection_established', eventJson('connection_established', { clientId, sessionId: s.id, kind: this.kind }, ctx.now()))
-    )
-    const initial = Buffer.concat(chunks)
-    res.write(initial)
-    ctx.counters.bytesSent += initial.length
+    // One string with the head when there is no replay: the first write then leaves in one packet, no Buffer made.
+    const greeting = retryField(opts.retry + Math.floor(Math.random() * (opts.retryJitter + 1))) +
+      eventText(undefined, 'connection_established', establishedJson(clientId, s.id, this.kind, now))
+    if (chunks.length === 0) {
+      res.write(greeting)
+      ctx.counters.bytesSent += Buffer.byteLength(greeting)
+    } else {
+      chunks.unshift(Buffer.from(greeting))
+      const initial = Buffer.concat(chunks)
+      res.write(initial)
+      ctx.counters.bytesSent += initial.length
+    }
     ctx.counters.clientsConnected++
 
     const client: Client = {
       id: clientId,
       res,
-      connectedAt: ctx.now(),
-      ip: reply.request.ip,
+      connectedAt: now,
+      ip,
       session: s,
       log: reply.log,
       socket: directSocket(res),
@@ -337,11 +351,11 @@ export class SessionRegistry<E extends EventMap<E>> {
       after
     }
     // One shared listener per registry, not a closure per client: idle connections stay small.
-    this.#clientOf.set(res, client)
+    ;(res as Tracked)[kClient] = client
     res.on('close', this.#onClose)
     s.clients.set(clientId, client)
-    this.#take(client.ip)
-    client.log.debug({ kind: this.kind, sessionId: s.id, clientId, replayFrom }, 'sse client connected')
+    this.#take(ip)
+    if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId, replayFrom }, 'sse client connected')
   }
 
   #resyncFrame (sessionId: string, newestId: string, reason: ResyncEvent['reason']): Buffer {
@@ -686,7 +700,7 @@ export class SessionRegistry<E extends EventMap<E>> {
       backplane.unsubscribe(this.kind, s.id)
       this.#forgetIfUnused(s)
     }
-    client.log.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
+    if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
   }
 
   /** Backplane only: a session without clients keeps nothing here (its history is in the backplane). */
@@ -696,6 +710,27 @@ export class SessionRegistry<E extends EventMap<E>> {
 }
 
 const HEARTBEAT: QueuedFrame = { seq: 0, frame: HEARTBEAT_FRAME }
+
+// The client a response carries, on the response itself: a WeakMap entry per connection costs the GC more.
+const kClient = Symbol('fastify-sse-hub.client')
+type Tracked = RawResponse & { [kClient]?: Client }
+
+/** Whether debug logs are written: their fields are not even gathered otherwise (two per connection). */
+function debugging (log: FastifyBaseLogger): boolean {
+  // Fastify's no-op logger (`logger: false`) has no isLevelEnabled; pino's has.
+  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') === true
+}
+
+/** A client about to be opened. */
+interface Opening {
+  readonly clientId: string
+  readonly ip: string | undefined
+  /** Replayed frames (or a `resync`) to write after `connection_established`. */
+  readonly chunks: Buffer[]
+  readonly after: string | undefined
+  /** The `Last-Event-ID` it reconnected with, for the log. */
+  readonly replayFrom: string | undefined
+}
 
 interface Replay {
   readonly chunks: Buffer[]
@@ -726,20 +761,34 @@ function readLastEventId (request: FastifyRequest): string | undefined {
   return undefined
 }
 
-/** Commits the response as an SSE stream. With @fastify/sse on the route, through it; otherwise directly. */
+const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no'
+})
+
+/**
+ * Commits the response as an SSE stream, with any header already set on the reply (by a hook, CORS, …).
+ * On an app's route registered with @fastify/sse's `sse` option, through its context, so it knows.
+ */
 function commitHeaders (reply: FastifyReply): void {
-  reply
-    .header('content-type', 'text/event-stream')
-    .header('cache-control', 'no-cache, no-transform')
-    .header('x-accel-buffering', 'no')
   // @fastify/sse types `reply.sse` as always present; it is only there on routes registered with `sse`.
   const sse = (reply as { sse?: FastifyReply['sse'] }).sse
-  if (sse !== undefined) sse.keepAlive()
   // @fastify/sse's sendHeaders adds `Connection: keep-alive`, a header HTTP/2 forbids
   // (Node drops it with an UnsupportedWarning): on HTTP/2 the head is written here.
   if (sse !== undefined && reply.request.raw.httpVersionMajor < 2) {
+    reply.headers(SSE_HEADERS)
+    sse.keepAlive()
     sse.sendHeaders(200)
-  } else {
-    reply.raw.writeHead(200, reply.getHeaders() as Record<string, string>)
+    return
   }
+  sse?.keepAlive()
+  const set = reply.getHeaders()
+  // Node reads (never keeps or changes) the object it is given, so the shared one serves the common case.
+  reply.raw.writeHead(200, hasKeys(set) ? { ...set, ...SSE_HEADERS } as Record<string, string> : SSE_HEADERS)
+}
+
+function hasKeys (o: object): boolean {
+  for (const _ in o) return true
+  return false
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { HEARTBEAT_FRAME, dataLines, encodeEvent, eventTypeProblem, isSafeEventId } from '../src/index.js'
-import { encodeRetry, eventJson } from '../src/frame.js'
+import { establishedJson, eventJson, retryField } from '../src/frame.js'
 
 function parse (bytes: Buffer): { events: EventSourceMessage[], comments: string[], retries: number[], errors: unknown[] } {
   const out = { events: [] as EventSourceMessage[], comments: [] as string[], retries: [] as number[], errors: [] as unknown[] }
@@ -31,7 +31,7 @@ t.test('an event without id keeps the client id; an empty id resets it', async (
 })
 
 t.test('retry and heartbeat frames', async (t) => {
-  const r = parse(Buffer.concat([encodeRetry(1500.7), HEARTBEAT_FRAME]))
+  const r = parse(Buffer.concat([Buffer.from(retryField(1500.7)), HEARTBEAT_FRAME]))
   t.same(r.retries, [1500])
   t.same(r.comments, [''])
   t.same(r.events, [])
@@ -58,4 +58,14 @@ t.test('event id checks: printable ASCII, bounded', async (t) => {
   t.notOk(isSafeEventId('a\nb'))
   t.notOk(isSafeEventId('é'))
   t.notOk(isSafeEventId('x'.repeat(257)))
+})
+
+t.test('connection_established JSON, written out, is what eventJson makes of the same fields', async (t) => {
+  const ids = ['a', 'conv_1-2', 'with "quotes" and \\ backslash', 'ünïcödé 👋', '\u2028\u2029', '</script>']
+  for (const sessionId of ids) {
+    for (const kind of ['conversation', 'debate']) {
+      const clientId = '6f1c1d2e-8a4b-4c3d-9e0f-123456789abc'
+      t.equal(establishedJson(clientId, sessionId, kind, 1700000000123), eventJson('connection_established', { clientId, sessionId, kind }, 1700000000123), sessionId)
+    }
+  }
 })

@@ -37,6 +37,10 @@ async function h2App (t: TestLike, opts: { tls?: boolean, hub?: SseHubOptions } 
     await app.sse.addConversationClient(request.params.id, reply)
     return reply
   })
+  // The same from a route that carries @fastify/sse's per-reply context.
+  app.get<{ Params: { id: string } }>('/with-sse/:id', { sse: { kind: 'only', heartbeat: false } }, async (request, reply) => {
+    await app.sse.addConversationClient(request.params.id, reply)
+  })
   t.teardown(() => app.close())
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   return { app, url }
@@ -75,7 +79,18 @@ t.test('h2c: addConversationClient from a plain route', async (t) => {
   t.same(warnings.map((w) => w.message), [])
 })
 
-t.test('HTTP/2 over TLS (ALPN h2), and HTTP/1.1 on the same port still gets @fastify/sse headers', async (t) => {
+t.test('h2c: addConversationClient from a route with @fastify/sse\'s `sse` option: no Connection header, kept open', async (t) => {
+  const { app, url } = await h2App(t)
+  const session = h2Connect(t, url)
+  const s = await new H2SseStream(session, '/with-sse/w').connected()
+  t.equal(s.headers['content-type'], 'text/event-stream')
+  t.equal(s.headers.connection, undefined)
+  await app.sse.broadcastToConversation('w', 'conversation_token', token('x'))
+  await s.until((x) => x.received.length === 1, 'one event after the handler returned')
+  t.same(warnings.map((w) => w.message), [])
+})
+
+t.test('HTTP/2 over TLS (ALPN h2), and HTTP/1.1 on the same port still gets an SSE head', async (t) => {
   const { app, url } = await h2App(t, { tls: true })
   t.match(url, /^https:/)
   const session = h2Connect(t, url)
@@ -87,7 +102,7 @@ t.test('HTTP/2 over TLS (ALPN h2), and HTTP/1.1 on the same port still gets @fas
   await s.until((x) => x.received.length === 1, 'one event')
   t.equal(s.received[0]?.json.token, 'yes')
 
-  // allowHTTP1: an HTTP/1.1 client over TLS goes through @fastify/sse's own header commit.
+  // allowHTTP1: an HTTP/1.1 client over TLS gets the HTTP/1.1 head.
   const https = await import('node:https')
   const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
     https.get(`${url}/conversations/h1/stream`, { rejectUnauthorized: false, headers: { accept: 'text/event-stream' } }, resolve).on('error', reject)

@@ -1,4 +1,5 @@
 import t from 'tap'
+import http from 'node:http'
 import Fastify from 'fastify'
 import fastifySseModule from '@fastify/sse'
 import type { FastifyPluginAsync } from 'fastify'
@@ -60,6 +61,37 @@ t.test('a user who registered @fastify/sse first keeps it', async (t) => {
   t.same(c.comments, [], 'the route has no per-connection heartbeat of @fastify/sse')
 })
 
+t.test('addConversationClient from an app route with @fastify/sse\'s `sse` option commits through its context', async (t) => {
+  const app = Fastify()
+  await app.register(sseHub, { heartbeatInterval: 0 })
+  app.addHook('onRequest', async (_request, reply) => { reply.header('x-request-header', 'kept') })
+  app.get('/with-sse/:id', { sse: { kind: 'only', heartbeat: false } }, async (request, reply) => {
+    await app.sse.addConversationClient((request.params as { id: string }).id, reply)
+    // @fastify/sse must know the head is out, or it would close the stream when the handler returns.
+    t.equal(reply.sse.shouldKeepAlive, true)
+    t.equal(reply.sse.isConnected, true)
+  })
+  const url = await listen(app, t)
+  const c = await connect(`${url}/with-sse/w`)
+  t.equal(c.headers['content-type'], 'text/event-stream')
+  t.equal(c.headers['cache-control'], 'no-cache, no-transform', "the hub's value wins over @fastify/sse's")
+  t.equal(c.headers['x-accel-buffering'], 'no')
+  t.equal(c.headers['x-request-header'], 'kept', 'a header set before the handler goes out too')
+  void app.sse.broadcastToConversation('w', 'conversation_token', token('after the handler returned'))
+  const [e] = await c.receive(1)
+  t.equal(e?.json.token, 'after the handler returned')
+})
+
+t.test('a header set on the reply before the stream opens goes out with the SSE head', async (t) => {
+  const app = await buildApp()
+  app.addHook('onRequest', async (_request, reply) => { reply.header('access-control-allow-origin', '*').header('cache-control', 'private') })
+  const url = await listen(app, t)
+  const c = await connect(`${url}/conversations/h/stream`)
+  t.equal(c.headers['access-control-allow-origin'], '*')
+  t.equal(c.headers['cache-control'], 'no-cache, no-transform', 'the SSE headers win')
+  t.equal(c.headers['content-type'], 'text/event-stream')
+})
+
 t.test('stream() reads another route parameter and respects prefixes', async (t) => {
   const app = Fastify()
   await app.register(sseHub)
@@ -106,12 +138,37 @@ t.test('stream routes answer no HEAD (it would hold a stream without a body)', a
   t.equal(app.sse.getStats().clients, 0)
 })
 
-t.test('a client that refuses text/event-stream gets 406 JSON from @fastify/sse', async (t) => {
+t.test('a client whose Accept refuses text/event-stream gets 406 JSON before any SSE byte', async (t) => {
   const app = await buildApp()
   const url = await listen(app, t)
-  const c = new SseClient(`${url}/conversations/a/stream`, { accept: 'text/event-stream;q=0, application/json' })
-  await c.errorBody()
-  t.equal(c.statusCode, 406)
+  for (const accept of ['text/event-stream;q=0, application/json', 'application/json', 'text/html, text/*;q=0', '*/*, text/event-stream;q=0']) {
+    const c = new SseClient(`${url}/conversations/a/stream`, { accept })
+    const body = await c.errorBody()
+    t.equal(c.statusCode, 406, accept)
+    t.match(c.headers['content-type'], /^application\/json/, accept)
+    t.equal(body.code, 'FST_ERR_SSE_HUB_NOT_ACCEPTABLE', accept)
+  }
+  t.equal(app.sse.getStats().clientsConnected, 0)
+})
+
+t.test('an Accept header that admits text/event-stream (explicitly, by a wildcard or by its absence) gets the stream', async (t) => {
+  const app = await buildApp()
+  const url = await listen(app, t)
+  const admitted = ['text/event-stream', '*/*', '', 'text/*', 'application/json, text/event-stream;q=0.5', 'TEXT/EVENT-STREAM; charset=utf-8', 'application/json;q=0.9, */*;q=0.1']
+  for (const accept of admitted) {
+    const c = await connect(`${url}/conversations/a/stream`, { accept })
+    t.equal(c.statusCode, 200, JSON.stringify(accept))
+    t.equal(c.headers['content-type'], 'text/event-stream', JSON.stringify(accept))
+    c.close()
+  }
+  // No Accept header at all (Node's client sends none unless told to).
+  let req: http.ClientRequest | undefined
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    req = http.get(`${url}/conversations/a/stream`, resolve).on('error', reject)
+  })
+  t.equal(req?.getHeader('accept'), undefined)
+  t.equal(res.statusCode, 200)
+  res.destroy()
 })
 
 t.test('the request close removes the client exactly once, with no listener left', async (t) => {
