@@ -201,7 +201,7 @@ async function rate (server: Child, client: Child, m: Metrics): Promise<void> {
 /** Connect/disconnect churn (before the token sessions fill the hub's replay history). */
 async function churn (server: Child, client: Child, port: number, m: Metrics): Promise<void> {
   const churnHeap0 = await server.call<number>('heap')
-  await server.call('measure')
+  await server.call('measure', { scenario: 'churn' })
   const ch = await client.call<{ ok: number, failed: number, elapsedMs: number }>('churn', { port, path: '/s/churn', ...CHURN }, CHURN.maxMs + 30_000)
   await waitClients(server, 0, 'churn')
   const cw = await server.call<ServerWindow>('stop')

@@ -4,6 +4,9 @@
  * It serves streams, and broadcasts when the orchestrator asks (over IPC), measuring
  * its own CPU time, heap and event-loop delay. Every loop is bounded in count and time.
  */
+import { writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector'
+import { join } from 'node:path'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { setImmediate as turn } from 'node:timers/promises'
 import v8 from 'node:v8'
@@ -23,6 +26,12 @@ function heapAfterGc (): number {
   return v8.getHeapStatistics().used_heap_size
 }
 
+// BENCH_PROFILE_DIR=<dir>: a CPU profile of each measurement window alone, <dir>/<variant>-<scenario>-<n>.cpuprofile.
+const profileDir = process.env.BENCH_PROFILE_DIR
+const inspector = profileDir === undefined ? undefined : new Session()
+inspector?.connect()
+let profiles = 0
+
 /** A measurement window: CPU time, peak heap and event-loop delay from start() to stop(). */
 class Window {
   readonly cpu = process.cpuUsage()
@@ -30,7 +39,8 @@ class Window {
   readonly eld: IntervalHistogram = monitorEventLoopDelay({ resolution: 1 })
   peakHeap = 0
   readonly #timer: NodeJS.Timeout
-  constructor () {
+  constructor (readonly scenario: string) {
+    inspector?.post('Profiler.enable', () => { inspector.post('Profiler.start') })
     this.eld.enable()
     this.sample()
     this.#timer = setInterval(() => { this.sample() }, 5)
@@ -42,6 +52,9 @@ class Window {
   }
 
   stop (): Record<string, number> {
+    inspector?.post('Profiler.stop', (err, result) => {
+      if (err === null) writeFileSync(join(profileDir as string, `${name}-${this.scenario}-${++profiles}.cpuprofile`), JSON.stringify(result.profile))
+    })
     clearInterval(this.#timer)
     this.sample()
     this.eld.disable()
@@ -60,10 +73,10 @@ class Window {
 let win: Window | undefined
 
 serveIpc({
-  heap: () => heapAfterGc(),
+  heap: () => { const h = heapAfterGc(); if (process.env.BENCH_DEBUG_HEAP) console.error('heap', name, (h / 2 ** 20).toFixed(1), 'MB; external', (process.memoryUsage().external / 2 ** 20).toFixed(1), 'MB; arrayBuffers', (process.memoryUsage().arrayBuffers / 2 ** 20).toFixed(1)); return h },
   clients: () => variant.clients(),
   /** Starts a measurement window for work the client drives (churn). */
-  measure: () => { win = new Window(); return true },
+  measure: ({ scenario }: { scenario?: string }) => { win = new Window(scenario ?? 'window'); return true },
   stop: () => {
     const result = win?.stop()
     win = undefined
@@ -71,7 +84,7 @@ serveIpc({
   },
   /** Back-to-back broadcasts to one session: one per event-loop turn. */
   fanout: async ({ session, count, maxMs }: { session: string, count: number, maxMs: number }) => {
-    win = new Window()
+    win = new Window('fanout')
     const w = win
     const t0 = nowUs()
     let sent = 0
@@ -87,7 +100,7 @@ serveIpc({
   },
   /** A fixed rate of broadcasts to one session, each stamped with the time it was due. */
   rate: async ({ session, perSecond, durationMs }: { session: string, perSecond: number, durationMs: number }) => {
-    win = new Window()
+    win = new Window('rate')
     const every = 1e6 / perSecond
     const total = Math.floor(durationMs * perSecond / 1000)
     const t0 = nowUs()
@@ -107,7 +120,7 @@ serveIpc({
    * schedules spread evenly; each token stamped with the time it was due.
    */
   tokens: async ({ sessions, perSecond, durationMs }: { sessions: string[], perSecond: number, durationMs: number }) => {
-    win = new Window()
+    win = new Window('tokens')
     const every = 1e6 / (perSecond * sessions.length)
     const total = Math.floor(durationMs * perSecond * sessions.length / 1000)
     const t0 = nowUs()
