@@ -4,7 +4,7 @@
  * It serves streams, and broadcasts when the orchestrator asks (over IPC), measuring
  * its own CPU time, heap and event-loop delay. Every loop is bounded in count and time.
  */
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector'
 import { join } from 'node:path'
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
@@ -28,6 +28,7 @@ function heapAfterGc (): number {
 
 // BENCH_PROFILE_DIR=<dir>: a CPU profile of each measurement window alone, <dir>/<variant>-<scenario>-<n>.cpuprofile.
 const profileDir = process.env.BENCH_PROFILE_DIR
+if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true })
 const inspector = profileDir === undefined ? undefined : new Session()
 inspector?.connect()
 let profiles = 0
@@ -73,7 +74,16 @@ class Window {
 let win: Window | undefined
 
 serveIpc({
-  heap: () => { const h = heapAfterGc(); if (process.env.BENCH_DEBUG_HEAP) console.error('heap', name, (h / 2 ** 20).toFixed(1), 'MB; external', (process.memoryUsage().external / 2 ** 20).toFixed(1), 'MB; arrayBuffers', (process.memoryUsage().arrayBuffers / 2 ** 20).toFixed(1)); return h },
+  heap: () => {
+    const heap = heapAfterGc()
+    // BENCH_DEBUG_HEAP=1: what each measurement saw, with the memory outside the V8 heap.
+    if (process.env.BENCH_DEBUG_HEAP !== undefined) {
+      const { external, arrayBuffers } = process.memoryUsage()
+      const mb = (n: number): string => (n / 2 ** 20).toFixed(1) + ' MB'
+      console.error(`heap ${name}: ${mb(heap)}, external ${mb(external)}, array buffers ${mb(arrayBuffers)}`)
+    }
+    return heap
+  },
   clients: () => variant.clients(),
   /** Starts a measurement window for work the client drives (churn). */
   measure: ({ scenario }: { scenario?: string }) => { win = new Window(scenario ?? 'window'); return true },

@@ -68,25 +68,17 @@ t.test('h2c: a stream route commits without a Connection header or a warning', a
   t.same(warnings.map((w) => w.message), [], 'Node emitted no warning')
 })
 
-t.test('h2c: addConversationClient from a plain route', async (t) => {
+t.test('h2c: addConversationClient from a plain route and from one with @fastify/sse\'s `sse` option', async (t) => {
   const { app, url } = await h2App(t)
   const session = h2Connect(t, url)
-  const s = await new H2SseStream(session, '/manual/m').connected()
-  t.equal(s.headers['content-type'], 'text/event-stream')
-  t.equal(s.headers.connection, undefined)
-  await app.sse.broadcastToConversation('m', 'conversation_token', token('x'))
-  await s.until((x) => x.received.length === 1, 'one event')
-  t.same(warnings.map((w) => w.message), [])
-})
-
-t.test('h2c: addConversationClient from a route with @fastify/sse\'s `sse` option: no Connection header, kept open', async (t) => {
-  const { app, url } = await h2App(t)
-  const session = h2Connect(t, url)
-  const s = await new H2SseStream(session, '/with-sse/w').connected()
-  t.equal(s.headers['content-type'], 'text/event-stream')
-  t.equal(s.headers.connection, undefined)
-  await app.sse.broadcastToConversation('w', 'conversation_token', token('x'))
-  await s.until((x) => x.received.length === 1, 'one event after the handler returned')
+  // /with-sse: the hub writes the head itself (no Connection header), and @fastify/sse keeps the stream open.
+  for (const [path, id] of [['/manual/m', 'm'], ['/with-sse/w', 'w']] as const) {
+    const s = await new H2SseStream(session, path).connected()
+    t.equal(s.headers['content-type'], 'text/event-stream', path)
+    t.equal(s.headers.connection, undefined, path)
+    await app.sse.broadcastToConversation(id, 'conversation_token', token('x'))
+    await s.until((x) => x.received.length === 1, `one event on ${path} after its handler returned`)
+  }
   t.same(warnings.map((w) => w.message), [])
 })
 
