@@ -41,7 +41,9 @@ class Window {
   peakHeap = 0
   readonly #timer: NodeJS.Timeout
   constructor (readonly scenario: string) {
-    inspector?.post('Profiler.enable', () => { inspector.post('Profiler.start') })
+    inspector?.post('Profiler.enable', () => {
+      inspector.post('Profiler.setSamplingInterval', { interval: 100 }, () => { inspector.post('Profiler.start') })
+    })
     this.eld.enable()
     this.sample()
     this.#timer = setInterval(() => { this.sample() }, 5)
