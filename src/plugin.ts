@@ -9,7 +9,7 @@ const fastifySse = fastifySseModule as unknown as FastifyPluginAsync
 /** Decorates `fastify.sse` and ties the hub's life to the server's. */
 export const sseHubPlugin: FastifyPluginAsync<SseHubOptions> = async (fastify, options) => {
   const resolved = resolveOptions(options)
-  // The hub's routes use @fastify/sse for Accept negotiation and header commit; keep a user's own registration.
+  // For the application's own SSE routes (a reply of one can be handed to add…Client); keep a user's own registration.
   if (!fastify.hasPlugin('@fastify/sse')) await fastify.register(fastifySse)
 
   const hub = new SseHub(resolved, fastify.log.child({ plugin: 'fastify-sse-hub' }))

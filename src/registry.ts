@@ -324,7 +324,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     const res = reply.raw
     const now = ctx.now()
     commitHeaders(reply)
-    // One string with the head when there is no replay: the first write then leaves in one packet, no Buffer made.
+    // Without a replay the greeting is written as the string it is: no Buffer to make.
     const greeting = retryField(opts.retry + Math.floor(Math.random() * (opts.retryJitter + 1))) +
       eventText(undefined, 'connection_established', establishedJson(clientId, s.id, this.kind, now))
     if (chunks.length === 0) {
@@ -711,7 +711,8 @@ export class SessionRegistry<E extends EventMap<E>> {
 
 const HEARTBEAT: QueuedFrame = { seq: 0, frame: HEARTBEAT_FRAME }
 
-// The client a response carries, on the response itself: a WeakMap entry per connection costs the GC more.
+// The client a response carries, as a property of the response (the shared close listener's one lookup);
+// this replaced a WeakMap, whose entries the GC has to revisit as ephemerons.
 const kClient = Symbol('fastify-sse-hub.client')
 type Tracked = RawResponse & { [kClient]?: Client }
 
