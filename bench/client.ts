@@ -18,6 +18,11 @@ let received = 0
 let firstAt = 0
 let lastAt = 0
 let readNow = 0
+// BENCH_DEBUG_LATENCY=1: the worst latency per 250 ms of due time, printed by `expect` (where does the tail come from?).
+const debugLatency = process.env.BENCH_DEBUG_LATENCY !== undefined
+let firstDue = 0
+let worstByBucket: number[] = []
+const steady = createHistogram({ lowest: 1, highest: 120e6, figures: 3 })
 const latency = createHistogram({ lowest: 1, highest: 120e6, figures: 3 })
 
 // One read buffer for every socket: each read is handled before the next one lands.
@@ -114,6 +119,12 @@ class Conn {
           t = t * 10 + d
         }
         latency.record(Math.max(1, readNow - t))
+        if (debugLatency) {
+          if (firstDue === 0) firstDue = t
+          const b = Math.max(0, Math.floor((t - firstDue) / 250_000))
+          worstByBucket[b] = Math.max(worstByBucket[b] ?? 0, readNow - t)
+          if (b >= 4) steady.record(Math.max(1, readNow - t))
+        }
         received++
         if (firstAt === 0) firstAt = readNow
         lastAt = readNow
@@ -175,6 +186,9 @@ serveIpc({
   },
   reset: () => {
     received = 0
+    firstDue = 0
+    worstByBucket = []
+    steady.reset()
     firstAt = 0
     lastAt = 0
     latency.reset()
@@ -189,6 +203,10 @@ serveIpc({
     while (received < total && Date.now() - t0 < timeoutMs && Date.now() - seenAt < idleMs) {
       await sleep(10)
       if (received !== seen) { seen = received; seenAt = Date.now() }
+    }
+    if (debugLatency && received > 0) {
+      console.error('worst latency ms per 250 ms:', Array.from(worstByBucket, (us) => Math.round((us ?? 0) / 1000)).join(' '))
+      console.error(`after the first second: p50 ${(steady.percentile(50) / 1000).toFixed(2)} ms, p99 ${(steady.percentile(99) / 1000).toFixed(2)} ms`)
     }
     return stats()
   },
