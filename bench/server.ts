@@ -41,6 +41,7 @@ class Window {
   peakHeap = 0
   readonly #timer: NodeJS.Timeout
   constructor (readonly scenario: string) {
+    if (process.env.BENCH_HEAP_SAMPLING !== undefined) inspector?.post('HeapProfiler.startSampling', { samplingInterval: 4096 })
     inspector?.post('Profiler.enable', () => {
       inspector.post('Profiler.setSamplingInterval', { interval: 100 }, () => { inspector.post('Profiler.start') })
     })
@@ -55,6 +56,13 @@ class Window {
   }
 
   stop (): Record<string, number> {
+    // BENCH_HEAP_SAMPLING=1 (with BENCH_PROFILE_DIR): where the objects still in the heap at the window's end were allocated.
+    if (process.env.BENCH_HEAP_SAMPLING !== undefined) {
+      inspector?.post('HeapProfiler.getSamplingProfile', (err, result) => {
+        if (err === null) writeFileSync(join(profileDir as string, `${name}-${this.scenario}-${profiles + 1}.heapprofile`), JSON.stringify(result.profile))
+        inspector.post('HeapProfiler.stopSampling')
+      })
+    }
     inspector?.post('Profiler.stop', (err, result) => {
       if (err === null) writeFileSync(join(profileDir as string, `${name}-${this.scenario}-${++profiles}.cpuprofile`), JSON.stringify(result.profile))
     })
