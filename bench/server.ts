@@ -41,7 +41,7 @@ class Window {
   peakHeap = 0
   readonly #timer: NodeJS.Timeout
   constructor (readonly scenario: string) {
-    if (process.env.BENCH_HEAP_SAMPLING !== undefined) inspector?.post('HeapProfiler.startSampling', { samplingInterval: 4096 })
+    if (process.env.BENCH_HEAP_SAMPLING !== undefined) inspector?.post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: process.env.BENCH_HEAP_SAMPLING === 'major' })
     inspector?.post('Profiler.enable', () => {
       inspector.post('Profiler.setSamplingInterval', { interval: 100 }, () => { inspector.post('Profiler.start') })
     })

@@ -14,9 +14,10 @@ import {
   FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP
 } from './errors.js'
 import { RESERVED_EVENT_TYPES, type EventMap, type ResyncEvent, type SessionKind } from './events.js'
+import { History } from './history.js'
 import { HEARTBEAT_FRAME, encodeEvent, establishedJson, eventJson, eventText, eventTypeProblem, isSafeEventId, retryField } from './frame.js'
 import type { ResolvedOptions } from './options.js'
-import { Batch, directSocket, fanOutTuning, writeBatch as write, type QueuedFrame } from './writer.js'
+import { Batch, directSocket, fanOutTuning, Frame, writeBatch as write, type QueuedFrame } from './writer.js'
 
 /** The raw response an SSE client is written through (HTTP/1 or HTTP/2 compatibility API). */
 export type RawResponse = FastifyReply['raw']
@@ -65,8 +66,6 @@ export interface HubContext {
   readonly backplane: Backplane | undefined
 }
 
-type HistoryEntry = QueuedFrame
-
 // Captured at load: a test that fakes timers must not stall the write path.
 const later = globalThis.setImmediate
 // A microtask through a settled promise: queueMicrotask() would allocate an AsyncResource per call.
@@ -75,11 +74,13 @@ const soon = (fn: () => void): void => { void settled.then(fn) }
 const clock = performance.now.bind(performance)
 
 /** A round in progress: one batch, written to the session's clients in insertion order. */
-interface Round {
-  readonly batch: Batch
-  readonly clients: IterableIterator<Client>
-  /** Resolves the broadcasts of the batch once every client has been written to. */
-  readonly waiters: Array<() => void>
+class Round {
+  constructor (
+    readonly batch: Batch,
+    readonly clients: IterableIterator<Client>,
+    /** Resolves the broadcasts of the batch once every client has been written to. */
+    readonly waiters: Array<() => void>
+  ) {}
 }
 
 interface Client {
@@ -105,23 +106,24 @@ interface PendingJoin {
 
 class Session {
   readonly clients = new Map<string, Client>()
-  // Oldest first, from index `head`; dropped entries are compacted away in bulk.
-  history: HistoryEntry[] = []
-  head = 0
-  historyBytes = 0
+  readonly history: History
   /** The sequence number of this session's newest event. */
   lastSeq = 0
   /** Frames broadcast but not yet in a round, their bytes, and their broadcasts' resolvers. */
   queue: QueuedFrame[] = []
   queueBytes = 0
   waiters: Array<() => void> = []
+  // The arrays of the last finished round, emptied, to be the next queue: no array per round (see Frame).
+  spareQueue: QueuedFrame[] = []
+  spareWaiters: Array<() => void> = []
   round: Round | undefined = undefined
   scheduled = false
   lastActivity: number
   /** Backplane only: clients being admitted. */
   readonly pending = new Set<PendingJoin>()
-  constructor (readonly id: string, now: number) {
+  constructor (readonly id: string, now: number, options: ResolvedOptions) {
     this.lastActivity = now
+    this.history = new History(options.historySize, options.historyBytes)
   }
 }
 
@@ -372,7 +374,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (s === undefined) return
     const seq = this.#ctx.nextSeq()
     s.lastSeq = seq
-    this.#deliverFrame(s, { seq, frame: encodeEvent(event.id, event.type, event.data), id: event.id })
+    this.#deliverFrame(s, new Frame(seq, encodeEvent(event.id, event.type, event.data), event.id))
   }
 
   /**
@@ -385,7 +387,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#ctx.counters.resyncsSent += s.clients.size
     for (const client of s.clients.values()) client.after = undefined
     // seq 0: every client gets it, whatever its replay covered.
-    this.#deliverFrame(s, { seq: 0, frame: this.#resyncFrame(sessionId, newestId, 'history_trimmed') })
+    this.#deliverFrame(s, new Frame(0, this.#resyncFrame(sessionId, newestId, 'history_trimmed')))
   }
 
   #deliverFrame (s: Session, entry: QueuedFrame): void {
@@ -398,23 +400,16 @@ export class SessionRegistry<E extends EventMap<E>> {
   #replay (s: Session, lastEventId: string, out: Buffer[]): void {
     const ctx = this.#ctx
     const seq = isSafeEventId(lastEventId) ? ctx.parseEventId(lastEventId) : undefined
-    const { history, head } = s
-    let reason: 'unknown_event_id' | 'history_trimmed' = 'unknown_event_id'
-    if (seq !== undefined) {
-      const at = findSeq(history, head, seq)
-      if (at >= 0) {
-        for (let i = at + 1; i < history.length; i++) out.push((history[i] as HistoryEntry).frame)
-        ctx.counters.replaysServed++
-        ctx.counters.eventsSent += history.length - at - 1
-        return
-      }
-      // An id of ours, older than what is kept: the session has moved on past it.
-      const oldest = history[head]
-      if (oldest === undefined || seq < oldest.seq) reason = 'history_trimmed'
+    const lookup = seq === undefined ? undefined : s.history.after(seq)
+    if (lookup?.found === true) {
+      if (lookup.events > 0) out.push(lookup.frames)
+      ctx.counters.replaysServed++
+      ctx.counters.eventsSent += lookup.events
+      return
     }
     ctx.counters.resyncsSent++
-    const newest = history.length > head ? (history[history.length - 1] as HistoryEntry) : undefined
-    out.push(this.#resyncFrame(s.id, newest === undefined ? '' : ctx.formatEventId(newest.seq), reason))
+    const newest = s.history.newestSeq
+    out.push(this.#resyncFrame(s.id, newest === undefined ? '' : ctx.formatEventId(newest), lookup?.reason ?? 'unknown_event_id'))
   }
 
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */
@@ -454,8 +449,8 @@ export class SessionRegistry<E extends EventMap<E>> {
 
     const s = this.#sessions.get(sessionId) ?? this.#createSession(sessionId)
     s.lastActivity = ctx.now()
-    const entry: HistoryEntry = { seq, frame }
-    this.#remember(s, entry)
+    const entry = new Frame(seq, frame)
+    s.history.push(seq, frame)
     s.lastSeq = seq
     ctx.counters.broadcasts++
     if (s.clients.size === 0) return Promise.resolve(id)
@@ -476,22 +471,6 @@ export class SessionRegistry<E extends EventMap<E>> {
       this.#ctx.log.error({ err, kind: this.kind, sessionId, type }, 'sse broadcast not persisted')
     })
     return persisted
-  }
-
-  #remember (s: Session, entry: HistoryEntry): void {
-    const { historySize, historyBytes } = this.#opts
-    if (historySize === 0) return
-    const { frame } = entry
-    s.history.push(entry)
-    s.historyBytes += frame.length
-    while (s.history.length - s.head > historySize || s.historyBytes > historyBytes) {
-      s.historyBytes -= (s.history[s.head] as HistoryEntry).frame.length
-      s.head++
-    }
-    if (s.head >= 64 && s.head * 2 >= s.history.length) {
-      s.history = s.history.slice(s.head)
-      s.head = 0
-    }
   }
 
   /** Queues a frame for every client of `s`; the write happens in a round, right after the caller yields. */
@@ -521,10 +500,10 @@ export class SessionRegistry<E extends EventMap<E>> {
       let round = s.round
       if (round === undefined) {
         if (s.queue.length === 0) return
-        round = s.round = { batch: new Batch(s.queue), clients: s.clients.values(), waiters: s.waiters }
-        s.queue = []
+        round = s.round = new Round(new Batch(s.queue), s.clients.values(), s.waiters)
+        s.queue = s.spareQueue
         s.queueBytes = 0
-        s.waiters = []
+        s.waiters = s.spareWaiters
       }
       const { batch, clients } = round
       let n = 0
@@ -536,7 +515,14 @@ export class SessionRegistry<E extends EventMap<E>> {
         }
       }
       s.round = undefined
-      for (const done of round.waiters) done()
+      const { entries } = round.batch
+      const { waiters } = round
+      for (const done of waiters) done()
+      // Nothing refers to the finished round's arrays any more (resolving a broadcast runs no code now).
+      entries.length = 0
+      waiters.length = 0
+      s.spareQueue = entries
+      s.spareWaiters = waiters
     }
   }
 
@@ -658,8 +644,8 @@ export class SessionRegistry<E extends EventMap<E>> {
     for (const s of this.#sessions.values()) {
       if (s.clients.size > 0) stats.count++
       stats.clients += s.clients.size
-      stats.historyEvents += s.history.length - s.head
-      stats.historyBytes += s.historyBytes
+      stats.historyEvents += s.history.length
+      stats.historyBytes += s.history.bytes
     }
     return stats
   }
@@ -672,7 +658,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   }
 
   #createSession (sessionId: string): Session {
-    const s = new Session(sessionId, this.#ctx.now())
+    const s = new Session(sessionId, this.#ctx.now(), this.#opts)
     this.#sessions.set(sessionId, s)
     return s
   }
@@ -709,7 +695,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   }
 }
 
-const HEARTBEAT: QueuedFrame = { seq: 0, frame: HEARTBEAT_FRAME }
+const HEARTBEAT = new Frame(0, HEARTBEAT_FRAME)
 
 // The client a response carries, as a property of the response (the shared close listener's one lookup);
 // this replaced a WeakMap, whose entries the GC has to revisit as ephemerons.
@@ -737,20 +723,6 @@ interface Replay {
   readonly chunks: Buffer[]
   /** The id of the newest event the replay covers; undefined when it covers nothing. */
   readonly after: string | undefined
-}
-
-// Ids increase, so the entry is found by binary search; -1 when absent.
-function findSeq (history: readonly HistoryEntry[], head: number, seq: number): number {
-  let lo = head
-  let hi = history.length - 1
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1
-    const at = (history[mid] as HistoryEntry).seq
-    if (at === seq) return mid
-    if (at < seq) lo = mid + 1
-    else hi = mid - 1
-  }
-  return -1
 }
 
 function readLastEventId (request: FastifyRequest): string | undefined {
