@@ -1,19 +1,32 @@
 /*
  * A session's replay history, kept without one object per event: the frames' bytes
- * are copied into one growing Buffer (the arena) and their sequence numbers and
- * offsets into typed arrays. A history entry of objects would live for as long as
- * the history keeps it, long enough to reach V8's old generation, whose
- * mark-compact collections then stalled token streaming for tens of milliseconds
- * (bench/, tokens scenario). The frames handed in are copied, so they stay
- * short-lived; the bytes handed out by `after()` are a copy too, because the arena
- * is rewritten in place and a socket may still be holding a write.
+ * are copied into fixed-size blocks and their sequence numbers and positions into
+ * typed arrays. Measured in bench/ (tokens scenario):
+ * - an object per event lived as long as the history kept it, long enough to reach
+ *   V8's old generation, whose mark-compact collections stalled streaming for tens
+ *   of milliseconds;
+ * - one growing buffer per session instead made V8 collect for "external memory
+ *   pressure" each time the outgrown buffers added up; blocks are reused instead
+ *   (a process-wide spare list), so the memory held is what is kept, plus at most
+ *   one partly used block per session.
+ * Frames handed in are copied, so they stay short-lived; the bytes handed out by
+ * `after()` are a copy too, because blocks are rewritten once reused.
  */
 
+/** Bytes per block. */
+export const BLOCK_SIZE = 4096
+// Spare blocks kept for reuse, process-wide (16 MiB); more are left to the garbage collector.
+const MAX_SPARE_BLOCKS = 4096
+const spare: Buffer[] = []
 const EMPTY = Buffer.alloc(0)
 // Shared by every history that has kept nothing yet: a session without events costs no arrays.
 const NO_INDEX = new Float64Array(0)
 const MIN_INDEX = 8
-const MIN_ARENA = 1024
+
+/** Blocks held for reuse (for tests). */
+export function spareBlocks (): number {
+  return spare.length
+}
 
 /** Where an id lies in a {@link History}: the frames after it, or why there are none to give. */
 export type Lookup =
@@ -23,12 +36,14 @@ export type Lookup =
 export class History {
   /** Sequence numbers of the kept events, oldest at `#first`. */
   #seqs: Float64Array = NO_INDEX
-  /** Where each kept event's frame starts in the arena. */
+  /** Where each kept event's frame starts, as a position in the session's byte stream. */
   #starts: Float64Array = NO_INDEX
   #first = 0
   #count = 0
-  #arena: Buffer = EMPTY
-  /** The kept bytes are `#arena[#byteStart, #byteEnd)`. */
+  /** The blocks holding the kept bytes; `#blocks[0]` starts at stream position `#base`. */
+  readonly #blocks: Buffer[] = []
+  #base = 0
+  /** The kept bytes are the stream positions `[#byteStart, #byteEnd)`. */
   #byteStart = 0
   #byteEnd = 0
 
@@ -51,16 +66,15 @@ export class History {
     if (this.maxEvents === 0) return
     if (frame.length > this.maxBytes) {
       // It cannot be kept, and what is older must not be replayed across the gap it leaves.
-      this.#clear()
+      this.clear()
       return
     }
     while (this.#count >= this.maxEvents || this.bytes + frame.length > this.maxBytes) this.#dropOldest()
-    this.#makeRoom(frame.length)
+    this.#makeIndexRoom()
     const i = this.#first + this.#count
     this.#seqs[i] = seq
     this.#starts[i] = this.#byteEnd
-    frame.copy(this.#arena, this.#byteEnd)
-    this.#byteEnd += frame.length
+    this.#write(frame)
     this.#count++
   }
 
@@ -74,8 +88,15 @@ export class History {
     }
     const next = at + 1
     const end = this.#first + this.#count
-    const from = next < end ? this.#starts[next] as number : this.#byteEnd
-    return { found: true, frames: Buffer.from(this.#arena.subarray(from, this.#byteEnd)), events: end - next }
+    if (next === end) return { found: true, frames: EMPTY, events: 0 }
+    return { found: true, frames: this.#read(this.#starts[next] as number, this.#byteEnd), events: end - next }
+  }
+
+  /** Forgets every event and gives the blocks back for reuse. */
+  clear (): void {
+    for (const block of this.#blocks) if (spare.length < MAX_SPARE_BLOCKS) spare.push(block)
+    this.#blocks.length = 0
+    this.#first = this.#count = this.#base = this.#byteStart = this.#byteEnd = 0
   }
 
   // Sequence numbers increase, so binary search; -1 when absent.
@@ -96,41 +117,50 @@ export class History {
   #dropOldest (): void {
     this.#first++
     this.#count--
-    if (this.#count === 0) this.#clear()
-    else this.#byteStart = this.#starts[this.#first] as number
+    if (this.#count === 0) {
+      this.clear()
+      return
+    }
+    this.#byteStart = this.#starts[this.#first] as number
+    while (this.#byteStart - this.#base >= BLOCK_SIZE) {
+      const block = this.#blocks.shift() as Buffer
+      if (spare.length < MAX_SPARE_BLOCKS) spare.push(block)
+      this.#base += BLOCK_SIZE
+    }
   }
 
-  #clear (): void {
-    this.#first = this.#count = this.#byteStart = this.#byteEnd = 0
+  /** Appends `frame` to the byte stream, taking blocks as it goes. */
+  #write (frame: Buffer): void {
+    for (let from = 0; from < frame.length;) {
+      const pos = this.#byteEnd - this.#base
+      const index = Math.floor(pos / BLOCK_SIZE)
+      // Its own ArrayBuffer, not a slice of Node's shared pool, which it would keep alive.
+      if (index === this.#blocks.length) this.#blocks.push(spare.pop() ?? Buffer.allocUnsafeSlow(BLOCK_SIZE))
+      const n = frame.copy(this.#blocks[index] as Buffer, pos % BLOCK_SIZE, from)
+      from += n
+      this.#byteEnd += n
+    }
   }
 
-  /** Makes room for one more index entry and `size` more bytes, moving what is kept to the front (amortised O(1)). */
-  #makeRoom (size: number): void {
-    if (this.#first + this.#count === this.#seqs.length) {
-      const length = this.#count * 2 < this.#seqs.length ? this.#seqs.length : Math.max(MIN_INDEX, this.#seqs.length * 2)
-      this.#seqs = moved(this.#seqs, this.#first, this.#count, length)
-      this.#starts = moved(this.#starts, this.#first, this.#count, length)
-      this.#first = 0
+  /** A copy of the stream positions `[start, end)`. */
+  #read (start: number, end: number): Buffer {
+    const out = Buffer.allocUnsafe(end - start)
+    for (let pos = start; pos < end;) {
+      const offset = pos - this.#base
+      const block = this.#blocks[Math.floor(offset / BLOCK_SIZE)] as Buffer
+      const at = offset % BLOCK_SIZE
+      pos += block.copy(out, pos - start, at, Math.min(BLOCK_SIZE, at + end - pos))
     }
-    if (this.#byteEnd + size <= this.#arena.length) return
-    const kept = this.bytes
-    const shift = this.#byteStart
-    if ((kept + size) * 2 <= this.#arena.length) {
-      this.#arena.copyWithin(0, shift, this.#byteEnd)
-    } else {
-      let length = Math.max(MIN_ARENA, this.#arena.length)
-      while (length < (kept + size) * 2) length *= 2
-      // Never over twice what may be kept: at that size moving to the front always leaves room.
-      length = Math.min(length, this.maxBytes * 2)
-      // Its own ArrayBuffer, not a slice of Node's shared pool: the arena outlives any one write.
-      const arena = Buffer.allocUnsafeSlow(length)
-      this.#arena.copy(arena, 0, shift, this.#byteEnd)
-      this.#arena = arena
-    }
-    const starts = this.#starts
-    for (let i = this.#first, end = this.#first + this.#count; i < end; i++) starts[i] = (starts[i] as number) - shift
-    this.#byteStart = 0
-    this.#byteEnd = kept
+    return out
+  }
+
+  /** Makes room for one more index entry, moving what is kept to the front (amortised O(1)). */
+  #makeIndexRoom (): void {
+    if (this.#first + this.#count < this.#seqs.length) return
+    const length = this.#count * 2 < this.#seqs.length ? this.#seqs.length : Math.max(MIN_INDEX, this.#seqs.length * 2)
+    this.#seqs = moved(this.#seqs, this.#first, this.#count, length)
+    this.#starts = moved(this.#starts, this.#first, this.#count, length)
+    this.#first = 0
   }
 }
 

@@ -626,7 +626,10 @@ export class SessionRegistry<E extends EventMap<E>> {
           removed++
         }
       }
-      if (s.clients.size === 0 && s.pending.size === 0 && now - s.lastActivity > this.#opts.idleSessionTtl) this.#sessions.delete(sessionId)
+      if (s.clients.size === 0 && s.pending.size === 0 && now - s.lastActivity > this.#opts.idleSessionTtl) {
+        this.#sessions.delete(sessionId)
+        s.history.clear()
+      }
     }
     return removed
   }
