@@ -55,13 +55,24 @@ export function dataLines (data: string): string {
  * The caller validates `type` and `id`; see {@link eventTypeProblem} and {@link isSafeEventId}.
  */
 export function encodeEvent (id: string | undefined, type: string, data: string): Buffer {
-  return Buffer.from(eventText(id, type, data), 'utf8')
+  return Buffer.from(idField(id) + 'event: ' + type + '\n' + dataLines(data) + '\n', 'utf8')
 }
 
-/** {@link encodeEvent}'s text. */
-export function eventText (id: string | undefined, type: string, data: string): string {
-  const frame = id === undefined ? '' : (id === '' ? 'id:\n' : 'id: ' + id + '\n')
-  return frame + 'event: ' + type + '\n' + dataLines(data) + '\n'
+/**
+ * {@link encodeEvent} for data made by JSON.stringify, which never emits a raw CR or LF (it escapes them):
+ * one `data:` line, without looking for line breaks.
+ */
+export function encodeJsonEvent (id: string | undefined, type: string, json: string): Buffer {
+  return Buffer.from(jsonEventText(id, type, json), 'utf8')
+}
+
+/** {@link encodeJsonEvent}'s text. */
+export function jsonEventText (id: string | undefined, type: string, json: string): string {
+  return idField(id) + 'event: ' + type + '\ndata: ' + json + '\n\n'
+}
+
+function idField (id: string | undefined): string {
+  return id === undefined ? '' : (id === '' ? 'id:\n' : 'id: ' + id + '\n')
 }
 
 /** A `retry:` field on its own: the reconnection delay, in milliseconds, for this client. */

@@ -15,7 +15,7 @@ import {
 } from './errors.js'
 import { RESERVED_EVENT_TYPES, type EventMap, type ResyncEvent, type SessionKind } from './events.js'
 import { History } from './history.js'
-import { HEARTBEAT_FRAME, encodeEvent, establishedJson, eventJson, eventText, eventTypeProblem, isSafeEventId, retryField } from './frame.js'
+import { HEARTBEAT_FRAME, encodeEvent, encodeJsonEvent, establishedJson, eventJson, eventTypeProblem, isSafeEventId, jsonEventText, retryField } from './frame.js'
 import type { ResolvedOptions } from './options.js'
 import { Batch, directSocket, fanOutTuning, Frame, writeBatch as write, type QueuedFrame } from './writer.js'
 
@@ -83,20 +83,26 @@ class Round {
   ) {}
 }
 
-interface Client {
-  readonly id: string
-  readonly res: RawResponse
-  readonly connectedAt: number
-  /** The address counted against `maxClientsPerIp`; undefined when that option is off. */
-  readonly ip: string | undefined
-  readonly session: Session
-  readonly log: FastifyBaseLogger
+// A class, not an object literal: see Frame in writer.ts (a literal's allocation site would be pretenured
+// while thousands of clients stay connected, and then every short-lived client went to the old generation).
+class Client {
   /** The socket to write to directly, when the response allows it. */
   readonly socket: Socket | undefined
-  /** The newest event this client has (from replay or a write): queued frames up to it are skipped. */
-  sentSeq: number
-  /** Backplane only: events up to this id were already written to it by its replay. */
-  after: string | undefined
+  constructor (
+    readonly id: string,
+    readonly res: RawResponse,
+    readonly connectedAt: number,
+    /** The address counted against `maxClientsPerIp`; undefined when that option is off. */
+    readonly ip: string | undefined,
+    readonly session: Session,
+    readonly log: FastifyBaseLogger,
+    /** The newest event this client has (from replay or a write): queued frames up to it are skipped. */
+    public sentSeq: number,
+    /** Backplane only: events up to this id were already written to it by its replay. */
+    public after: string | undefined
+  ) {
+    this.socket = directSocket(res)
+  }
 }
 
 /** Backplane only: a client whose replay is being read; live events meanwhile are held for it. */
@@ -231,10 +237,8 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (reply.raw.destroyed) return clientId
 
     const s = session ?? this.#createSession(sessionId)
-    const chunks: Buffer[] = []
     const lastEventId = readLastEventId(request)
-    if (lastEventId !== undefined) this.#replay(s, lastEventId, chunks)
-    this.#open(s, reply, { clientId, ip, chunks, after: undefined, replayFrom: lastEventId })
+    this.#open(s, reply, clientId, ip, lastEventId === undefined ? undefined : this.#replay(s, lastEventId), undefined, lastEventId)
     return clientId
   }
 
@@ -281,7 +285,7 @@ export class SessionRegistry<E extends EventMap<E>> {
       if (after === undefined || held.id === undefined || backplane.compareIds(held.id, after) > 0) replay.chunks.push(held.frame)
     }
     // Live events still on their way may be older than the replay (they come on another connection): the client skips those.
-    this.#open(s, reply, { clientId, ip, chunks: replay.chunks, after, replayFrom: lastEventId })
+    this.#open(s, reply, clientId, ip, replay.chunks, after, lastEventId)
     return clientId
   }
 
@@ -319,8 +323,12 @@ export class SessionRegistry<E extends EventMap<E>> {
     return { chunks: [this.#resyncFrame(s.id, newestId, reason)], after: newestId === '' ? undefined : newestId }
   }
 
-  /** Commits the stream, writes `retry:`, `connection_established` and the replay, and tracks the client. */
-  #open (s: Session, reply: FastifyReply, { clientId, ip, chunks, after, replayFrom }: Opening): void {
+  /**
+   * Commits the stream, writes `retry:`, `connection_established` and `chunks` (the replay, or a `resync`),
+   * and tracks the client. `after` and `replayFrom`: see {@link Client.after}, and the `Last-Event-ID` it
+   * reconnected with, for the log.
+   */
+  #open (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, chunks: Buffer[] | undefined, after: string | undefined, replayFrom: string | undefined): void {
     const ctx = this.#ctx
     const opts = this.#opts
     const res = reply.raw
@@ -328,8 +336,8 @@ export class SessionRegistry<E extends EventMap<E>> {
     commitHeaders(reply)
     // Without a replay the greeting is written as the string it is: no Buffer to make.
     const greeting = retryField(opts.retry + Math.floor(Math.random() * (opts.retryJitter + 1))) +
-      eventText(undefined, 'connection_established', establishedJson(clientId, s.id, this.kind, now))
-    if (chunks.length === 0) {
+      jsonEventText(undefined, 'connection_established', establishedJson(clientId, s.id, this.kind, now))
+    if (chunks === undefined || chunks.length === 0) {
       res.write(greeting)
       ctx.counters.bytesSent += Buffer.byteLength(greeting)
     } else {
@@ -340,18 +348,8 @@ export class SessionRegistry<E extends EventMap<E>> {
     }
     ctx.counters.clientsConnected++
 
-    const client: Client = {
-      id: clientId,
-      res,
-      connectedAt: now,
-      ip,
-      session: s,
-      log: reply.log,
-      socket: directSocket(res),
-      // The replay (or resync) covers every event up to now, queued ones included.
-      sentSeq: s.lastSeq,
-      after
-    }
+    // The replay (or resync) covers every event up to now, queued ones included.
+    const client = new Client(clientId, res, now, ip, s, reply.log, s.lastSeq, after)
     // One shared listener per registry, not a closure per client: idle connections stay small.
     ;(res as Tracked)[kClient] = client
     res.on('close', this.#onClose)
@@ -362,7 +360,7 @@ export class SessionRegistry<E extends EventMap<E>> {
 
   #resyncFrame (sessionId: string, newestId: string, reason: ResyncEvent['reason']): Buffer {
     // The id field carries the session's newest id, so after reloading state the client resumes from now.
-    return encodeEvent(newestId, 'resync', eventJson('resync', { sessionId, reason }, this.#ctx.now()))
+    return encodeJsonEvent(newestId, 'resync', eventJson('resync', { sessionId, reason }, this.#ctx.now()))
   }
 
   /**
@@ -396,20 +394,19 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (s.clients.size > 0) this.#enqueue(s, entry)
   }
 
-  /** Appends to `out` the frames after `lastEventId`, or a `resync` event when that id is not in this session's history. */
-  #replay (s: Session, lastEventId: string, out: Buffer[]): void {
+  /** The frames after `lastEventId` (undefined: none), or a `resync` event when that id is not in this session's history. */
+  #replay (s: Session, lastEventId: string): Buffer[] | undefined {
     const ctx = this.#ctx
     const seq = isSafeEventId(lastEventId) ? ctx.parseEventId(lastEventId) : undefined
     const lookup = seq === undefined ? undefined : s.history.after(seq)
     if (lookup?.found === true) {
-      if (lookup.events > 0) out.push(lookup.frames)
       ctx.counters.replaysServed++
       ctx.counters.eventsSent += lookup.events
-      return
+      return lookup.events > 0 ? [lookup.frames] : undefined
     }
     ctx.counters.resyncsSent++
     const newest = s.history.newestSeq
-    out.push(this.#resyncFrame(s.id, newest === undefined ? '' : ctx.formatEventId(newest), lookup?.reason ?? 'unknown_event_id'))
+    return [this.#resyncFrame(s.id, newest === undefined ? '' : ctx.formatEventId(newest), lookup?.reason ?? 'unknown_event_id')]
   }
 
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */
@@ -444,7 +441,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (ctx.backplane !== undefined) return this.#publish(ctx.backplane, sessionId, type, json)
     const seq = ctx.nextSeq()
     const id = ctx.formatEventId(seq)
-    const frame = encodeEvent(id, type, json)
+    const frame = encodeJsonEvent(id, type, json)
     if (frame.length > this.#opts.maxEventBytes) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(frame.length, this.#opts.maxEventBytes)
 
     const s = this.#sessions.get(sessionId) ?? this.#createSession(sessionId)
@@ -464,7 +461,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    * logged, so a caller that does not await it still hears of it.
    */
   #publish (backplane: Backplane, sessionId: string, type: string, json: string): Promise<string> {
-    const size = encodeEvent(undefined, type, json).length
+    const size = encodeJsonEvent(undefined, type, json).length
     if (size > this.#opts.maxEventBytes) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, this.#opts.maxEventBytes)
     const persisted = backplane.publish(this.kind, sessionId, type, json)
     persisted.then(() => { this.#ctx.counters.broadcasts++ }, (err: unknown) => {
@@ -709,17 +706,6 @@ type Tracked = RawResponse & { [kClient]?: Client }
 function debugging (log: FastifyBaseLogger): boolean {
   // Fastify's no-op logger (`logger: false`) has no isLevelEnabled; pino's has.
   return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') === true
-}
-
-/** A client about to be opened. */
-interface Opening {
-  readonly clientId: string
-  readonly ip: string | undefined
-  /** Replayed frames (or a `resync`) to write after `connection_established`. */
-  readonly chunks: Buffer[]
-  readonly after: string | undefined
-  /** The `Last-Event-ID` it reconnected with, for the log. */
-  readonly replayFrom: string | undefined
 }
 
 interface Replay {

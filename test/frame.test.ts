@@ -1,7 +1,8 @@
 import t from 'tap'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import { HEARTBEAT_FRAME, dataLines, encodeEvent, eventTypeProblem, isSafeEventId } from '../src/index.js'
-import { establishedJson, eventJson, retryField } from '../src/frame.js'
+import fc from 'fast-check'
+import { encodeJsonEvent, establishedJson, eventJson, retryField } from '../src/frame.js'
 
 function parse (bytes: Buffer): { events: EventSourceMessage[], comments: string[], retries: number[], errors: unknown[] } {
   const out = { events: [] as EventSourceMessage[], comments: [] as string[], retries: [] as number[], errors: [] as unknown[] }
@@ -68,4 +69,15 @@ t.test('connection_established JSON, written out, is what eventJson makes of the
       t.equal(establishedJson(clientId, sessionId, kind, 1700000000123), eventJson('connection_established', { clientId, sessionId, kind }, 1700000000123), sessionId)
     }
   }
+})
+
+t.test('the JSON fast path frames exactly what the general encoder does, for any JSON (property)', async (t) => {
+  fc.assert(fc.property(fc.jsonValue(), fc.option(fc.string({ unit: fc.constantFrom('a', '-', '0', ' ') }), { nil: undefined }), (value, id) => {
+    const json = JSON.stringify(value)
+    return encodeJsonEvent(id, 'conversation_token', json).equals(encodeEvent(id, 'conversation_token', json))
+  }), { numRuns: 500 })
+  // The characters JSON.stringify must escape for the fast path to be right, and what it may leave raw.
+  const json = JSON.stringify({ s: 'a\rb\nc\r\nd\u2028\u2029\0' })
+  t.same(parse(encodeJsonEvent('1', 'x', json)).events.map((e) => e.data), [json])
+  t.pass('500 random JSON values framed alike')
 })
