@@ -141,6 +141,8 @@ serveIpc({
    */
   tokens: async ({ sessions, perSecond, durationMs }: { sessions: string[], perSecond: number, durationMs: number }) => {
     win = new Window('tokens')
+    // With BENCH_DEBUG_LATENCY: when the phase starts, to line it up with a --trace-gc log (ms since start).
+    if (process.env.BENCH_DEBUG_LATENCY !== undefined) console.error(`${name}: tokens start at ${performance.now().toFixed(0)} ms`)
     const every = 1e6 / (perSecond * sessions.length)
     const total = Math.floor(durationMs * perSecond * sessions.length / 1000)
     const t0 = nowUs()
