@@ -143,6 +143,18 @@ serveIpc({
     win = new Window('tokens')
     // With BENCH_DEBUG_LATENCY: when the phase starts, to line it up with a --trace-gc log (ms since start).
     if (process.env.BENCH_DEBUG_LATENCY !== undefined) console.error(`${name}: tokens start at ${performance.now().toFixed(0)} ms`)
+    // With BENCH_DEBUG_LATENCY: the server's worst timer lateness per 250 ms, to tell a busy server from a busy client.
+    const lateness: number[] = []
+    let tick = performance.now()
+    const probe = process.env.BENCH_DEBUG_LATENCY === undefined
+      ? undefined
+      : setInterval(() => {
+        const now = performance.now()
+        const slot = Math.floor((now - t0Ms) / 250)
+        lateness[slot] = Math.max(lateness[slot] ?? 0, now - tick - 5)
+        tick = now
+      }, 5)
+    const t0Ms = performance.now()
     const every = 1e6 / (perSecond * sessions.length)
     const total = Math.floor(durationMs * perSecond * sessions.length / 1000)
     const t0 = nowUs()
@@ -155,6 +167,10 @@ serveIpc({
         sent++
       }
       await new Promise((resolve) => setTimeout(resolve, 1))
+    }
+    if (probe !== undefined) {
+      clearInterval(probe)
+      console.error(`${name}: worst timer lateness ms per 250 ms: ${lateness.slice(0, 40).map((x) => Math.round(x)).join(' ')}`)
     }
     return { sent, t0 }
   },

@@ -9,7 +9,7 @@
  * or doubled; history that no longer covers the outage becomes a `resync`.
  */
 import { createHash } from 'node:crypto'
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import type { SessionKind } from '../events.js'
 import {
   FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE,
@@ -214,7 +214,8 @@ class RedisBackplane implements Backplane {
       commandTimeout: o.commandTimeout,
       retryStrategy: (times) => Math.min(times * 100, 2000)
     }
-    const cmd = o.client ?? new Redis(o.url as string, { ...o.redisOptions, ...own })
+    // ioredis is loaded here, not with the plugin: an in-memory hub does not carry its ~2 MB of heap.
+    const cmd = o.client ?? new (await import('ioredis')).Redis(o.url as string, { ...o.redisOptions, ...own })
     const sub = cmd.duplicate(own)
     this.#cmd = cmd
     this.#sub = sub
