@@ -17,7 +17,7 @@ import { Socket } from 'node:net'
  * A round pauses, to let other work run, once it has held the event loop for
  * `sliceMs`; the clock is read every `checkEvery` clients.
  */
-export const fanOutTuning = { sliceMs: 4, checkEvery: 32 }
+export const fanOutTuning = { sliceMs: 3, checkEvery: 32 }
 
 /**
  * One queued frame: an event with its sequence number (in this process, increasing per session), or a
