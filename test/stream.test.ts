@@ -1,5 +1,6 @@
 import t from 'tap'
 import http from 'node:http'
+import net from 'node:net'
 import Fastify from 'fastify'
 import fastifySseModule from '@fastify/sse'
 import type { FastifyPluginAsync } from 'fastify'
@@ -183,6 +184,33 @@ t.test('the request close removes the client exactly once, with no listener left
   t.equal(raw!.listenerCount('close'), before - 1, 'the hub listener is gone')
   t.equal(app.sse.getStats().clients, 0)
   t.equal(app.sse.removeConversationClient('a', c.clientId), false, 'already removed')
+})
+
+t.test('a peer that closes its side is removed at once and its response ended, not aborted', async (t) => {
+  const app = await buildApp()
+  const requests: http.IncomingMessage[] = []
+  app.addHook('onRequest', async (request) => { requests.push(request.raw) })
+  const url = await listen(app, t)
+  const { port } = new URL(url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  let received = ''
+  socket.on('data', (chunk: Buffer) => { received += chunk.toString('latin1') })
+  const ended = new Promise<void>((resolve) => socket.once('end', resolve))
+  socket.write('GET /conversations/fin/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n')
+  await eventually(() => received.includes('connection_established'), 'the greeting')
+  const kept = app.sse.getStats().clientsConnected
+  const serverSocket = requests[0]!.socket
+  const endListeners = serverSocket.listenerCount('end')
+  socket.end() // FIN: the client is done, and keeps reading what is left
+  await ended
+  t.equal(app.sse.getConversationClientCount('fin'), 0, 'removed')
+  t.match(received, /\r\n0\r\n\r\n$/, 'the chunked body was terminated: the response ended')
+  t.equal(requests.length, 1)
+  await eventually(() => requests[0]!.destroyed, 'the request is released')
+  t.equal(requests[0]!.errored, null, "no 'aborted' error on the request")
+  t.equal(app.sse.getStats().clientsConnected, kept)
+  t.equal(serverSocket.listenerCount('end'), endListeners - 1, "the hub's listener left the socket with the client")
 })
 
 t.test('removeConversationClient ends the stream cleanly', async (t) => {
