@@ -55,7 +55,7 @@ export function dataLines (data: string): string {
  * The caller validates `type` and `id`; see {@link eventTypeProblem} and {@link isSafeEventId}.
  */
 export function encodeEvent (id: string | undefined, type: string, data: string): Buffer {
-  return Buffer.from(idField(id) + 'event: ' + type + '\n' + dataLines(data) + '\n', 'utf8')
+  return Buffer.from(eventFrame(id, type, dataLines(data)), 'utf8')
 }
 
 /**
@@ -68,11 +68,12 @@ export function encodeJsonEvent (id: string | undefined, type: string, json: str
 
 /** {@link encodeJsonEvent}'s text. */
 export function jsonEventText (id: string | undefined, type: string, json: string): string {
-  return idField(id) + 'event: ' + type + '\ndata: ' + json + '\n\n'
+  return eventFrame(id, type, 'data: ' + json + '\n')
 }
 
-function idField (id: string | undefined): string {
-  return id === undefined ? '' : (id === '' ? 'id:\n' : 'id: ' + id + '\n')
+/** The one layout of an event: `id:` (see {@link encodeEvent}), `event:`, the `data:` lines, a blank line. */
+function eventFrame (id: string | undefined, type: string, data: string): string {
+  return (id === undefined ? '' : (id === '' ? 'id:\n' : 'id: ' + id + '\n')) + 'event: ' + type + '\n' + data + '\n'
 }
 
 /** A `retry:` field on its own: the reconnection delay, in milliseconds, for this client. */

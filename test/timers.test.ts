@@ -1,6 +1,7 @@
 import t from 'tap'
 import FakeTimers from '@sinonjs/fake-timers'
 import type { Socket } from 'node:net'
+import { spareBlocks } from '../src/history.js'
 import { buildApp, connect, eventually, listen, token } from './helper.js'
 
 // Only the hub's interval timers and its clock are faked: sockets, setImmediate and nextTick stay real.
@@ -55,12 +56,14 @@ t.test('cleanup from onReady: ends clients past maxConnectionAge cleanly and for
   clock.tick(1_800_000)
   const young = await connect(`${url}/conversations/s/stream`)
   t.equal(app.sse.getStats().debates.sessions, 1, 'still within its idle ttl')
+  const spare = spareBlocks()
   clock.tick(1_800_000 + 60_000)
   await old.end()
   t.equal(old.res?.complete, true, 'ended cleanly, so EventSource reconnects and resumes')
   t.equal(app.sse.getConversationClientCount('s'), 1)
   t.notOk(young.ended)
   t.match(app.sse.getStats(), { clientsExpired: 1, debates: { sessions: 0 } })
+  t.equal(spareBlocks(), spare + 1, "the forgotten session's history block is kept for reuse")
 })
 
 t.test('cleanupStaleConnections removes clients whose socket is gone and takes a max age', async (t) => {

@@ -214,7 +214,7 @@ class RedisBackplane implements Backplane {
       commandTimeout: o.commandTimeout,
       retryStrategy: (times) => Math.min(times * 100, 2000)
     }
-    // ioredis is loaded here, not with the plugin: an in-memory hub does not carry its ~2 MB of heap.
+    // ioredis is loaded here, not with the plugin: an in-memory hub does not carry its ~1 MB of heap.
     const cmd = o.client ?? new (await import('ioredis')).Redis(o.url as string, { ...o.redisOptions, ...own })
     const sub = cmd.duplicate(own)
     this.#cmd = cmd
