@@ -103,10 +103,14 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
       // about 1.3 KB of heap and 20 µs of CPU per connection. The hub commits the response itself.
       // A HEAD request would hold a stream that can carry no body.
       exposeHeadRoute: false,
-      handler: async function sseHubStream (request, reply) {
+      // Not async: Fastify sends what a handler throws as the error reply, and waits only for a returned
+      // promise, which needs one only with `authorize` or a backplane.
+      handler: function sseHubStream (request, reply) {
         if (!acceptsEventStream(request)) throw new FST_ERR_SSE_HUB_NOT_ACCEPTABLE()
         const params = request.params as Record<string, string | undefined>
-        await registry.add(params[param] as string, reply)
+        const opened = registry.open(params[param] as string, reply)
+        // Resolving with undefined: Fastify would send a value as the reply.
+        if (typeof opened !== 'string') return opened.then(nothing)
       }
     }
   }
@@ -246,6 +250,8 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
 }
 
 // SSE is always UTF-8, so a client asking for that charset explicitly is served too.
+function nothing (): void {}
+
 const EVENT_STREAM = ['text/event-stream', 'text/event-stream;charset=utf-8']
 
 /**

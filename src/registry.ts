@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { randomUUID } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Backplane, BackplaneEvent } from './backplane/types.js'
 import {
@@ -165,10 +166,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#opts = ctx.options
     const registry = this
     this.#onClose = function (this: Tracked) { registry.#detach(this[kClient] as Client) }
-    // The peer closed its side: end the response now rather than at 'close'. A response still open when its
-    // socket closes makes Node create (and format the stack of) an 'aborted' error, about a fifth of the
-    // CPU time of a short-lived connection in bench/ (churn).
-    this.#onPeerEnd = function (this: Tracked) { registry.#end(this[kClient] as Client) }
+    this.#onPeerEnd = function (this: Tracked) { registry.#peerLeft(this[kClient] as Client) }
   }
 
   /**
@@ -180,15 +178,29 @@ export class SessionRegistry<E extends EventMap<E>> {
    * Rejects with a 4xx/503 `FST_ERR_SSE_HUB_*` error before any SSE byte is sent.
    */
   async add (sessionId: string, reply: FastifyReply): Promise<string> {
-    const request = reply.request
+    return await this.open(sessionId, reply)
+  }
+
+  /**
+   * {@link add}, synchronous when nothing has to be waited for (no `authorize`, no backplane): then it
+   * returns the client id, or throws. Otherwise it returns the promise `add` does. For the stream
+   * route, so that a connection costs no promises when none is needed.
+   */
+  open (sessionId: string, reply: FastifyReply): string | Promise<string> {
     this.#checkSessionId(sessionId)
+    if (this.#opts.authorize === undefined && this.#ctx.backplane === undefined) return this.#attach(sessionId, reply, reply.request)
+    return this.#authorizeAndJoin(sessionId, reply)
+  }
+
+  async #authorizeAndJoin (sessionId: string, reply: FastifyReply): Promise<string> {
+    const request = reply.request
     const { authorize } = this.#opts
     if (authorize !== undefined) {
       const allowed = await authorize(request, { kind: this.kind, sessionId })
       if (allowed === false) throw new FST_ERR_SSE_HUB_FORBIDDEN()
     }
     const backplane = this.#ctx.backplane
-    if (backplane !== undefined) return this.#join(sessionId, reply, request, backplane)
+    if (backplane !== undefined) return await this.#join(sessionId, reply, request, backplane)
     return this.#attach(sessionId, reply, request)
   }
 
@@ -680,6 +692,26 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#catchUp(client)
     this.#detach(client)
     client.res.end()
+  }
+
+  /**
+   * The peer closed its side of an HTTP/1 connection (the only kind with this listener). Node's server ends
+   * such a connection at once (it keeps no half-open one), so the stream is over; the response is finished
+   * here, before the socket closes, and without its last chunk:
+   * - a response still open when its socket closes makes Node create (and format the stack of) an
+   *   'aborted' error;
+   * - the last chunk would be written to a peer that has, nearly always, closed its socket: a write, and a
+   *   reset back from the peer. Together they were about a fifth of a short-lived connection's CPU time
+   *   each in bench/ (churn). A peer that half-closed and still reads sees the body end without it, as it
+   *   would from Node without the hub.
+   */
+  #peerLeft (client: Client): void {
+    this.#catchUp(client)
+    this.#detach(client)
+    const res = client.res as ServerResponse
+    // Headers are sent: this only tells end() to write no terminating chunk.
+    res.chunkedEncoding = false
+    res.end()
   }
 
   /**
