@@ -28,6 +28,36 @@ t.test('a stream is committed at once with SSE headers, a retry and connection_e
   t.equal(app.sse.hasDebateClients('room-1'), false)
 })
 
+t.test('open() is synchronous unless authorize or a backplane has to be awaited; add() always returns a promise', async (t) => {
+  const seen: string[] = []
+  for (const authorize of [undefined, async () => true]) {
+    const app = Fastify()
+    await app.register(sseHub, authorize === undefined ? {} : { authorize })
+    app.get('/open/:id', (request, reply) => {
+      const opened = app.sse.registry('conversation').open((request.params as { id: string }).id, reply)
+      seen.push(typeof opened === 'string' ? 'string' : opened instanceof Promise ? 'promise' : 'other')
+      if (typeof opened !== 'string') return opened.then(() => undefined)
+    })
+    app.get('/bad', (request, reply) => {
+      // A bad session id throws at once (the route's handler lets Fastify answer it); add() rejects instead.
+      t.throws(() => app.sse.registry('conversation').open('', reply), { code: 'FST_ERR_SSE_HUB_INVALID_SESSION_ID' })
+      const added = app.sse.addConversationClient('', reply)
+      t.type(added, Promise)
+      return added
+    })
+    const url = await listen(app, t)
+    const c = await connect(`${url}/open/s1`)
+    t.equal(c.events[0]?.event, 'connection_established')
+    t.equal(app.sse.getConversationClientCount('s1'), 1)
+    const bad = await app.inject('/bad')
+    t.equal(bad.statusCode, 400)
+    t.equal(bad.json().code, 'FST_ERR_SSE_HUB_INVALID_SESSION_ID')
+    c.close()
+    await eventually(() => app.sse.getConversationClientCount('s1') === 0, 'the client is removed')
+  }
+  t.same(seen, ['string', 'promise'])
+})
+
 t.test('the design style works too: addConversationClient from a plain route', async (t) => {
   const app = Fastify()
   await app.register(sseHub)
