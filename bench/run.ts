@@ -36,8 +36,9 @@ const FANOUT_DELIVERIES = quick ? 100_000 : 400_000
 const RATE = { clients: Math.min(1000, ...sizes), perSecond: 20, durationMs: quick ? 2000 : 6000 }
 /**
  * prerollMs (--tokens-preroll=MS, default 0): stream unmeasured for that long first, so that the measured window
- * starts with streaming under way. Each stream's first events after a pause of more than TCP's minimum RTO (200 ms)
- * are acknowledged at once by the peer's kernel, which on loopback does that work on the server's core.
+ * starts with streaming under way. A connection's first segments, and its first after a pause longer than TCP's
+ * retransmission timeout (at least 200 ms), are acknowledged at once by the peer's kernel ("quick ACKs"), which over
+ * loopback does that work on the server's core: the default window starts with that (see README, Benchmarks).
  */
 const TOKENS = { sessions: quick ? 200 : 1000, perSession: 5, perSecond: 20, durationMs: quick ? 3000 : 10_000, prerollMs: Number(flag('tokens-preroll') ?? 0) }
 const SCENARIOS = flag('scenarios')?.split(',') ?? ['fanout', 'rate', 'churn', 'tokens']

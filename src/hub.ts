@@ -249,9 +249,9 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   }
 }
 
-// SSE is always UTF-8, so a client asking for that charset explicitly is served too.
 function nothing (): void {}
 
+// SSE is always UTF-8, so a client asking for that charset explicitly is served too.
 const EVENT_STREAM = ['text/event-stream', 'text/event-stream;charset=utf-8']
 
 /**

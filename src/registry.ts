@@ -166,7 +166,15 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#opts = ctx.options
     const registry = this
     this.#onClose = function (this: Tracked) { registry.#detach(this[kClient] as Client) }
-    this.#onPeerEnd = function (this: Tracked) { registry.#peerLeft(this[kClient] as Client) }
+    // The peer closed its side of an HTTP/1 connection (the only kind with this listener). Node's server ends such
+    // a connection at once (it keeps no half-open one), so the stream is over. The response is finished now,
+    // before the socket closes, and without its last chunk:
+    // - a response still open when its socket closes makes Node create (and format the stack of) an 'aborted'
+    //   error (about a fifth of a short-lived connection's CPU time in bench/, churn);
+    // - the last chunk would be written to a peer that has, nearly always, closed its socket: a write, and a
+    //   reset back from the peer (about 4 µs more per connection there).
+    // A peer that half-closed and still reads sees the body end without the last chunk, as from Node without the hub.
+    this.#onPeerEnd = function (this: Tracked) { registry.#end(this[kClient] as Client, false) }
   }
 
   /**
@@ -687,31 +695,16 @@ export class SessionRegistry<E extends EventMap<E>> {
     return s
   }
 
-  #end (client: Client): void {
-    // Nothing accepted is lost: events broadcast before the end still reach this client.
-    this.#catchUp(client)
-    this.#detach(client)
-    client.res.end()
-  }
-
   /**
-   * The peer closed its side of an HTTP/1 connection (the only kind with this listener). Node's server ends
-   * such a connection at once (it keeps no half-open one), so the stream is over; the response is finished
-   * here, before the socket closes, and without its last chunk:
-   * - a response still open when its socket closes makes Node create (and format the stack of) an
-   *   'aborted' error;
-   * - the last chunk would be written to a peer that has, nearly always, closed its socket: a write, and a
-   *   reset back from the peer. Together they were about a fifth of a short-lived connection's CPU time
-   *   each in bench/ (churn). A peer that half-closed and still reads sees the body end without it, as it
-   *   would from Node without the hub.
+   * Ends a client's stream: first what was broadcast to it and not written yet (nothing accepted is lost),
+   * then the response. `lastChunk` false: the peer has closed its side (see the `end` listener).
    */
-  #peerLeft (client: Client): void {
+  #end (client: Client, lastChunk = true): void {
     this.#catchUp(client)
     this.#detach(client)
-    const res = client.res as ServerResponse
     // Headers are sent: this only tells end() to write no terminating chunk.
-    res.chunkedEncoding = false
-    res.end()
+    if (!lastChunk) (client.res as ServerResponse).chunkedEncoding = false
+    client.res.end()
   }
 
   /**
