@@ -478,11 +478,11 @@ export class SessionRegistry<E extends EventMap<E>> {
 
     const s = this.#sessions.get(sessionId) ?? this.#createSession(sessionId)
     s.lastActivity = ctx.now()
-    const entry = new Frame(seq, frame)
     s.history.push(seq, frame)
     s.lastSeq = seq
     ctx.counters.broadcasts++
     if (s.clients.size === 0) return Promise.resolve(id)
+    const entry = new Frame(seq, frame)
     return new Promise((resolve) => { this.#enqueue(s, entry, () => { resolve(id) }) })
   }
 
