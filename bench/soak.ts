@@ -1,15 +1,18 @@
 /*
- * Long-life soak: streams stay open, and keep receiving heartbeats and events,
- * for longer than Node's old 5-minute `requestTimeout`, under Fastify's DEFAULT
- * server options (no timeout overrides). Not a unit test: `npm run soak`.
+ * Long-life soak: streams stay open, and keep receiving events (a busy session) or
+ * heartbeats (a quiet one), for longer than Node's old 5-minute `requestTimeout`,
+ * under Fastify's DEFAULT server options (no timeout overrides). Not a unit test:
+ * `npm run soak`.
  *
  *   npm run soak                        # 6 minutes
  *   npm run soak -- --minutes=0.5       # or SOAK_MINUTES=0.5
  *
  * Knobs (flag or env): --minutes / SOAK_MINUTES (6), --heartbeat-ms / SOAK_HEARTBEAT_MS (1000),
- * --event-ms / SOAK_EVENT_MS (250), --clients / SOAK_CLIENTS (20).
- * Exits 1 when any client's stream ended early, missed or reordered an event,
- * hit a parse error, or got fewer than 90% of the expected heartbeats.
+ * --event-ms / SOAK_EVENT_MS (250), --clients / SOAK_CLIENTS (20 on the busy session; a quarter as many on the quiet one).
+ * Exits 1 when any client's stream ended early, missed or reordered an event, hit a parse error, when a quiet
+ * client got fewer than 90% of the expected heartbeats or went longer than 1.5 heartbeat intervals without one,
+ * or when a busy client got a heartbeat once events were flowing (they already keep its stream alive; checked when
+ * --event-ms is at most half of --heartbeat-ms).
  */
 import Fastify from 'fastify'
 import http from 'node:http'
@@ -33,6 +36,8 @@ const durationMs = Math.round(minutes * 60_000)
 
 interface RawClient {
   heartbeats: number
+  /** Heartbeats that came after this client's first event. */
+  heartbeatsAmidEvents: number
   lastBeatAt: number
   maxBeatGapMs: number
   events: number
@@ -49,11 +54,13 @@ await app.register(sseHub, { heartbeatInterval: heartbeatMs, maxConnectionAge: I
 app.get('/conversations/:id/stream', app.sse.stream('conversation'))
 const url = await app.listen({ port: 0, host: '127.0.0.1' })
 const streamUrl = `${url}/conversations/soak/stream`
+const quietUrl = `${url}/conversations/quiet/stream`
+const quietCount = Math.max(1, Math.round(clientCount / 4))
 
 let finished = false
-function openRaw (): Promise<RawClient> {
+function openRaw (target: string): Promise<RawClient> {
   return new Promise((resolve, reject) => {
-    const c: RawClient = { heartbeats: 0, lastBeatAt: 0, maxBeatGapMs: 0, events: 0, lastSeq: 0, outOfOrder: 0, parseErrors: 0, endedEarly: false, req: undefined as unknown as http.ClientRequest }
+    const c: RawClient = { heartbeats: 0, heartbeatsAmidEvents: 0, lastBeatAt: 0, maxBeatGapMs: 0, events: 0, lastSeq: 0, outOfOrder: 0, parseErrors: 0, endedEarly: false, req: undefined as unknown as http.ClientRequest }
     const parser = createParser({
       onEvent: (msg) => {
         if (msg.event !== 'conversation_token') return
@@ -67,10 +74,11 @@ function openRaw (): Promise<RawClient> {
         if (c.lastBeatAt > 0) c.maxBeatGapMs = Math.max(c.maxBeatGapMs, now - c.lastBeatAt)
         c.lastBeatAt = now
         c.heartbeats++
+        if (c.events > 0) c.heartbeatsAmidEvents++
       },
       onError: () => { c.parseErrors++ }
     })
-    c.req = http.get(streamUrl, { headers: { accept: 'text/event-stream' } }, (res) => {
+    c.req = http.get(target, { headers: { accept: 'text/event-stream' } }, (res) => {
       if (res.statusCode !== 200) { reject(new Error(`status ${String(res.statusCode)}`)); return }
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { parser.feed(chunk) })
@@ -82,7 +90,8 @@ function openRaw (): Promise<RawClient> {
 }
 
 await app.ready()
-const raw = await Promise.all(Array.from({ length: clientCount }, openRaw))
+const raw = await Promise.all(Array.from({ length: clientCount }, async () => await openRaw(streamUrl)))
+const quiet = await Promise.all(Array.from({ length: quietCount }, async () => await openRaw(quietUrl)))
 // One real EventSource too: it never sees comments, so it counts events only.
 const es = { events: 0, errors: 0, lastSeq: 0, outOfOrder: 0 }
 const source = new EventSource(streamUrl)
@@ -94,7 +103,7 @@ source.addEventListener('conversation_token', (e) => {
 })
 source.addEventListener('error', () => { if (!finished) es.errors++ })
 await new Promise<void>((resolve) => { source.addEventListener('open', () => { resolve() }, { once: true }) })
-const hubClients = app.sse.getConversationClientCount('soak')
+const hubClients = app.sse.getConversationClientCount('soak') + app.sse.getConversationClientCount('quiet')
 
 const startedAt = Date.now()
 const heapAtStart = process.memoryUsage().heapUsed
@@ -107,7 +116,7 @@ const broadcaster = setInterval(() => {
 }, eventMs)
 const progress = setInterval(() => {
   const r = raw[0] as RawClient
-  console.log(`soak: ${((Date.now() - startedAt) / 60_000).toFixed(1)} min, sent ${seq}, client0 events ${r.events} heartbeats ${r.heartbeats}`)
+  console.log(`soak: ${((Date.now() - startedAt) / 60_000).toFixed(1)} min, sent ${seq}, busy client0 events ${r.events}, quiet client0 heartbeats ${(quiet[0] as RawClient).heartbeats}`)
 }, 60_000)
 
 await new Promise((resolve) => setTimeout(resolve, durationMs))
@@ -119,7 +128,7 @@ for (let i = 0; i < 200 && (raw.some((c) => c.lastSeq < lastSeq) || es.lastSeq <
   await new Promise((resolve) => setTimeout(resolve, 10))
 }
 const elapsedMs = Date.now() - startedAt
-const stillOpen = app.sse.getConversationClientCount('soak')
+const stillOpen = app.sse.getConversationClientCount('soak') + app.sse.getConversationClientCount('quiet')
 const heapAtEnd = process.memoryUsage().heapUsed
 finished = true
 source.close()
@@ -128,14 +137,19 @@ await app.close()
 const closeMs = performance.now() - closeStart
 
 const expectedHeartbeats = Math.floor(elapsedMs / heartbeatMs)
-const minHeartbeats = Math.min(...raw.map((c) => c.heartbeats))
+const minHeartbeats = Math.min(...quiet.map((c) => c.heartbeats))
+const maxBeatGapMs = Math.max(...quiet.map((c) => c.maxBeatGapMs))
+const heartbeatsAmidEvents = raw.reduce((n, c) => n + c.heartbeatsAmidEvents, 0)
 const problems: string[] = []
-if (raw.some((c) => c.endedEarly)) problems.push('a raw stream ended before the end of the soak')
+if ([...raw, ...quiet].some((c) => c.endedEarly)) problems.push('a raw stream ended before the end of the soak')
 if (es.errors > 0) problems.push(`EventSource reported ${es.errors} error(s) (reconnects)`)
 if (stillOpen !== hubClients) problems.push(`hub counted ${stillOpen} clients at the end, ${hubClients} at the start`)
 if (raw.some((c) => c.events !== lastSeq || c.outOfOrder > 0) || es.events !== lastSeq || es.outOfOrder > 0) problems.push('an event was missed or out of order')
-if (raw.some((c) => c.parseErrors > 0)) problems.push('SSE parse errors')
-if (minHeartbeats < expectedHeartbeats * 0.9) problems.push(`too few heartbeats: ${minHeartbeats} < 90% of ${expectedHeartbeats}`)
+if ([...raw, ...quiet].some((c) => c.parseErrors > 0)) problems.push('SSE parse errors')
+if (minHeartbeats < expectedHeartbeats * 0.9) problems.push(`too few heartbeats on the quiet session: ${minHeartbeats} < 90% of ${expectedHeartbeats}`)
+if (maxBeatGapMs > heartbeatMs * 1.5) problems.push(`a quiet client went ${maxBeatGapMs} ms without a heartbeat (interval ${heartbeatMs} ms)`)
+// A session written to at least every half interval is never idle at a heartbeat tick.
+if (eventMs <= heartbeatMs / 2 && heartbeatsAmidEvents > 0) problems.push(`${heartbeatsAmidEvents} heartbeat(s) reached busy clients while events were flowing`)
 
 const summary = {
   minutes: +(elapsedMs / 60_000).toFixed(2),
@@ -143,15 +157,17 @@ const summary = {
   heartbeatMs,
   eventMs,
   rawClients: clientCount,
+  quietRawClients: quietCount,
   eventSourceClients: 1,
   eventsBroadcast: lastSeq,
   eventsPerRawClient: { min: Math.min(...raw.map((c) => c.events)), max: Math.max(...raw.map((c) => c.events)) },
   eventsEventSource: es.events,
-  heartbeatsPerRawClient: { min: minHeartbeats, max: Math.max(...raw.map((c) => c.heartbeats)), expected: expectedHeartbeats },
-  maxHeartbeatGapMs: Math.max(...raw.map((c) => c.maxBeatGapMs)),
+  heartbeatsPerQuietClient: { min: minHeartbeats, max: Math.max(...quiet.map((c) => c.heartbeats)), expected: expectedHeartbeats },
+  maxHeartbeatGapMs: maxBeatGapMs,
+  heartbeatsToBusyClientsAmidEvents: heartbeatsAmidEvents,
   outOfOrder: raw.reduce((n, c) => n + c.outOfOrder, 0) + es.outOfOrder,
-  parseErrors: raw.reduce((n, c) => n + c.parseErrors, 0),
-  streamsEndedEarly: raw.filter((c) => c.endedEarly).length,
+  parseErrors: [...raw, ...quiet].reduce((n, c) => n + c.parseErrors, 0),
+  streamsEndedEarly: [...raw, ...quiet].filter((c) => c.endedEarly).length,
   eventSourceErrors: es.errors,
   heapUsedMB: { start: +(heapAtStart / 2 ** 20).toFixed(1), end: +(heapAtEnd / 2 ** 20).toFixed(1) },
   closeMs: +closeMs.toFixed(1),

@@ -220,10 +220,11 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   start (): void {
     const { heartbeatInterval, cleanupInterval } = this.#ctx.options
     if (heartbeatInterval > 0 && this.#heartbeatTimer === undefined) {
+      // Every half interval, to the sessions idle since the last tick: silence never exceeds the interval.
       this.#heartbeatTimer = setInterval(() => {
-        this.conversations.heartbeat()
-        this.debates.heartbeat()
-      }, heartbeatInterval).unref()
+        this.conversations.heartbeatIdle()
+        this.debates.heartbeatIdle()
+      }, heartbeatInterval / 2).unref()
     }
     if (cleanupInterval > 0 && this.#cleanupTimer === undefined) {
       this.#cleanupTimer = setInterval(() => {

@@ -20,7 +20,11 @@ export type AuthorizeHook = (request: FastifyRequest, context: AuthorizeContext)
 export interface SseHubOptions {
   /** Session ids must match this; others get a 400. Default `/^[A-Za-z0-9_-]{1,128}$/`. */
   sessionIdPattern?: RegExp
-  /** Milliseconds between heartbeat comments to every client; 0 turns them off. Default 15000. */
+  /**
+   * The longest, in milliseconds, a client's stream stays silent: a heartbeat comment goes to the clients of
+   * every session that has had nothing written to it for about this long (a session streaming events more often
+   * gets none). 0 turns them off. Default 15000.
+   */
   heartbeatInterval?: number
   /** Milliseconds between stale-connection cleanups (first run after `onReady`); 0 turns it off. Default 60000. */
   cleanupInterval?: number

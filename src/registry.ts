@@ -89,6 +89,8 @@ class Round {
 class Client {
   /** The socket to write to directly, when the response allows it. */
   readonly socket: Socket | undefined
+  /** Whether the socket's high-water mark is above `maxBufferedBytes`, so staying under it vouches for nothing. */
+  readonly markAboveLimit: boolean
   constructor (
     readonly id: string,
     readonly res: RawResponse,
@@ -100,9 +102,11 @@ class Client {
     /** The newest event this client has (from replay or a write): queued frames up to it are skipped. */
     public sentSeq: number,
     /** Backplane only: events up to this id were already written to it by its replay. */
-    public after: string | undefined
+    public after: string | undefined,
+    maxBufferedBytes: number
   ) {
     this.socket = directSocket(res)
+    this.markAboveLimit = this.socket !== undefined && this.socket.writableHighWaterMark > maxBufferedBytes
   }
 }
 
@@ -125,6 +129,8 @@ class Session {
   spareWaiters: Array<() => void> = []
   round: Round | undefined = undefined
   scheduled = false
+  /** The heartbeat period (see `heartbeatIdle`) in which this session last had a round written. */
+  wroteIn = -1
   lastActivity: number
   /** Backplane only: clients being admitted. */
   readonly pending = new Set<PendingJoin>()
@@ -154,6 +160,8 @@ export interface RegistryStats {
  */
 export class SessionRegistry<E extends EventMap<E>> {
   readonly #sessions = new Map<string, Session>()
+  /** Counts `heartbeatIdle()` calls: the periods between them. */
+  #period = 0
   readonly #ctx: HubContext
   readonly #opts: ResolvedOptions
   /** The 'close' listener of every client's response (`this` is the response). */
@@ -375,7 +383,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     ctx.counters.clientsConnected++
 
     // The replay (or resync) covers every event up to now, queued ones included.
-    const client = new Client(clientId, res, now, ip, s, reply.log, s.lastSeq, after)
+    const client = new Client(clientId, res, now, ip, s, reply.log, s.lastSeq, after, this.#opts.maxBufferedBytes)
     // One shared listener per registry, not a closure per client: idle connections stay small.
     ;(res as Tracked)[kClient] = client
     res.on('close', this.#onClose)
@@ -530,6 +538,7 @@ export class SessionRegistry<E extends EventMap<E>> {
       if (round === undefined) {
         if (s.queue.length === 0) return
         round = s.round = new Round(new Batch(s.queue), s.clients.values(), s.waiters)
+        s.wroteIn = this.#period
         s.queue = s.spareQueue
         s.queueBytes = 0
         s.waiters = s.spareWaiters
@@ -572,9 +581,12 @@ export class SessionRegistry<E extends EventMap<E>> {
   /** Writes the part of `batch` a client does not have yet, then drops it if it stopped reading. */
   #deliver (client: Client, batch: Batch): void {
     const part = this.#missing(client, batch, true)
-    if (part === undefined || !this.#write(client, part)) return
+    if (part === undefined) return
+    const underMark = this.#write(client, part)
+    if (underMark === undefined) return
     if (part.events > 0) client.sentSeq = part.lastSeq
-    if (client.res.writableLength > this.#opts.maxBufferedBytes) {
+    // A socket under its high-water mark (at most maxBufferedBytes) needs no look at writableLength: a getter chain per write.
+    if ((!underMark || client.markAboveLimit) && client.res.writableLength > this.#opts.maxBufferedBytes) {
       this.#dropSlow(client)
     } else {
       const counters = this.#ctx.counters
@@ -589,7 +601,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     const pending = s.round === undefined ? s.queue : [...s.round.batch.entries, ...s.queue]
     if (pending.length === 0) return
     const part = this.#missing(client, new Batch(pending), false)
-    if (part === undefined || !this.#write(client, part)) return
+    if (part === undefined || this.#write(client, part) === undefined) return
     client.sentSeq = part.lastSeq
     this.#ctx.counters.eventsSent += part.events
     this.#ctx.counters.bytesSent += part.bytes
@@ -597,17 +609,17 @@ export class SessionRegistry<E extends EventMap<E>> {
 
   /**
    * Writes to one client. A write that throws (a broken `res.write` wrapper, say) costs that client
-   * its stream, never the round: the others still get the batch. False when it threw.
+   * its stream, never the round: the others still get the batch. Undefined when it threw, else
+   * whether the socket is known to be under its high-water mark (see `writeBatch`).
    */
-  #write (client: Client, part: Batch): boolean {
+  #write (client: Client, part: Batch): boolean | undefined {
     try {
-      write(client, part)
-      return true
+      return write(client, part)
     } catch (err) {
       client.log.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, err }, 'sse client dropped: write failed')
       this.#detach(client)
       client.res.destroy()
-      return false
+      return undefined
     }
   }
 
@@ -619,15 +631,23 @@ export class SessionRegistry<E extends EventMap<E>> {
     client.res.destroy()
   }
 
-  /** Writes a heartbeat comment to every client of one session (all sessions when omitted), in the next round. */
-  heartbeat (sessionId?: string): void {
-    if (sessionId !== undefined) {
-      const s = this.#sessions.get(sessionId)
-      if (s !== undefined && s.clients.size > 0) this.#enqueue(s, HEARTBEAT)
-      return
-    }
+  /** Writes a heartbeat comment to every client of one session, busy or not, in the next round. */
+  heartbeat (sessionId: string): void {
+    const s = this.#sessions.get(sessionId)
+    if (s !== undefined && s.clients.size > 0) this.#enqueue(s, HEARTBEAT)
+  }
+
+  /**
+   * A heartbeat comment to the clients of every session that has had nothing written to it since the
+   * previous call. The hub's timer calls this every half `heartbeatInterval`, so no client goes longer than
+   * `heartbeatInterval` without bytes, and a session streaming events at least that often gets no heartbeat:
+   * its events already keep proxies and dead-peer detection busy, and a heartbeat round to thousands of
+   * busy clients would be thousands of writes for nothing.
+   */
+  heartbeatIdle (): void {
+    const period = this.#period++
     for (const s of this.#sessions.values()) {
-      if (s.clients.size > 0) this.#enqueue(s, HEARTBEAT)
+      if (s.clients.size > 0 && s.wroteIn !== period) this.#enqueue(s, HEARTBEAT)
     }
   }
 

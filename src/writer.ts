@@ -123,15 +123,20 @@ export function directSocket (res: unknown): Socket | undefined {
 
 const responseWrite = ServerResponse.prototype.write
 
-/** Writes a batch to one client: straight to its socket when it can, else through `res.write()`. */
-export function writeBatch (target: Target, batch: Batch): void {
+/**
+ * Writes a batch to one client: straight to its socket when it can, else through `res.write()`.
+ * True when the bytes went straight to the socket and it still holds less than its high-water mark
+ * (`socket.write()`'s answer); false when the caller must look at `res.writableLength` itself.
+ */
+export function writeBatch (target: Target, batch: Batch): boolean {
   const { socket, res } = target
   // Through res.write() when it is wrapped (compression, instrumentation: they must see every byte), or when
   // the socket no longer takes writes (peer half-closed): Node then holds the bytes and counts them in writableLength.
   if (socket === undefined || !socket.writable || res.write !== responseWrite) {
     res.write(batch.plain())
-  } else {
-    // The response's own framing: HTTP/1.1 chunks, or (HTTP/1.0) the bytes as they are.
-    socket.write((res as ServerResponse).chunkedEncoding ? batch.chunked() : batch.plain())
+    // A wrapper's answer says nothing about the bytes it holds.
+    return false
   }
+  // The response's own framing: HTTP/1.1 chunks, or (HTTP/1.0) the bytes as they are.
+  return socket.write((res as ServerResponse).chunkedEncoding ? batch.chunked() : batch.plain())
 }

@@ -107,3 +107,25 @@ t.test('a lone half-open peer (connected, never reads again) is dropped and its 
   await closed
   t.pass('the stuck socket was closed by the server')
 })
+
+t.test('a limit below the socket\'s high-water mark holds too: the peer is dropped past maxBufferedBytes, not at the mark', async (t) => {
+  const LIMIT = 4096
+  const app = await buildApp({ maxBufferedBytes: LIMIT, historyBytes: LIMIT, heartbeatInterval: 0 })
+  const url = await listen(app, t)
+  const port = Number(new URL(url).port)
+  let res: http.ServerResponse | undefined
+  app.server.on('request', (_req: http.IncomingMessage, r: http.ServerResponse) => { res = r })
+  const socket = await stuckPeer(port, '/conversations/low/stream')
+  t.teardown(() => { socket.destroy() })
+  const served = res as http.ServerResponse
+  t.ok((served.socket as net.Socket).writableHighWaterMark > LIMIT, `the socket's high-water mark ${(served.socket as net.Socket).writableHighWaterMark} is above the limit`)
+  let sent = 0
+  let maxHeld = 0
+  while (app.sse.getStats().clientsDroppedSlow < 1 && sent < MAX_EVENTS) {
+    await app.sse.broadcastToConversation('low', 'conversation_token', token('y'.repeat(3000), sent++))
+    if (!served.destroyed) maxHeld = Math.max(maxHeld, served.writableLength)
+  }
+  t.equal(app.sse.getStats().clientsDroppedSlow, 1, `dropped after ${sent} events`)
+  t.ok(served.destroyed, 'its response is destroyed')
+  t.ok(maxHeld <= LIMIT, `bytes held after a broadcast: ${maxHeld} <= maxBufferedBytes ${LIMIT}`)
+})

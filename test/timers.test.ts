@@ -12,20 +12,50 @@ function fakeClock (t: { teardown: (fn: () => unknown) => void }): Clock {
   return clock
 }
 
-t.test('one hub-wide heartbeat writes a comment (not an event) to every client of both kinds', async (t) => {
+t.test('one hub-wide heartbeat: a comment (not an event) to idle clients of both kinds, none to a session with events, no client silent longer than heartbeatInterval', async (t) => {
   const clock = fakeClock(t)
   const app = await buildApp({ heartbeatInterval: 1000, cleanupInterval: 0 })
   const url = await listen(app, t)
   const a = await connect(`${url}/conversations/a/stream`)
   const b = await connect(`${url}/debates/b/stream`)
   t.equal(clock.countTimers(), 1, 'one timer for every client')
-  clock.tick(1000)
+  const bytesSent = (): number => app.sse.getStats().bytesSent
+  // A tick's heartbeat rounds run in microtasks right after it: once the next turn comes they are written.
+  const afterTick = async (ms: number): Promise<void> => { clock.tick(ms); await new Promise((resolve) => setImmediate(resolve)) }
+
+  // The timer runs every half interval and writes to the sessions with nothing written since its last run.
+  await afterTick(500)
   await a.until((c) => c.comments.length === 1, 'heartbeat a')
   await b.until((c) => c.comments.length === 1, 'heartbeat b')
-  clock.tick(2000)
-  await a.until((c) => c.comments.length === 3, 'two more')
-  t.same(a.received, [], 'no fake event')
-  t.equal(app.sse.getStats().eventsSent, 0, 'heartbeats are not events')
+  const before = bytesSent()
+  await afterTick(500)
+  t.equal(bytesSent(), before, 'none half an interval after the last one')
+  await afterTick(500)
+  await a.until((c) => c.comments.length === 2, 'a again, one interval after its last')
+  await b.until((c) => c.comments.length === 2, 'b again')
+
+  // An event every half interval: the busy session gets no heartbeat, the idle one keeps getting them.
+  for (let i = 0; i < 6; i++) {
+    await app.sse.broadcastToConversation('a', 'conversation_token', token(`t${i}`))
+    await afterTick(500)
+  }
+  await b.until((c) => c.comments.length === 5, 'b, every interval')
+  // Written after any heartbeat the loop could have queued, so such a heartbeat would arrive before them.
+  await app.sse.broadcastToConversation('a', 'conversation_token', token('last'))
+  await app.sse.broadcastToDebate('b', 'debate_token', { debateId: 'b', participantId: 'p', personaSlug: 'x', turnCount: 1, token: 'w' })
+  await a.receive(7)
+  await b.receive(1)
+  t.equal(a.comments.length, 2, 'no heartbeat while events flow')
+  t.equal(b.comments.length, 5, 'b: one per interval, not one per tick')
+
+  // When the events stop, the heartbeat resumes within one interval of the last write.
+  const quiet = bytesSent()
+  await afterTick(500)
+  t.equal(bytesSent(), quiet, 'none half an interval after the last event')
+  await afterTick(500)
+  await a.until((c) => c.comments.length === 3, 'a, one interval after its last event')
+  await b.until((c) => c.comments.length === 6, 'b, one interval after its last event')
+  t.equal(app.sse.getStats().eventsSent, 8, 'heartbeats are not events')
   await app.close()
   t.equal(clock.countTimers(), 0, 'cleared in onClose')
 })
