@@ -22,17 +22,21 @@ t.test('one hub-wide heartbeat: a comment (not an event) to idle clients of both
   const bytesSent = (): number => app.sse.getStats().bytesSent
   // A tick's heartbeat rounds run in microtasks right after it: once the next turn comes they are written.
   const afterTick = async (ms: number): Promise<void> => { clock.tick(ms); await new Promise((resolve) => setImmediate(resolve)) }
+  /** After a write to both sessions: nothing at the next tick, a heartbeat to each at the one after (one interval on). */
+  const heartbeatsOneIntervalOn = async (comments: { a: number, b: number }, after: string): Promise<void> => {
+    const before = bytesSent()
+    await afterTick(500)
+    t.equal(bytesSent(), before, `none half an interval after ${after}`)
+    await afterTick(500)
+    await a.until((c) => c.comments.length === comments.a, `a, one interval after ${after}`)
+    await b.until((c) => c.comments.length === comments.b, `b, one interval after ${after}`)
+  }
 
   // The timer runs every half interval and writes to the sessions with nothing written since its last run.
   await afterTick(500)
   await a.until((c) => c.comments.length === 1, 'heartbeat a')
   await b.until((c) => c.comments.length === 1, 'heartbeat b')
-  const before = bytesSent()
-  await afterTick(500)
-  t.equal(bytesSent(), before, 'none half an interval after the last one')
-  await afterTick(500)
-  await a.until((c) => c.comments.length === 2, 'a again, one interval after its last')
-  await b.until((c) => c.comments.length === 2, 'b again')
+  await heartbeatsOneIntervalOn({ a: 2, b: 2 }, 'the last heartbeat')
 
   // An event every half interval: the busy session gets no heartbeat, the idle one keeps getting them.
   for (let i = 0; i < 6; i++) {
@@ -49,12 +53,7 @@ t.test('one hub-wide heartbeat: a comment (not an event) to idle clients of both
   t.equal(b.comments.length, 5, 'b: one per interval, not one per tick')
 
   // When the events stop, the heartbeat resumes within one interval of the last write.
-  const quiet = bytesSent()
-  await afterTick(500)
-  t.equal(bytesSent(), quiet, 'none half an interval after the last event')
-  await afterTick(500)
-  await a.until((c) => c.comments.length === 3, 'a, one interval after its last event')
-  await b.until((c) => c.comments.length === 6, 'b, one interval after its last event')
+  await heartbeatsOneIntervalOn({ a: 3, b: 6 }, 'the last event')
   t.equal(app.sse.getStats().eventsSent, 8, 'heartbeats are not events')
   await app.close()
   t.equal(clock.countTimers(), 0, 'cleared in onClose')
