@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
+import { generate } from 'selfsigned'
 import sseHub, { type SseHubOptions } from '../src/index.js'
 
 /** A Fastify app with the hub and one stream route per kind: `/conversations/:id/stream`, `/debates/:id/stream`. */
@@ -30,6 +31,17 @@ export function rawResponses (app: FastifyInstance): http.ServerResponse[] {
 export async function listen (app: FastifyInstance, t?: { teardown: (fn: () => unknown) => void }): Promise<string> {
   t?.teardown(() => app.close())
   return app.listen({ port: 0, host: '127.0.0.1' })
+}
+
+let tls: Promise<{ key: string, cert: string }> | undefined
+/**
+ * A self-signed TLS certificate, made once per test process. Clients skip verification, so no names are
+ * needed; an EC key, since RSA key generation takes seconds on a busy machine.
+ */
+export function selfSignedCert (): Promise<{ key: string, cert: string }> {
+  tls ??= generate([{ name: 'commonName', value: 'localhost' }], { keyType: 'ec', algorithm: 'sha256' })
+    .then((pems) => ({ key: pems.private, cert: pems.cert }))
+  return tls
 }
 
 /** One parsed SSE message, its data JSON-parsed when it is JSON. */

@@ -8,8 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import http2 from 'node:http2'
 import { once } from 'node:events'
 import sseHub, { type SseHubOptions } from '../src/index.js'
-import { selfSignedCert } from '../example-server.js'
-import { H2SseStream, token } from './helper.js'
+import { H2SseStream, selfSignedCert, token } from './helper.js'
 
 // Node warns (once per process) when a connection-specific header is set on an HTTP/2 response.
 const warnings: Error[] = []
@@ -17,17 +16,11 @@ process.on('warning', (w) => { warnings.push(w) })
 
 type TestLike = { teardown: (fn: () => unknown) => void }
 
-let tls: { key: string, cert: string } | undefined
-async function cert (): Promise<{ key: string, cert: string }> {
-  tls ??= await selfSignedCert()
-  return tls
-}
-
 async function h2App (t: TestLike, opts: { tls?: boolean, hub?: SseHubOptions } = {}): Promise<{ app: FastifyInstance, url: string }> {
   // Before Node 24, only forceCloseConnections: true makes close() end idle HTTP/2 sessions (else it waits
   // for http2SessionTimeout, 72 s). The sessions close with GOAWAY, after the hub has ended the streams.
   const serverOptions: Record<string, unknown> = { http2: true, logger: false, forceCloseConnections: true }
-  if (opts.tls === true) serverOptions.https = { ...(await cert()), allowHTTP1: true }
+  if (opts.tls === true) serverOptions.https = { ...(await selfSignedCert()), allowHTTP1: true }
   const app = Fastify(serverOptions) as unknown as FastifyInstance
   await app.register(sseHub, opts.hub ?? {})
   app.get('/conversations/:id/stream', app.sse.stream('conversation'))
