@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import fastifyStatic from '@fastify/static'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import path from 'node:path'
-import sseHub, { redisBackplane, type ConversationEvents, type DebateEvents, type SseHubOptions } from './src/index.js'
+import sseHub, { backplaneFromEnv, type ConversationEvents, type DebateEvents, type SseHubOptions } from './src/index.js'
 import { conversationScript } from './example/conversation.js'
 import { debateScript } from './example/debate.js'
 import { registerKind } from './example/routes.js'
@@ -54,12 +54,8 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   // One code path for HTTP/1.1 and HTTP/2: the routes below do not depend on the server type.
   const app = Fastify(serverOptions as FastifyServerOptions) as unknown as FastifyInstance
 
-  const hubOptions: SseHubOptions = { ...opts.hub }
   // Scaling past one process: with REDIS_URL set, every instance shares one set of sessions through Redis.
-  const redisUrl = process.env.REDIS_URL
-  if (hubOptions.backplane === undefined && redisUrl !== undefined && redisUrl !== '') {
-    hubOptions.backplane = redisBackplane({ url: redisUrl })
-  }
+  const hubOptions: SseHubOptions = { ...opts.hub, backplane: opts.hub?.backplane ?? backplaneFromEnv() }
   await app.register(sseHub, hubOptions)
 
   await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })
