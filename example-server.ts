@@ -14,7 +14,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import fastifyStatic from '@fastify/static'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import path from 'node:path'
-import sseHub, { backplaneFromEnv, type ConversationEvents, type DebateEvents, type SseHubOptions } from './src/index.js'
+import sseHub, { backplaneFromEnv, resolveOptions, type ConversationEvents, type DebateEvents, type SseHubOptions } from './src/index.js'
 import { conversationScript } from './example/conversation.js'
 import { debateScript } from './example/debate.js'
 import { registerKind } from './example/routes.js'
@@ -63,8 +63,10 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   const maxSessions = opts.maxSessions ?? 1000
   const conversations = new Simulations<ConversationEvents>(app.sse.conversations, conversationScript, maxSessions)
   const debates = new Simulations<DebateEvents>(app.sse.debates, debateScript, maxSessions)
-  registerKind(app, conversations)
-  registerKind(app, debates)
+  // The hub's session-id rule (its default unless `opts.hub` sets one) checks the ids of the JSON routes too.
+  const { sessionIdPattern } = resolveOptions(hubOptions)
+  registerKind(app, conversations, sessionIdPattern)
+  registerKind(app, debates, sessionIdPattern)
   // Stop every run (and its timer) before the hub ends the streams: nothing is broadcast into a closing server.
   app.addHook('preClose', async () => {
     conversations.stopAll()

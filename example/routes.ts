@@ -14,32 +14,30 @@ export interface LaunchBody {
   topic?: string
 }
 
-const SESSION_ID = '^[A-Za-z0-9_-]{1,128}$'
 const DEFAULT_TURNS = 12
 const DEFAULT_TOKEN_DELAY_MS = 60
 
-const idParams = {
-  type: 'object',
-  properties: { id: { type: 'string', pattern: SESSION_ID } },
-  required: ['id']
+const launchBody = {
+  type: ['object', 'null'],
+  properties: {
+    turns: { type: 'integer', minimum: 1, maximum: 500 },
+    tokenDelayMs: { type: 'integer', minimum: 0, maximum: 10_000 },
+    topic: { type: 'string', minLength: 1, maxLength: 200 }
+  },
+  additionalProperties: false
 } as const
 
-const launchSchema = {
-  params: idParams,
-  body: {
-    type: ['object', 'null'],
-    properties: {
-      turns: { type: 'integer', minimum: 1, maximum: 500 },
-      tokenDelayMs: { type: 'integer', minimum: 0, maximum: 10_000 },
-      topic: { type: 'string', minLength: 1, maxLength: 200 }
-    },
-    additionalProperties: false
-  }
-} as const
-
-/** Mounts the routes of `sims`'s kind on `app`. */
-export function registerKind<E extends EventMap<E>> (app: FastifyInstance, sims: Simulations<E>): void {
+/**
+ * Mounts the routes of `sims`'s kind on `app`. `sessionIdPattern` is the hub's (its option or default): the JSON
+ * routes refuse, with a 400 before any work, the ids the stream route refuses (a RegExp's flags do not carry over).
+ */
+export function registerKind<E extends EventMap<E>> (app: FastifyInstance, sims: Simulations<E>, sessionIdPattern: RegExp): void {
   const base = `/api/${sims.kind === 'conversation' ? 'conversations' : 'debates'}/sessions`
+  const idParams = {
+    type: 'object',
+    properties: { id: { type: 'string', pattern: sessionIdPattern.source } },
+    required: ['id']
+  } as const
 
   // Mounting a stream endpoint is one line.
   app.get(`${base}/:id/stream`, app.sse.stream(sims.kind))
@@ -52,7 +50,7 @@ export function registerKind<E extends EventMap<E>> (app: FastifyInstance, sims:
     return sim.toJSON()
   })
 
-  app.post<{ Params: { id: string }, Body: LaunchBody | null }>(`${base}/:id/launch`, { schema: launchSchema }, async (request, reply) => {
+  app.post<{ Params: { id: string }, Body: LaunchBody | null }>(`${base}/:id/launch`, { schema: { params: idParams, body: launchBody } }, async (request, reply) => {
     const { id } = request.params
     const current = sims.get(id)
     if (current !== undefined && current.active) {
