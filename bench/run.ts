@@ -24,10 +24,20 @@ const argv = process.argv.slice(2)
 const flag = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1]
 const quick = argv.includes('--quick')
 
-const DEFAULT_VARIANTS = ['hub', 'node-http', 'fastify-sse', 'better-sse']
+// hub-add: the design's call path (an application route calling addConversationClient), so it stays measured.
+const DEFAULT_VARIANTS = ['hub', 'hub-add', 'node-http', 'fastify-sse', 'better-sse']
 // fastify-raw (opt-in): Fastify routing with raw writes, the floor of what a Fastify route costs per connection.
-const ALL_VARIANTS = [...DEFAULT_VARIANTS, 'fastify-raw']
-const LABEL: Record<string, string> = { hub: 'fastify-sse-hub', 'node-http': 'node:http', 'fastify-sse': '@fastify/sse', 'better-sse': 'better-sse', 'fastify-raw': 'fastify (raw writes)' }
+// hub-baseline (opt-in): another build of the hub, BENCH_HUB_BASELINE=<its dist/index.js>, for before/after runs.
+const ALL_VARIANTS = [...DEFAULT_VARIANTS, 'fastify-raw', 'hub-baseline']
+const LABEL: Record<string, string> = {
+  hub: 'fastify-sse-hub',
+  'hub-add': 'fastify-sse-hub (addConversationClient)',
+  'node-http': 'node:http',
+  'fastify-sse': '@fastify/sse',
+  'better-sse': 'better-sse',
+  'fastify-raw': 'fastify (raw writes)',
+  'hub-baseline': 'fastify-sse-hub (baseline build)'
+}
 const variants = (flag('variants')?.split(',') ?? DEFAULT_VARIANTS).filter((v) => ALL_VARIANTS.includes(v))
 const reps = Number(flag('reps') ?? (quick ? 1 : 3))
 const sizes = (flag('sizes')?.split(',').map(Number) ?? (quick ? [5000, 1000] : [10000, 5000, 1000])).sort((a, b) => b - a)

@@ -14,6 +14,13 @@ export const FST_ERR_SSE_HUB_INVALID_OPTION = createError<[string]>(
   TypeError
 )
 
+/** A session kind that is neither built in nor in the `kinds` option, named at route creation or in `kind()`. */
+export const FST_ERR_SSE_HUB_UNKNOWN_KIND = createError<[string]>(
+  'FST_ERR_SSE_HUB_UNKNOWN_KIND',
+  "fastify-sse-hub: unknown session kind %s; declare it in the 'kinds' option",
+  500
+)
+
 /** A session id does not match the `sessionIdPattern` option (answered as 400). */
 export const FST_ERR_SSE_HUB_INVALID_SESSION_ID = createError<[string]>(
   'FST_ERR_SSE_HUB_INVALID_SESSION_ID',
@@ -45,7 +52,7 @@ export const FST_ERR_SSE_HUB_EVENT_TOO_LARGE = createError<[number, number]>(
   RangeError
 )
 
-/** `maxClients` or `maxClientsPerSession` is reached (answered as 503 with Retry-After). */
+/** `maxClients`, `maxClientsPerSession` or `maxSessions` is reached (answered as 503 with Retry-After). */
 export const FST_ERR_SSE_HUB_TOO_MANY_CLIENTS = createError<[string]>(
   'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS',
   'fastify-sse-hub: too many clients (%s), retry later',

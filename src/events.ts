@@ -9,8 +9,21 @@
  * On the wire every event's data is `{ type, ...payload, timestamp }`.
  */
 
-/** The session kinds the hub serves. */
-export type SessionKind = 'conversation' | 'debate'
+/**
+ * Every session kind with its event map. The hub serves `conversation` and `debate`; an application that
+ * adds kinds with the `kinds` option types them here by declaration merging:
+ *
+ *   declare module 'fastify-sse-hub' {
+ *     interface SessionKinds { chat: ChatEvents }
+ *   }
+ */
+export interface SessionKinds {
+  conversation: ConversationEvents
+  debate: DebateEvents
+}
+
+/** The name of a session kind. */
+export type SessionKind = keyof SessionKinds & string
 
 /** Sent by the hub to each new client, first thing, without an `id:` (it is not part of the session's history). */
 export interface ConnectionEstablishedEvent {

@@ -101,3 +101,11 @@ export function eventJson (type: string, payload: object, timestamp: number): st
 export function establishedJson (clientId: string, sessionId: string, kind: string, timestamp: number): string {
   return JSON.stringify({ type: 'connection_established', clientId, sessionId, kind, timestamp })
 }
+
+/**
+ * A `resync` event: its `id:` is the session's newest id, so a client that reloads the session's state
+ * resumes from now.
+ */
+export function resyncFrame (sessionId: string, newestId: string, reason: 'unknown_event_id' | 'history_trimmed', timestamp: number): Buffer {
+  return encodeJsonEvent(newestId, 'resync', eventJson('resync', { sessionId, reason }, timestamp))
+}

@@ -1,16 +1,7 @@
 /*
- * A session's replay history, kept without one object per event: the frames' bytes
- * are copied into fixed-size blocks and their sequence numbers and positions into
- * typed arrays. Measured in bench/ (tokens scenario):
- * - an object per event lived as long as the history kept it, long enough to reach
- *   V8's old generation, whose mark-compact collections stalled streaming for tens
- *   of milliseconds;
- * - one growing buffer per session instead made V8 collect for "external memory
- *   pressure" each time the outgrown buffers added up; blocks are reused instead
- *   (a process-wide spare list), so the memory held is what is kept, plus at most
- *   one partly used block per session.
- * Frames handed in are copied, so they stay short-lived; the bytes handed out by
- * `after()` are a copy too, because blocks are rewritten once reused.
+ * A session's replay history in this process (the in-memory event log's): the frames' bytes in reused
+ * fixed-size blocks, their sequence numbers and positions in typed arrays, no object per event
+ * (perf notes 26–28). Frames are copied in and out, because blocks are rewritten once reused.
  */
 
 /** Bytes per block. */
@@ -79,7 +70,7 @@ export class History {
   }
 
   /** The frames of the events after `seq` (a copy, in order), or why they cannot be given. */
-  after (seq: number): Lookup {
+  framesAfter (seq: number): Lookup {
     const at = this.#find(seq)
     if (at < 0) {
       const oldest = this.#count === 0 ? undefined : this.#seqs[this.#first] as number

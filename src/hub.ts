@@ -1,17 +1,29 @@
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest, RouteHandlerMethod, RouteShorthandOptions } from 'fastify'
-import Negotiator from 'negotiator'
-import { randomBytes } from 'node:crypto'
-import { initialBackplaneStats, type BackplaneStats } from './backplane/types.js'
-import { FST_ERR_SSE_HUB_NOT_ACCEPTABLE } from './errors.js'
-import type { ConversationEvents, DebateEvents, EventMap, SessionKind } from './events.js'
+/*
+ * The hub behind `fastify.sse`: one SessionRegistry per kind, the design's `…Conversation…` / `…Debate…`
+ * methods, one heartbeat timer and one cleanup timer for every kind, and the hub's stats.
+ */
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import type { BackplaneStats } from './backplane/types.js'
+import { Counters, type HubCounters } from './counters.js'
+import { FST_ERR_SSE_HUB_UNKNOWN_KIND } from './errors.js'
+import { EventIds } from './event-ids.js'
+import { BackplaneLog } from './event-log/backplane.js'
+import { MemoryLog } from './event-log/memory.js'
+import type { EventLog } from './event-log/types.js'
+import type { ConversationEvents, DebateEvents, EventMap, SessionKind, SessionKinds } from './events.js'
+import { ClientLimits } from './limits.js'
 import type { ResolvedOptions } from './options.js'
-import { SessionRegistry, type HubContext, type HubCounters, type RegistryStats } from './registry.js'
+import { SessionRegistry, type HubParts, type RegistryStats } from './registry.js'
+import { streamRoute, type StreamRoute, type StreamRouteOptions } from './route.js'
+import { SessionBudget } from './sessions.js'
 
 /** What `getStats()` returns. */
 export interface HubStats extends HubCounters {
   conversations: RegistryStats
   debates: RegistryStats
-  /** Open streams, both kinds. */
+  /** Every kind's numbers, the two above included. */
+  kinds: Record<string, RegistryStats>
+  /** Open streams, every kind. */
   clients: number
   /** Milliseconds since the hub started. */
   uptimeMs: number
@@ -19,73 +31,52 @@ export interface HubStats extends HubCounters {
   backplane: BackplaneStats
 }
 
-/** Options of {@link SseHub.stream}. */
-export interface StreamRouteOptions {
-  /** The route parameter holding the session id. Default `'id'`. */
-  param?: string
-}
-
-/** Route options (with handler) for a stream endpoint; pass to `fastify.get(url, …)`. */
-export type StreamRoute = RouteShorthandOptions & { handler: RouteHandlerMethod }
-
 /**
- * The hub behind `fastify.sse`: one {@link SessionRegistry} per session kind, one
- * heartbeat timer and one cleanup timer for all of them, and shared counters.
- * The `…Conversation…` / `…Debate…` methods are the design's names for the two registries.
+ * The hub behind `fastify.sse`. `C` and `D` are the conversation and debate event maps; every kind's map
+ * is in {@link SessionKinds}.
  */
 export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventMap<D> = DebateEvents> {
   /** Conversation sessions. */
   readonly conversations: SessionRegistry<C>
   /** Debate sessions. */
   readonly debates: SessionRegistry<D>
-  readonly #ctx: HubContext
-  readonly #startedAt: number
+  readonly #registries = new Map<string, SessionRegistry<object>>()
+  readonly #parts: HubParts
+  readonly #startedAt = Date.now()
   #heartbeatTimer: NodeJS.Timeout | undefined
   #cleanupTimer: NodeJS.Timeout | undefined
 
   constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
-    // A per-start epoch in every id: an id from before a restart is recognised as unknown, never misread.
-    const epoch = Date.now().toString(36) + randomBytes(2).toString('hex')
-    const prefix = epoch + '-'
-    let seq = 0
-    this.#ctx = {
+    const counters = new Counters()
+    const now = (): number => Date.now()
+    const ids = new EventIds()
+    // The one place that picks the event log: in memory, or on the backplane the options name.
+    const eventLog: EventLog = options.backplane === 'memory'
+      ? new MemoryLog(ids, options, counters, now)
+      : new BackplaneLog(options.backplane, ids, options, counters, log, now)
+    this.#parts = {
       options,
       log,
-      counters: {
-        broadcasts: 0,
-        eventsSent: 0,
-        bytesSent: 0,
-        clientsDroppedSlow: 0,
-        clientsExpired: 0,
-        replaysServed: 0,
-        resyncsSent: 0,
-        clientsConnected: 0,
-        clientsRejected: 0
-      },
-      totalClients: 0,
-      clientsPerIp: new Map(),
-      closing: false,
-      nextSeq: () => ++seq,
-      formatEventId: (n) => prefix + n,
-      parseEventId: (id) => {
-        if (!id.startsWith(prefix)) return undefined
-        const digits = id.slice(prefix.length)
-        return /^[1-9][0-9]{0,15}$/.test(digits) ? Number(digits) : undefined
-      },
-      now: () => Date.now(),
-      backplane: options.backplane === 'memory' ? undefined : options.backplane
+      counters,
+      limits: new ClientLimits(options, counters),
+      budget: new SessionBudget(options.maxSessions, options.idleSessionTtl, counters),
+      eventLog,
+      tuning: options.fanOutSlice,
+      now
     }
-    this.#startedAt = Date.now()
-    this.conversations = new SessionRegistry<C>('conversation', this.#ctx)
-    this.debates = new SessionRegistry<D>('debate', this.#ctx)
+    for (const kind of ['conversation', 'debate', ...options.kinds]) this.#registries.set(kind, new SessionRegistry(kind as SessionKind, this.#parts))
+    this.conversations = this.#registries.get('conversation') as SessionRegistry<C>
+    this.debates = this.#registries.get('debate') as SessionRegistry<D>
   }
 
-  /** The registry of a kind. */
-  registry (kind: 'conversation'): SessionRegistry<C>
-  registry (kind: 'debate'): SessionRegistry<D>
-  registry (kind: SessionKind): SessionRegistry<C> | SessionRegistry<D>
-  registry (kind: SessionKind): SessionRegistry<C> | SessionRegistry<D> {
-    return kind === 'conversation' ? this.conversations : this.debates
+  /**
+   * The registry of a kind: `conversation`, `debate`, or one of the `kinds` option.
+   * Throws `FST_ERR_SSE_HUB_UNKNOWN_KIND` for any other name.
+   */
+  kind<K extends SessionKind>(name: K): SessionRegistry<SessionKinds[K]> {
+    const registry = this.#registries.get(name)
+    if (registry === undefined) throw new FST_ERR_SSE_HUB_UNKNOWN_KIND(JSON.stringify(String(name)).slice(0, 80))
+    return registry as SessionRegistry<SessionKinds[K]>
   }
 
   /**
@@ -93,26 +84,10 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
    * `fastify.get('/api/conversations/sessions/:id/stream', fastify.sse.stream('conversation'))`.
    * Registered on your own instance, so prefixes, hooks and encapsulation apply as usual.
    * A client whose `Accept` header refuses `text/event-stream` gets 406 (`FST_ERR_SSE_HUB_NOT_ACCEPTABLE`).
+   * Throws `FST_ERR_SSE_HUB_UNKNOWN_KIND` for an undeclared kind.
    */
   stream (kind: SessionKind, options: StreamRouteOptions = {}): StreamRoute {
-    const param = options.param ?? 'id'
-    const registry = this.registry(kind)
-    return {
-      // No `sse` route option: @fastify/sse's per-reply context (its own close listeners, heartbeat timer and
-      // header commit) would duplicate what the hub does once for all clients; `bench/` measured it at
-      // about 1.3 KB of heap and 20 µs of CPU per connection. The hub commits the response itself.
-      // A HEAD request would hold a stream that can carry no body.
-      exposeHeadRoute: false,
-      // Not async: Fastify sends what a handler throws as the error reply, and waits only for a returned
-      // promise, which needs one only with `authorize` or a backplane.
-      handler: function sseHubStream (request, reply) {
-        if (!acceptsEventStream(request)) throw new FST_ERR_SSE_HUB_NOT_ACCEPTABLE()
-        const params = request.params as Record<string, string | undefined>
-        const opened = registry.open(params[param] as string, reply)
-        // Resolving with undefined: Fastify would send a value as the reply.
-        if (typeof opened !== 'string') return opened.then(nothing)
-      }
-    }
+    return streamRoute(this.kind(kind), options)
   }
 
   /** Opens a conversation stream on `reply`; see {@link SessionRegistry.add}. */
@@ -177,68 +152,70 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
 
   /** Sessions and clients per kind, and the hub's counters. */
   getStats (): HubStats {
-    const conversations = this.conversations.stats()
-    const debates = this.debates.stats()
+    const kinds: Record<string, RegistryStats> = {}
+    let clients = 0
+    for (const [kind, registry] of this.#registries) {
+      const stats = kinds[kind] = registry.stats()
+      clients += stats.clients
+    }
     return {
-      conversations,
-      debates,
-      clients: conversations.clients + debates.clients,
+      conversations: kinds.conversation as RegistryStats,
+      debates: kinds.debate as RegistryStats,
+      kinds,
+      clients,
       uptimeMs: Date.now() - this.#startedAt,
-      ...this.#ctx.counters,
-      backplane: this.#ctx.backplane?.stats() ?? initialBackplaneStats('memory', true)
+      ...this.#parts.counters.snapshot(),
+      backplane: this.#parts.eventLog.stats()
     }
   }
 
   /**
-   * Removes clients whose connection is gone and ends clients connected for `maxAgeMs` or longer
-   * (default: the `maxConnectionAge` option) so they reconnect and resume. Runs by
-   * itself every `cleanupInterval`. Returns the number of clients removed.
+   * Removes clients whose connection is gone, ends clients connected for `maxAgeMs` or longer
+   * (default: the `maxConnectionAge` option) so they reconnect and resume, and forgets sessions idle for
+   * longer than `idleSessionTtl`. Runs by itself every `cleanupInterval`. Returns the number of clients removed.
    */
-  cleanupStaleConnections (maxAgeMs: number = this.#ctx.options.maxConnectionAge): number {
-    const now = this.#ctx.now()
-    return this.conversations.cleanup(maxAgeMs, now) + this.debates.cleanup(maxAgeMs, now)
+  cleanupStaleConnections (maxAgeMs: number = this.#parts.options.maxConnectionAge): number {
+    const now = this.#parts.now()
+    let removed = 0
+    for (const registry of this.#registries.values()) removed += registry.cleanup(maxAgeMs, now)
+    this.#parts.budget.expire(now)
+    return removed
   }
 
   /**
-   * Connects the backplane, if any (the plugin awaits this during `register`); rejects
+   * Connects the event log (the plugin awaits this during `register`); with a backplane, rejects
    * with `FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE` when it cannot be reached in time.
    */
   async connect (): Promise<void> {
-    await this.#ctx.backplane?.start({
-      deliver: (kind, sessionId, event) => { this.registry(kind).deliver(sessionId, event) },
-      resync: (kind, sessionId, newestId) => { this.registry(kind).resync(sessionId, newestId) },
-      log: this.#ctx.log
-    })
+    await this.#parts.eventLog.start()
   }
 
   /** Releases the backplane's connections (the plugin calls this in `onClose`). */
   async disconnect (): Promise<void> {
-    await this.#ctx.backplane?.close()
+    await this.#parts.eventLog.close()
   }
 
   /** Starts the heartbeat and cleanup timers (the plugin calls this in `onReady`). */
   start (): void {
-    const { heartbeatInterval, cleanupInterval } = this.#ctx.options
+    const { heartbeatInterval, cleanupInterval } = this.#parts.options
     if (heartbeatInterval > 0 && this.#heartbeatTimer === undefined) {
       // Every half interval, to the sessions idle since the last tick: silence never exceeds the interval.
       this.#heartbeatTimer = setInterval(() => {
-        this.conversations.heartbeatIdle()
-        this.debates.heartbeatIdle()
+        for (const registry of this.#registries.values()) registry.heartbeatIdle()
       }, heartbeatInterval / 2).unref()
     }
     if (cleanupInterval > 0 && this.#cleanupTimer === undefined) {
       this.#cleanupTimer = setInterval(() => {
         const removed = this.cleanupStaleConnections()
-        if (removed > 0) this.#ctx.log.debug({ removed }, 'sse cleanup removed clients')
+        if (removed > 0) this.#parts.log.debug({ removed }, 'sse cleanup removed clients')
       }, cleanupInterval).unref()
     }
   }
 
   /** Refuses new clients and ends every stream (the plugin calls this in `preClose`). */
   endAll (): void {
-    this.#ctx.closing = true
-    this.conversations.endAll()
-    this.debates.endAll()
+    this.#parts.limits.close()
+    for (const registry of this.#registries.values()) registry.endAll()
   }
 
   /** Stops the timers (the plugin calls this in `onClose`). */
@@ -248,19 +225,4 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     this.#heartbeatTimer = undefined
     this.#cleanupTimer = undefined
   }
-}
-
-function nothing (): void {}
-
-// SSE is always UTF-8, so a client asking for that charset explicitly is served too.
-const EVENT_STREAM = ['text/event-stream', 'text/event-stream;charset=utf-8']
-
-/**
- * Whether the request's `Accept` header admits `text/event-stream` (RFC 9110 §12.5.1, via `negotiator`).
- * No header, or the values EventSource and curl send, need no parsing.
- */
-function acceptsEventStream (request: FastifyRequest): boolean {
-  const accept = request.headers.accept
-  if (accept === undefined || accept === '' || accept === 'text/event-stream' || accept === '*/*') return true
-  return new Negotiator(request).mediaType(EVENT_STREAM) !== undefined
 }

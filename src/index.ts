@@ -19,9 +19,11 @@ export default sseHub
 export { sseHub }
 export * from './errors.js'
 export * from './events.js'
-export { SseHub, type HubStats, type StreamRoute, type StreamRouteOptions } from './hub.js'
+export { SseHub, type HubStats } from './hub.js'
+export type { StreamRoute, StreamRouteOptions } from './route.js'
+export type { HubCounters } from './counters.js'
 export { resolveOptions, type AuthorizeContext, type AuthorizeHook, type SseHubOptions, type ResolvedOptions } from './options.js'
-export { SessionRegistry, type HubCounters, type RegistryStats, type RawResponse } from './registry.js'
+export { SessionRegistry, type RegistryStats, type RawResponse } from './registry.js'
 export { redisBackplane, backplaneFromEnv, compareStreamIds, type RedisBackplaneOptions } from './backplane/redis.js'
 export type { Backplane, BackplaneEvent, BackplaneRead, BackplaneSink, BackplaneStats } from './backplane/types.js'
 export { encodeEvent, dataLines, eventTypeProblem, isSafeEventId, HEARTBEAT_FRAME, MAX_EVENT_ID_LENGTH, MAX_EVENT_TYPE_LENGTH } from './frame.js'

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Backplane } from './backplane/types.js'
 import { FST_ERR_SSE_HUB_INVALID_OPTION } from './errors.js'
 import type { SessionKind } from './events.js'
+import type { FanOutTuning } from './fanout.js'
 
 /** What the `authorize` hook is told about the stream being opened. */
 export interface AuthorizeContext {
@@ -63,12 +64,28 @@ export interface SseHubOptions {
   retryAfter?: number
   /** Access check for every new stream. Default: everyone may watch. */
   authorize?: AuthorizeHook
+  /**
+   * Session kinds besides `conversation` and `debate`, each matching `^[a-z][a-z0-9_-]{0,31}$`;
+   * type their events in `SessionKinds` by declaration merging. Default `[]`.
+   */
+  kinds?: readonly string[]
+  /**
+   * Sessions held in memory, every kind together. Past it, the least recently active session without clients
+   * is forgotten (with its history) for a new one; when every session has clients, a connection that would
+   * open a new session gets 503 with `Retry-After`. Default 100000.
+   */
+  maxSessions?: number
+  /**
+   * Advanced: a fan-out round yields to other work once it has run `sliceMs` ms, reading the clock every
+   * `checkEvery` clients. Default `{ sliceMs: 3, checkEvery: 32 }`.
+   */
+  fanOutSlice?: Partial<FanOutTuning>
 }
 
 /** Options after defaults and validation; frozen. */
-export type ResolvedOptions = Readonly<Required<Omit<SseHubOptions, 'authorize'>> & Pick<SseHubOptions, 'authorize'>>
+export type ResolvedOptions = Readonly<Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice'>> & Pick<SseHubOptions, 'authorize'> & { fanOutSlice: FanOutTuning }>
 
-const DEFAULTS: Required<Omit<SseHubOptions, 'authorize'>> = {
+const DEFAULTS: Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice'>> & { fanOutSlice: FanOutTuning } = {
   sessionIdPattern: /^[A-Za-z0-9_-]{1,128}$/,
   heartbeatInterval: 15_000,
   cleanupInterval: 60_000,
@@ -84,7 +101,10 @@ const DEFAULTS: Required<Omit<SseHubOptions, 'authorize'>> = {
   maxClients: 10_000,
   maxClientsPerSession: 10_000,
   maxClientsPerIp: Infinity,
-  retryAfter: 5
+  retryAfter: 5,
+  kinds: [],
+  maxSessions: 100_000,
+  fanOutSlice: Object.freeze({ sliceMs: 3, checkEvery: 32 })
 }
 
 type Check = (value: unknown) => string | undefined
@@ -118,7 +138,28 @@ const CHECKS: { readonly [K in keyof SseHubOptions]-?: Check } = {
   maxClientsPerSession: integer(1, Number.MAX_SAFE_INTEGER, true),
   maxClientsPerIp: integer(1, Number.MAX_SAFE_INTEGER, true),
   retryAfter: integer(0, 86_400),
-  authorize: (v) => typeof v === 'function' ? undefined : 'must be a function'
+  authorize: (v) => typeof v === 'function' ? undefined : 'must be a function',
+  kinds: kindsProblem,
+  maxSessions: integer(1, Number.MAX_SAFE_INTEGER, true),
+  fanOutSlice: (v) => {
+    if (typeof v !== 'object' || v === null) return 'must be an object'
+    const { sliceMs = 0, checkEvery = 1, ...rest } = v as Record<string, unknown>
+    if (Object.keys(rest).length > 0) return `has unknown keys (${Object.keys(rest).join(', ')})`
+    return integer(0, 1000)(sliceMs) ?? integer(1, 1_000_000)(checkEvery)
+  }
+}
+
+const KIND = /^[a-z][a-z0-9_-]{0,31}$/
+
+function kindsProblem (v: unknown): string | undefined {
+  if (!Array.isArray(v)) return 'must be an array of kind names'
+  const seen = new Set<unknown>(['conversation', 'debate'])
+  for (const kind of v) {
+    if (typeof kind !== 'string' || !KIND.test(kind)) return `${JSON.stringify(kind)}: a kind must match ${String(KIND)}`
+    if (seen.has(kind)) return `${JSON.stringify(kind)}: ${kind === 'conversation' || kind === 'debate' ? 'is built in' : 'is given twice'}`
+    seen.add(kind)
+  }
+  return undefined
 }
 
 const BACKPLANE_METHODS = ['start', 'close', 'publish', 'subscribe', 'unsubscribe', 'read', 'compareIds', 'stats'] as const
@@ -154,6 +195,8 @@ export function resolveOptions (input: unknown): ResolvedOptions {
     }
     resolved[key] = value
   }
+  resolved.kinds = Object.freeze([...resolved.kinds as string[]])
+  resolved.fanOutSlice = Object.freeze({ ...DEFAULTS.fanOutSlice, ...resolved.fanOutSlice as Partial<FanOutTuning> })
   if ((resolved.historyBytes as number) > (resolved.maxBufferedBytes as number)) {
     throw new FST_ERR_SSE_HUB_INVALID_OPTION("'historyBytes': must not exceed maxBufferedBytes, or a replay would drop its own client")
   }

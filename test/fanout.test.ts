@@ -1,5 +1,5 @@
 /*
- * The fan-out write path (src/writer.ts and the rounds in src/registry.ts):
+ * The fan-out write path (src/batch.ts, src/client.ts and the rounds in src/fanout.ts):
  * coalesced writes, the direct HTTP/1 socket path and its fallbacks, time-sliced
  * rounds that keep every client's events complete, once each, and in order.
  */
@@ -11,7 +11,8 @@ import net, { Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import sseHub from '../src/index.js'
-import { Batch, directSocket, fanOutTuning, writeBatch } from '../src/writer.js'
+import { Batch, Frame, HEARTBEAT } from '../src/batch.js'
+import { directSocket, writeBatch } from '../src/client.js'
 import { buildApp, connect, eventually, listen, rawResponses, token, type SseClient } from './helper.js'
 
 /** Every write handed to each captured response's socket, in order. */
@@ -25,13 +26,8 @@ function spyOnSockets (raws: ServerResponse[]): unknown[][] {
   })
 }
 
-/** Makes every round pause after each client, for this test only. */
-function sliceEveryClient (t: { teardown: (fn: () => void) => void }): void {
-  const saved = { ...fanOutTuning }
-  fanOutTuning.sliceMs = 0
-  fanOutTuning.checkEvery = 1
-  t.teardown(() => { Object.assign(fanOutTuning, saved) })
-}
+/** Makes every round pause after each client. */
+const SLICE_EVERY_CLIENT = { fanOutSlice: { sliceMs: 0, checkEvery: 1 } }
 
 const tokens = (c: SseClient): unknown[] => c.received.map((e) => e.json.token)
 
@@ -56,8 +52,7 @@ t.test('events broadcast in one turn reach each client in one write, the same by
 })
 
 t.test('the broadcast promise settles once every client has been written to', async (t) => {
-  sliceEveryClient(t)
-  const app = await buildApp({ heartbeatInterval: 0 })
+  const app = await buildApp({ ...SLICE_EVERY_CLIENT, heartbeatInterval: 0 })
   const url = await listen(app, t)
   const clients = [await connect(`${url}/conversations/s/stream`), await connect(`${url}/conversations/s/stream`), await connect(`${url}/conversations/s/stream`)]
   await app.sse.broadcastToConversation('s', 'conversation_token', token('x'))
@@ -159,7 +154,7 @@ t.test('writeBatch: a socket that no longer takes writes leaves the bytes to res
   let direct = 0
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
   socket.write = ((...args: unknown[]) => { direct++; return write(...args) }) as typeof socket.write
-  const batch = new Batch([{ seq: 1, frame: Buffer.from('data: x\n\n') }])
+  const batch = new Batch([new Frame(1, Buffer.from('data: x\n\n'))])
   writeBatch({ res, socket }, batch)
   t.equal(direct, 0, 'nothing written to the ended socket')
   t.ok(res.writableLength >= batch.bytes, 'held by the response, where the slow-client check sees it')
@@ -168,25 +163,28 @@ t.test('writeBatch: a socket that no longer takes writes leaves the bytes to res
 
 t.test('Batch: counts, encodings built once, and the part a client still needs', async (t) => {
   const f = (s: string): Buffer => Buffer.from(s)
-  const one = new Batch([{ seq: 7, frame: f('a\n\n') }])
-  t.equal(one.plain(), one.entries[0]!.frame, 'one frame: no copy')
+  const one = new Batch([new Frame(7, f('a\n\n'))])
+  t.equal(one.plain(), one.frames[0]!.frame, 'one frame: no copy')
   t.equal(one.chunked().toString(), '3\r\na\n\n\r\n')
   t.equal(one.chunked(), one.chunked(), 'built once')
-  const b = new Batch([{ seq: 3, frame: f('x\n\n') }, { seq: 0, frame: f(':\n\n') }, { seq: 5, frame: f('yy\n\n') }])
+  const resync = new Frame(0, f('event: resync\n\n'))
+  const b = new Batch([new Frame(3, f('x\n\n')), HEARTBEAT, new Frame(5, f('yy\n\n'))])
   t.match(b, { firstSeq: 3, lastSeq: 5, events: 2, bytes: 10 })
   t.equal(b.plain().toString(), 'x\n\n:\n\nyy\n\n')
   t.equal(b.plain(), b.plain())
   t.equal(b.chunked().toString(), 'a\r\nx\n\n:\n\nyy\n\n\r\n')
-  t.same(b.after(3, true)?.entries.map((e) => e.seq), [0, 5])
-  t.same(b.after(3, false)?.entries.map((e) => e.seq), [5])
-  t.equal(b.after(5, false), undefined)
-  t.match(new Batch([{ seq: 0, frame: f(':\n\n') }]), { firstSeq: Infinity, lastSeq: 0, events: 0 })
+  t.equal(b.unsentTo(2, true), b, 'all of it: the batch itself')
+  t.same(b.unsentTo(3, true)?.frames.map((e) => e.seq), [0, 5])
+  t.same(b.unsentTo(3, false)?.frames.map((e) => e.seq), [5], 'a heartbeat is skipped when asked')
+  t.equal(b.unsentTo(5, false), undefined)
+  const withResync = new Batch([new Frame(3, f('x\n\n')), resync, HEARTBEAT])
+  t.same(withResync.unsentTo(3, false)?.frames, [resync], 'a resync is never skipped: the events after it would hide a gap')
+  t.match(new Batch([HEARTBEAT]), { firstSeq: Infinity, lastSeq: 0, events: 0 })
 })
 
 t.test('a sliced round: later broadcasts queue behind it, and every client gets every event once, in order', async (t) => {
-  sliceEveryClient(t)
   // A small maxBufferedBytes: a queue past it makes the paused round finish at once.
-  const app = await buildApp({ heartbeatInterval: 0, maxBufferedBytes: 4096, historyBytes: 4096 })
+  const app = await buildApp({ ...SLICE_EVERY_CLIENT, heartbeatInterval: 0, maxBufferedBytes: 4096, historyBytes: 4096 })
   const url = await listen(app, t)
   const [a, b, c] = [await connect(`${url}/conversations/s/stream`), await connect(`${url}/conversations/s/stream`), await connect(`${url}/conversations/s/stream`)] as [SseClient, SseClient, SseClient]
   const first = app.sse.broadcastToConversation('s', 'conversation_token', token('e1'))
@@ -212,8 +210,7 @@ t.test('a sliced round: later broadcasts queue behind it, and every client gets 
 })
 
 t.test('a client that joins (and replays) while rounds are in flight gets each event once', async (t) => {
-  sliceEveryClient(t)
-  const app = await buildApp({ heartbeatInterval: 0 })
+  const app = await buildApp({ ...SLICE_EVERY_CLIENT, heartbeatInterval: 0 })
   const url = await listen(app, t)
   const a = await connect(`${url}/conversations/s/stream`)
   const b = await connect(`${url}/conversations/s/stream`)
@@ -236,8 +233,7 @@ t.test('a client that joins (and replays) while rounds are in flight gets each e
 })
 
 t.test('a client ended by the hub first gets what was broadcast to it', async (t) => {
-  sliceEveryClient(t)
-  const app = await buildApp({ heartbeatInterval: 0 })
+  const app = await buildApp({ ...SLICE_EVERY_CLIENT, heartbeatInterval: 0 })
   const url = await listen(app, t)
   const [a, b, c] = [await connect(`${url}/conversations/s/stream`), await connect(`${url}/conversations/s/stream`), await connect(`${url}/conversations/s/stream`)] as [SseClient, SseClient, SseClient]
 

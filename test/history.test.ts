@@ -22,7 +22,7 @@ class Model {
   }
 }
 
-function shown (lookup: ReturnType<History['after']>): unknown {
+function shown (lookup: ReturnType<History['framesAfter']>): unknown {
   return lookup.found ? { ...lookup, frames: lookup.frames.toString('latin1') } : lookup
 }
 
@@ -44,7 +44,7 @@ t.test('keeps what an array of frames would: same replays, same reasons, same si
         m.push(seq, frame)
       } else {
         const target = seq - o.lookBack
-        if (JSON.stringify(shown(h.after(target))) !== JSON.stringify(m.after(target))) return false
+        if (JSON.stringify(shown(h.framesAfter(target))) !== JSON.stringify(m.after(target))) return false
       }
       if (h.length !== m.kept.length || h.bytes !== m.bytes()) return false
       if (h.newestSeq !== m.kept.at(-1)?.seq) return false
@@ -58,11 +58,11 @@ t.test('a replay is a copy: reusing the blocks later does not change it', async 
   const h = new History(3, 3 * BLOCK_SIZE)
   h.push(1, Buffer.alloc(BLOCK_SIZE, 'a'))
   h.push(2, Buffer.alloc(BLOCK_SIZE, 'b'))
-  const replay = h.after(1)
+  const replay = h.framesAfter(1)
   t.ok(replay.found)
   for (let seq = 3; seq < 10; seq++) h.push(seq, Buffer.alloc(BLOCK_SIZE, 'z'))
   t.equal(replay.found && replay.frames.toString(), 'b'.repeat(BLOCK_SIZE))
-  t.same(h.after(9), { found: true, frames: Buffer.alloc(0), events: 0 }, 'up to date: nothing to copy')
+  t.same(h.framesAfter(9), { found: true, frames: Buffer.alloc(0), events: 0 }, 'up to date: nothing to copy')
 })
 
 t.test('dropped blocks are reused, and the spare list stops growing at its cap', async (t) => {
@@ -94,7 +94,7 @@ t.test('a frame larger than maxBytes empties the history; maxEvents 0 keeps noth
   h.push(1, Buffer.alloc(50))
   h.push(2, Buffer.alloc(101))
   t.equal(h.length, 0)
-  t.same(h.after(1), { found: false, reason: 'history_trimmed' })
+  t.same(h.framesAfter(1), { found: false, reason: 'history_trimmed' })
   const none = new History(0, 100)
   none.push(1, Buffer.alloc(10))
   t.equal(none.length, 0)

@@ -28,6 +28,6 @@ t.test('npm pack holds only what a user needs', async (t) => {
   const files = (JSON.parse(out) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path)
   t.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts'))
   t.ok(files.includes('README.md') && files.includes('LICENSE') && files.includes('package.json'))
-  const stray = files.filter((f) => !/^(dist\/[a-z/]+\.(js|d\.ts)|README\.md|LICENSE|package\.json)$/.test(f))
+  const stray = files.filter((f) => !/^(dist\/[a-z/-]+\.(js|d\.ts)|README\.md|LICENSE|package\.json)$/.test(f))
   t.same(stray, [], 'no sources, tests, maps or tooling')
 })

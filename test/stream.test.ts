@@ -34,13 +34,13 @@ t.test('open() is synchronous unless authorize or a backplane has to be awaited;
     const app = Fastify()
     await app.register(sseHub, authorize === undefined ? {} : { authorize })
     app.get('/open/:id', (request, reply) => {
-      const opened = app.sse.registry('conversation').open((request.params as { id: string }).id, reply)
+      const opened = app.sse.kind('conversation').open((request.params as { id: string }).id, reply)
       seen.push(typeof opened === 'string' ? 'string' : opened instanceof Promise ? 'promise' : 'other')
       if (typeof opened !== 'string') return opened.then(() => undefined)
     })
     app.get('/bad', (request, reply) => {
       // A bad session id throws at once (the route's handler lets Fastify answer it); add() rejects instead.
-      t.throws(() => app.sse.registry('conversation').open('', reply), { code: 'FST_ERR_SSE_HUB_INVALID_SESSION_ID' })
+      t.throws(() => app.sse.kind('conversation').open('', reply), { code: 'FST_ERR_SSE_HUB_INVALID_SESSION_ID' })
       const added = app.sse.addConversationClient('', reply)
       t.type(added, Promise)
       return added

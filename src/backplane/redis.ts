@@ -10,7 +10,6 @@
  */
 import { createHash } from 'node:crypto'
 import type { Redis, RedisOptions } from 'ioredis'
-import type { SessionKind } from '../events.js'
 import {
   FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE,
   FST_ERR_SSE_HUB_BROADCAST_FAILED,
@@ -80,7 +79,7 @@ function toEvent (entry: Entry): BackplaneEvent {
 }
 
 interface Feed {
-  readonly kind: SessionKind
+  readonly kind: string
   readonly sessionId: string
   readonly key: string
   refs: number
@@ -214,7 +213,7 @@ class RedisBackplane implements Backplane {
       commandTimeout: o.commandTimeout,
       retryStrategy: (times) => Math.min(times * 100, 2000)
     }
-    // ioredis is loaded here, not with the plugin: an in-memory hub does not carry its ~1 MB of heap.
+    // Loaded here, not with the plugin (perf note 33).
     const cmd = o.client ?? new (await import('ioredis')).Redis(o.url as string, { ...o.redisOptions, ...own })
     const sub = cmd.duplicate(own)
     this.#cmd = cmd
@@ -260,7 +259,7 @@ class RedisBackplane implements Backplane {
     }
   }
 
-  publish (kind: SessionKind, sessionId: string, type: string, data: string): Promise<string> {
+  publish (kind: string, sessionId: string, type: string, data: string): Promise<string> {
     const cmd = this.#cmd as Redis
     const key = this.#key(kind, sessionId)
     const args = [key, this.#o.maxLen, this.#o.streamTtl, type, data, key] as const
@@ -281,7 +280,7 @@ class RedisBackplane implements Backplane {
     })
   }
 
-  async subscribe (kind: SessionKind, sessionId: string): Promise<void> {
+  async subscribe (kind: string, sessionId: string): Promise<void> {
     const key = this.#key(kind, sessionId)
     let feed = this.#feeds.get(key)
     if (feed === undefined) {
@@ -314,7 +313,7 @@ class RedisBackplane implements Backplane {
     }
   }
 
-  unsubscribe (kind: SessionKind, sessionId: string): void {
+  unsubscribe (kind: string, sessionId: string): void {
     const key = this.#key(kind, sessionId)
     const feed = this.#feeds.get(key)
     if (feed === undefined || --feed.refs > 0) return
@@ -325,7 +324,7 @@ class RedisBackplane implements Backplane {
     if (sub.status === 'ready') sub.unsubscribe(key).catch(this.#onError)
   }
 
-  async read (kind: SessionKind, sessionId: string, afterId: string): Promise<BackplaneRead> {
+  async read (kind: string, sessionId: string, afterId: string): Promise<BackplaneRead> {
     const key = this.#key(kind, sessionId)
     const cmd = this.#cmd as Redis
     try {
@@ -357,7 +356,7 @@ class RedisBackplane implements Backplane {
     return { ...this.#stats }
   }
 
-  #key (kind: SessionKind, sessionId: string): string {
+  #key (kind: string, sessionId: string): string {
     return `${this.#o.keyPrefix}${kind}:${sessionId}`
   }
 

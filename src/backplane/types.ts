@@ -4,7 +4,6 @@
  * needs none; `redisBackplane()` (./redis.ts) implements it on Redis Streams.
  */
 import type { FastifyBaseLogger } from 'fastify'
-import type { SessionKind } from '../events.js'
 
 /** One event as the backplane stores and delivers it; the frame is encoded from it once per process. */
 export interface BackplaneEvent {
@@ -29,13 +28,13 @@ export interface BackplaneSink {
    * One event of a followed session. For each session, ids strictly increase and
    * none is skipped: after an outage the backplane first delivers what was missed.
    */
-  deliver (kind: SessionKind, sessionId: string, event: BackplaneEvent): void
+  deliver (kind: string, sessionId: string, event: BackplaneEvent): void
   /**
    * Events of a followed session were lost and cannot be recovered (history
    * trimmed, or the backplane lost its data): clients must reload the session.
    * Deliveries then continue after `newestId`.
    */
-  resync (kind: SessionKind, sessionId: string, newestId: string): void
+  resync (kind: string, sessionId: string, newestId: string): void
   readonly log: FastifyBaseLogger
 }
 
@@ -84,13 +83,13 @@ export interface Backplane {
    * following the session. Resolves with its id once persisted; rejects with
    * `FST_ERR_SSE_HUB_BROADCAST_FAILED` when it could not be.
    */
-  publish (kind: SessionKind, sessionId: string, type: string, data: string): Promise<string>
+  publish (kind: string, sessionId: string, type: string, data: string): Promise<string>
   /** Starts (reference-counted) delivery of a session's events to the sink. Rejects when unavailable. */
-  subscribe (kind: SessionKind, sessionId: string): Promise<void>
+  subscribe (kind: string, sessionId: string): Promise<void>
   /** Undoes one `subscribe`. */
-  unsubscribe (kind: SessionKind, sessionId: string): void
+  unsubscribe (kind: string, sessionId: string): void
   /** The retained events after `afterId`, for a reconnecting client. Rejects when unavailable. */
-  read (kind: SessionKind, sessionId: string, afterId: string): Promise<BackplaneRead>
+  read (kind: string, sessionId: string, afterId: string): Promise<BackplaneRead>
   /** Orders two ids of this backplane: negative, zero or positive. */
   compareIds (a: string, b: string): number
   stats (): BackplaneStats

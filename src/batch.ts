@@ -1,0 +1,78 @@
+/*
+ * What a fan-out round writes: queued frames, and the batch of them written to each client as one
+ * write (its bytes and chunked framing built once, on first use).
+ */
+import { HEARTBEAT_FRAME } from './frame.js'
+
+/**
+ * One queued frame: an event with its sequence number (increasing per session), or a frame every
+ * client gets (`seq` 0: a heartbeat, a `resync`). `id` is the backplane's id of an event.
+ * A class, not an object literal (perf note 23).
+ */
+export class Frame {
+  constructor (readonly seq: number, readonly frame: Buffer, readonly id: string | undefined = undefined) {}
+}
+
+/** The heartbeat comment: the only frame a stream that is ending may skip. */
+export const HEARTBEAT = new Frame(0, HEARTBEAT_FRAME)
+
+const CRLF = Buffer.from('\r\n')
+
+/** Frames written together. */
+export class Batch {
+  /** Smallest event sequence number; Infinity when the batch holds no event. */
+  readonly firstSeq: number = Infinity
+  /** Largest event sequence number; 0 when the batch holds no event. */
+  readonly lastSeq: number = 0
+  /** Number of events (comments excluded). */
+  readonly events: number = 0
+  /** SSE bytes, without transfer framing. */
+  readonly bytes: number = 0
+  #plain: Buffer | undefined
+  #chunked: Buffer | undefined
+
+  constructor (readonly frames: Frame[]) {
+    for (const { seq, frame } of frames) {
+      this.bytes += frame.length
+      if (seq === 0) continue
+      this.events++
+      if (seq < this.firstSeq) this.firstSeq = seq
+      if (seq > this.lastSeq) this.lastSeq = seq
+    }
+  }
+
+  /** The SSE bytes of the batch. */
+  plain (): Buffer {
+    if (this.#plain === undefined) {
+      this.#plain = this.frames.length === 1
+        ? (this.frames[0] as Frame).frame
+        : Buffer.concat(this.frames.map((f) => f.frame), this.bytes)
+    }
+    return this.#plain
+  }
+
+  /** The batch as one HTTP/1.1 chunk: `<hex length>\r\n<bytes>\r\n`. */
+  chunked (): Buffer {
+    if (this.#chunked === undefined) {
+      const body = this.plain()
+      this.#chunked = Buffer.concat([Buffer.from(body.length.toString(16) + '\r\n', 'latin1'), body, CRLF])
+    }
+    return this.#chunked
+  }
+
+  /**
+   * What a client that has every event up to `sentSeq` still needs: the later events, every `seq` 0 event
+   * (`resync`), and heartbeats when `heartbeats` is true; undefined when that is nothing. The batch itself
+   * when it needs all of it.
+   */
+  unsentTo (sentSeq: number, heartbeats: boolean): Batch | undefined {
+    if (heartbeats && sentSeq < this.firstSeq) return this
+    return this.select((f) => f.seq === 0 ? heartbeats || f !== HEARTBEAT : f.seq > sentSeq)
+  }
+
+  /** The frames `keep` accepts, in order; undefined when none. */
+  select (keep: (frame: Frame) => boolean): Batch | undefined {
+    const rest = this.frames.filter(keep)
+    return rest.length === 0 ? undefined : new Batch(rest)
+  }
+}

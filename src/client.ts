@@ -1,0 +1,155 @@
+/*
+ * One SSE client: its response and socket, what it already has, and writing a batch to it, with one of
+ * three outcomes: written, too slow (past `maxBufferedBytes`: the caller drops it) or failed.
+ * The direct socket path and the buffered-bytes rule live here and nowhere else.
+ */
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import { ServerResponse } from 'node:http'
+import { Socket } from 'node:net'
+import type { Batch } from './batch.js'
+import type { Counters } from './counters.js'
+import type { Session } from './session.js'
+
+/** The raw response an SSE client is written through (HTTP/1 or HTTP/2 compatibility API). */
+export type RawResponse = FastifyReply['raw']
+
+/** The batch reached the client (or its socket's buffer, within the limit). */
+export const WRITTEN = 0
+/** The client holds more than `maxBufferedBytes` unsent: it stopped reading, and must be dropped. */
+export const TOO_SLOW = 1
+/** The write threw (a broken `res.write` wrapper, say); logged here, the caller drops the client. */
+export const FAILED = 2
+export type WriteOutcome = typeof WRITTEN | typeof TOO_SLOW | typeof FAILED
+
+/** Whether a backplane id is covered by what a client got in its replay (see {@link Client.covered}). */
+export type Covered = (id: string) => boolean
+
+// The client a response or socket carries (perf note 3).
+const kClient = Symbol('fastify-sse-hub.client')
+type Tracked = (RawResponse | Socket) & { [kClient]?: Client | undefined }
+
+/** The client of a response or socket that {@link Client.listen} was called for. */
+export function clientOf (target: RawResponse | Socket): Client {
+  return (target as Tracked)[kClient] as Client
+}
+
+// A class, not an object literal (perf note 6).
+export class Client {
+  /** The socket written to directly, when the response allows it (see {@link directSocket}). */
+  readonly socket: Socket | undefined
+  /** Whether the socket's high-water mark is above `maxBufferedBytes`, so staying under it vouches for nothing (perf note 19). */
+  readonly markAboveLimit: boolean
+
+  constructor (
+    readonly id: string,
+    readonly res: RawResponse,
+    readonly connectedAt: number,
+    /** The address counted against `maxClientsPerIp`; undefined when that option is off. */
+    readonly ip: string | undefined,
+    readonly session: Session,
+    readonly log: FastifyBaseLogger,
+    /** The newest event this client has (from its replay or a write): queued frames up to it are skipped. */
+    public sentSeq: number,
+    /**
+     * Set after a backplane replay: live events its replay already covered may still be on their way
+     * (they come over another connection), and are skipped; cleared at the first event it lacks.
+     */
+    public covered: Covered | undefined,
+    maxBufferedBytes: number
+  ) {
+    this.socket = directSocket(res)
+    this.markAboveLimit = this.socket !== undefined && this.socket.writableHighWaterMark > maxBufferedBytes
+  }
+
+  /** What of `batch` this client lacks (heartbeats included when `heartbeats`); undefined when nothing. */
+  unsent (batch: Batch, heartbeats: boolean): Batch | undefined {
+    let part = batch.unsentTo(this.sentSeq, heartbeats)
+    const covered = this.covered
+    if (part !== undefined && covered !== undefined) {
+      part = part.select((f) => f.id === undefined || !covered(f.id))
+      if (part !== undefined && part.events > 0) this.covered = undefined
+    }
+    return part
+  }
+
+  /** Writes what of `batch` it lacks and counts what reached it. */
+  send (batch: Batch, heartbeats: boolean, maxBufferedBytes: number, counters: Counters): WriteOutcome {
+    const part = this.unsent(batch, heartbeats)
+    if (part === undefined) return WRITTEN
+    let underMark: boolean
+    try {
+      underMark = writeBatch(this, part)
+    } catch (err) {
+      this.log.warn({ kind: this.session.kind, sessionId: this.session.id, clientId: this.id, err }, 'sse client dropped: write failed')
+      return FAILED
+    }
+    if (part.events > 0) this.sentSeq = part.lastSeq
+    // perf note 19: writableLength only when the socket's answer cannot vouch for it.
+    if ((!underMark || this.markAboveLimit) && this.res.writableLength > maxBufferedBytes) return TOO_SLOW
+    counters.sent(part.events, part.bytes)
+    return WRITTEN
+  }
+
+  /** Calls `onClose` when the response closes and `onPeerEnd` when the peer closes its side (`this` is the response or socket). */
+  listen (onClose: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
+    ;(this.res as Tracked)[kClient] = this
+    this.res.on('close', onClose)
+    const socket = this.socket as Tracked | undefined
+    if (socket !== undefined) {
+      socket[kClient] = this
+      // Before Node's own 'end' listener, which ends the connection (perf note 5).
+      socket.prependListener('end', onPeerEnd)
+    }
+  }
+
+  /** Undoes {@link listen}. */
+  unlisten (onClose: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
+    this.res.removeListener('close', onClose)
+    const socket = this.socket as Tracked | undefined
+    if (socket !== undefined) {
+      socket.removeListener('end', onPeerEnd)
+      // Not deleted: a keep-alive socket serves other requests (perf note 4).
+      socket[kClient] = undefined
+    }
+  }
+}
+
+/**
+ * The socket an HTTP/1 response body can be written to directly (perf note 17), or undefined when writes
+ * must go through `res.write()`: an HTTP/2 compatibility response, a response without a real socket
+ * (`fastify.inject`), one not (yet) the current response of its connection (pipelining), a HEAD request,
+ * or a Node whose response does not work as the direct path assumes: a boolean `chunkedEncoding`, and
+ * every byte written so far handed to the socket (nothing held by the response itself).
+ * Call it after the response's first write.
+ */
+export function directSocket (res: unknown): Socket | undefined {
+  if (!(res instanceof ServerResponse)) return undefined
+  const socket: unknown = res.socket
+  if (!(socket instanceof Socket) || socket.destroyed || res.req.method === 'HEAD') return undefined
+  if (typeof res.chunkedEncoding !== 'boolean' || res.writableLength !== socket.writableLength) return undefined
+  return socket
+}
+
+const responseWrite = ServerResponse.prototype.write
+
+/** Where a client's bytes go: its response, and the response's socket when the direct path applies. */
+export interface Target {
+  readonly res: ServerResponse | { write: (chunk: Buffer) => boolean }
+  readonly socket: Socket | undefined
+}
+
+/**
+ * Writes a batch: straight to the socket when it can, else through `res.write()`. True when the bytes
+ * went to the socket and it holds less than its high-water mark; false when the caller must measure.
+ */
+export function writeBatch (target: Target, batch: Batch): boolean {
+  const { socket, res } = target
+  // A wrapped res.write (compression, instrumentation) must see every byte; a socket that no longer takes
+  // writes (peer half-closed) leaves them to Node, which counts them in writableLength.
+  if (socket === undefined || !socket.writable || res.write !== responseWrite) {
+    res.write(batch.plain())
+    return false
+  }
+  // The response's own framing: HTTP/1.1 chunks, or (HTTP/1.0) the bytes as they are.
+  return socket.write((res as ServerResponse).chunkedEncoding ? batch.chunked() : batch.plain())
+}

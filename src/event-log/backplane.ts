@@ -1,0 +1,133 @@
+/*
+ * The event log on a backplane (e.g. Redis) shared by several processes: appends go to the backplane,
+ * which delivers them to every process following the session, this one included. A joining client's
+ * replay is read from the backplane while the live events that arrive meanwhile are held, and only
+ * those its replay does not cover are added: the seam between replay and live has no gap and no duplicate.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import type { Backplane, BackplaneEvent, BackplaneStats } from '../backplane/types.js'
+import { Frame } from '../batch.js'
+import type { Counters } from '../counters.js'
+import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
+import type { EventIds } from '../event-ids.js'
+import { encodeEvent, encodeJsonEvent, resyncFrame } from '../frame.js'
+import type { ResolvedOptions } from '../options.js'
+import { Join, type Session } from '../session.js'
+import type { Sessions } from '../sessions.js'
+import { Replay, type EventLog, type RetainedEvents, type ResyncReason } from './types.js'
+
+// A session's history is in the backplane: a process keeps none, so a session without clients is forgotten.
+const NOTHING: RetainedEvents = Object.freeze({ length: 0, bytes: 0, clear () {} })
+
+/** A backplane's answer to a `Last-Event-ID`, before the held live events are added. */
+interface Read {
+  readonly replay: Replay
+  /** The newest backplane id it covers; undefined when none. */
+  readonly coveredId: string | undefined
+}
+
+export class BackplaneLog implements EventLog {
+  readonly #kinds = new Map<string, Sessions>()
+
+  constructor (
+    private readonly backplane: Backplane,
+    private readonly ids: EventIds,
+    private readonly options: ResolvedOptions,
+    private readonly counters: Counters,
+    private readonly log: FastifyBaseLogger,
+    private readonly now: () => number
+  ) {}
+
+  async start (): Promise<void> {
+    await this.backplane.start({
+      deliver: (kind, sessionId, event) => { this.#deliver(kind, sessionId, event) },
+      resync: (kind, sessionId, newestId) => { this.#resync(kind, sessionId, newestId) },
+      log: this.log
+    })
+  }
+
+  async close (): Promise<void> { await this.backplane.close() }
+  stats (): BackplaneStats { return this.backplane.stats() }
+  serve (kind: string, sessions: Sessions): void { this.#kinds.set(kind, sessions) }
+  retained (): RetainedEvents { return NOTHING }
+  release (s: Session): void { this.backplane.unsubscribe(s.kind, s.id) }
+
+  /**
+   * The id, and so the size of the `id:` line, is the backplane's: the size check counts the frame
+   * without it. A failure rejects the promise and is logged, so a caller that does not await it hears of it.
+   */
+  append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string> {
+    const size = encodeJsonEvent(undefined, type, json).length
+    const max = this.options.maxEventBytes
+    if (size > max) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, max)
+    const kind = sessions.kind
+    const persisted = this.backplane.publish(kind, sessionId, type, json)
+    persisted.then(() => { this.counters.broadcast() }, (err: unknown) => {
+      this.log.error({ err, kind, sessionId, type }, 'sse broadcast not persisted')
+    })
+    return persisted
+  }
+
+  async replay (s: Session, lastEventId: string | undefined): Promise<Replay> {
+    const join = new Join()
+    s.joins.add(join)
+    let read: Read | undefined
+    try {
+      await this.backplane.subscribe(s.kind, s.id)
+      try {
+        if (lastEventId !== undefined) read = await this.#read(s, lastEventId)
+      } catch (err) {
+        this.release(s)
+        throw err
+      }
+    } finally {
+      s.joins.delete(join)
+    }
+    const frames = read === undefined ? [] : read.replay.frames
+    const coveredId = read?.coveredId
+    const compare = this.backplane.compareIds.bind(this.backplane)
+    for (const held of join.held) {
+      if (coveredId === undefined || held.id === undefined || compare(held.id, coveredId) > 0) frames.push(held.frame)
+    }
+    const covered = coveredId === undefined ? undefined : (id: string): boolean => compare(id, coveredId) <= 0
+    return new Replay(read === undefined ? 'none' : read.replay.outcome, frames, read === undefined ? 0 : read.replay.events, covered)
+  }
+
+  /** The replay after `lastEventId`, or a `resync`; no more than `historySize` events or `historyBytes` bytes, as in memory. */
+  async #read (s: Session, lastEventId: string): Promise<Read> {
+    const read = await this.backplane.read(s.kind, s.id, lastEventId)
+    let newestId: string
+    let reason: ResyncReason = 'history_trimmed'
+    if (read.found) {
+      const frames = read.events.map((e) => encodeEvent(e.id, e.type, e.data))
+      const bytes = frames.reduce((sum, f) => sum + f.length, 0)
+      const last = read.events[read.events.length - 1]
+      if (frames.length <= this.options.historySize && bytes <= this.options.historyBytes) {
+        return { replay: new Replay('replayed', frames, frames.length, undefined), coveredId: last === undefined ? lastEventId : last.id }
+      }
+      newestId = (last as BackplaneEvent).id
+    } else {
+      newestId = read.newestId
+      reason = read.reason
+    }
+    const frame = resyncFrame(s.id, newestId, reason, this.now())
+    return { replay: new Replay('resync', [frame], 0, undefined), coveredId: newestId === '' ? undefined : newestId }
+  }
+
+  /** One event of a session this process follows, from whichever process broadcast it: encoded once here. */
+  #deliver (kind: string, sessionId: string, event: BackplaneEvent): void {
+    const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
+    if (s === undefined) return
+    s.publish(new Frame(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
+  }
+
+  /** Events of the session were lost before reaching this process: every client here, and every one joining, gets a `resync`. */
+  #resync (kind: string, sessionId: string, newestId: string): void {
+    const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
+    if (s === undefined) return
+    this.counters.resynced(s.clients.size)
+    for (const client of s.clients.values()) client.covered = undefined
+    // seq 0: every client gets it, whatever its replay covered.
+    s.publish(new Frame(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
+  }
+}

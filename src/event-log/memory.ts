@@ -1,0 +1,69 @@
+/*
+ * The in-memory event log: each session's history in this process, ids from the hub's sequence.
+ * Everything here answers synchronously.
+ */
+import type { BackplaneStats } from '../backplane/types.js'
+import { initialBackplaneStats } from '../backplane/types.js'
+import { Frame } from '../batch.js'
+import type { Counters } from '../counters.js'
+import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
+import type { EventIds } from '../event-ids.js'
+import { encodeJsonEvent, isSafeEventId, resyncFrame } from '../frame.js'
+import { History } from '../history.js'
+import type { ResolvedOptions } from '../options.js'
+import type { Session } from '../session.js'
+import type { Sessions } from '../sessions.js'
+import { NO_REPLAY, Replay, type EventLog } from './types.js'
+
+export class MemoryLog implements EventLog {
+  readonly #maxEventBytes: number
+
+  constructor (
+    private readonly ids: EventIds,
+    private readonly options: ResolvedOptions,
+    private readonly counters: Counters,
+    private readonly now: () => number
+  ) {
+    this.#maxEventBytes = options.maxEventBytes
+  }
+
+  async start (): Promise<void> {}
+  async close (): Promise<void> {}
+  stats (): BackplaneStats { return initialBackplaneStats('memory', true) }
+  serve (): void {}
+  release (): void {}
+
+  retained (): History {
+    return new History(this.options.historySize, this.options.historyBytes)
+  }
+
+  append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string> {
+    const seq = this.ids.next()
+    const id = this.ids.format(seq)
+    const frame = encodeJsonEvent(id, type, json)
+    if (frame.length > this.#maxEventBytes) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(frame.length, this.#maxEventBytes)
+    const s = sessions.obtain(sessionId, true) as Session
+    ;(s.retained as History).push(seq, frame)
+    this.counters.broadcast()
+    const now = this.now()
+    if (s.streams === 0) {
+      // perf note 25: no Frame to make for a session nobody watches.
+      s.lastActivity = now
+      s.lastSeq = seq
+      sessions.settle(s)
+      return Promise.resolve(id)
+    }
+    return new Promise((resolve) => { s.publish(new Frame(seq, frame), now, () => { resolve(id) }) })
+  }
+
+  replay (s: Session, lastEventId: string | undefined): Replay {
+    if (lastEventId === undefined) return NO_REPLAY
+    const history = s.retained as History
+    const seq = isSafeEventId(lastEventId) ? this.ids.parse(lastEventId) : undefined
+    const lookup = seq === undefined ? undefined : history.framesAfter(seq)
+    if (lookup?.found === true) return new Replay('replayed', lookup.events > 0 ? [lookup.frames] : [], lookup.events, undefined)
+    const newest = history.newestSeq
+    const frame = resyncFrame(s.id, newest === undefined ? '' : this.ids.format(newest), lookup?.reason ?? 'unknown_event_id', this.now())
+    return new Replay('resync', [frame], 0, undefined)
+  }
+}

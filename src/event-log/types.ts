@@ -1,0 +1,69 @@
+/*
+ * The event log seam: where a session's events are appended and replayed from. Two implementations:
+ * in memory (./memory.ts, this process only) and on a backplane shared by several processes (./backplane.ts).
+ */
+import type { ResyncEvent } from '../events.js'
+import type { BackplaneStats } from '../backplane/types.js'
+import type { Covered } from '../client.js'
+import type { Session } from '../session.js'
+import type { Sessions } from '../sessions.js'
+
+/** What a log keeps of one session in this process. */
+export interface RetainedEvents {
+  /** Events kept. */
+  readonly length: number
+  /** Bytes kept. */
+  readonly bytes: number
+  /** Forgets them. */
+  clear (): void
+}
+
+/** How a log answered a client's `Last-Event-ID`. */
+export type ReplayOutcome = 'none' | 'replayed' | 'resync'
+
+/** What a new client gets before live events. A class, not a literal (perf note 6). */
+export class Replay {
+  constructor (
+    /** `'none'` without a `Last-Event-ID`; `'replayed'` (possibly nothing); `'resync'`, the id was unknown or too old. */
+    readonly outcome: ReplayOutcome,
+    /** The frames to write after the greeting: the events after the id, or one `resync` event. */
+    readonly frames: Buffer[],
+    /** Events among `frames` (a `resync` is not counted). */
+    readonly events: number,
+    /** Live events this replay already covers (see `Client.covered`); undefined when none can be. */
+    readonly covered: Covered | undefined
+  ) {}
+}
+
+/** The answer to a client without `Last-Event-ID` on the in-memory log: nothing before live events. */
+export const NO_REPLAY = new Replay('none', [], 0, undefined)
+
+/** The resync event's reason. */
+export type ResyncReason = ResyncEvent['reason']
+
+export interface EventLog {
+  /** Connects (the plugin awaits this during `register`). */
+  start (): Promise<void>
+  /** Releases what `start` opened. */
+  close (): Promise<void>
+  /** Numbers under `getStats().backplane`. */
+  stats (): BackplaneStats
+  /** Lets the log reach one kind's sessions (to deliver events that come from elsewhere). */
+  serve (kind: string, sessions: Sessions): void
+  /** What the log will keep of a new session here. */
+  retained (): RetainedEvents
+  /**
+   * Appends an event (type and JSON validated) to a session, and publishes it to the session's clients.
+   * Throws `FST_ERR_SSE_HUB_EVENT_TOO_LARGE` before anything is stored; resolves with the event's id.
+   */
+  append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string>
+  /**
+   * What a new client of `session` gets first, given its `Last-Event-ID`: synchronous when the log can
+   * answer at once (a connection then costs no promise). An asynchronous answer holds the live frames
+   * published meanwhile (a {@link Session.joins} entry) and includes the ones it does not cover.
+   * Until {@link release}d, the client holds the session's feed.
+   */
+  replay (session: Session, lastEventId: string | undefined): Replay | Promise<Replay>
+  /** A client that held the session's feed is gone. */
+  release (session: Session): void
+}

@@ -1,0 +1,52 @@
+/*
+ * One session: its clients, the clients still joining (with the live frames held for them), its fan-out,
+ * and what the event log retains of it here.
+ */
+import type { Frame } from './batch.js'
+import type { Client } from './client.js'
+import type { RetainedEvents } from './event-log/types.js'
+import { FanOut, type FanOutHost } from './fanout.js'
+
+/** A client being admitted while its replay is prepared: the live frames published meanwhile are held for it. */
+export class Join {
+  readonly held: Frame[] = []
+}
+
+export class Session {
+  readonly clients = new Map<string, Client>()
+  readonly joins = new Set<Join>()
+  readonly fanOut: FanOut
+  /** The sequence number of this session's newest event here. */
+  lastSeq = 0
+  /** When the session last had an event, or lost its last client. */
+  lastActivity: number
+
+  constructor (
+    readonly id: string,
+    readonly kind: string,
+    /** What the event log keeps of this session in this process (the in-memory history; nothing with a backplane). */
+    readonly retained: RetainedEvents,
+    host: FanOutHost,
+    now: number
+  ) {
+    this.fanOut = new FanOut(this.clients, host)
+    this.lastActivity = now
+  }
+
+  /** Streams open or being opened. */
+  get streams (): number {
+    return this.clients.size + this.joins.size
+  }
+
+  /**
+   * A new frame of the session: held for the clients joining, queued for the clients connected.
+   * `done` runs once every client has been written to (at once when there is none).
+   */
+  publish (frame: Frame, now: number, done?: () => void): void {
+    this.lastActivity = now
+    if (frame.seq > 0) this.lastSeq = frame.seq
+    for (const join of this.joins) join.held.push(frame)
+    if (this.clients.size > 0) this.fanOut.send(frame, done)
+    else done?.()
+  }
+}

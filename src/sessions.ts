@@ -1,0 +1,108 @@
+/*
+ * Where sessions are held: each kind's map, and `maxSessions`, the bound every kind shares. A session
+ * without clients stays only while it retains events for replay, least recently active evicted first.
+ */
+import type { Counters } from './counters.js'
+import type { Session } from './session.js'
+
+/** The sessions held in memory, every kind together, and those without clients in order of last activity. */
+export class SessionBudget {
+  #held = 0
+  /** Sessions without clients or joins, least recently active first, with the map holding each. */
+  readonly #idle = new Map<Session, Sessions>()
+
+  constructor (readonly maxSessions: number, readonly idleTtl: number, private readonly counters: Counters) {}
+
+  get held (): number { return this.#held }
+
+  /** Whether one more session may be held, after evicting the least recently active idle one if need be. */
+  makeRoom (): boolean {
+    if (this.#held < this.maxSessions) return true
+    for (const [s, sessions] of this.#idle) {
+      sessions.forget(s)
+      this.counters.evicted()
+      return true
+    }
+    return false
+  }
+
+  added (): void { this.#held++ }
+
+  removed (s: Session): void {
+    this.#held--
+    this.#idle.delete(s)
+  }
+
+  /** `s` has no client and was just active: it goes last in the eviction order. */
+  idle (s: Session, sessions: Sessions): void {
+    this.#idle.delete(s)
+    this.#idle.set(s, sessions)
+  }
+
+  /** `s` has a client again: it cannot be evicted. */
+  busy (s: Session): void {
+    this.#idle.delete(s)
+  }
+
+  /** Forgets the sessions idle for longer than `idleSessionTtl` at `now`. */
+  expire (now: number): void {
+    for (const [s, sessions] of this.#idle) {
+      if (now - s.lastActivity <= this.idleTtl) return
+      sessions.forget(s)
+    }
+  }
+}
+
+/** The sessions of one kind. */
+export class Sessions {
+  readonly #map = new Map<string, Session>()
+
+  constructor (readonly kind: string, private readonly budget: SessionBudget, private readonly create: (id: string) => Session) {}
+
+  get size (): number { return this.#map.size }
+
+  get (id: string): Session | undefined {
+    return this.#map.get(id)
+  }
+
+  values (): IterableIterator<Session> {
+    return this.#map.values()
+  }
+
+  /**
+   * The session `id`, made when missing. Undefined when it is missing and `maxSessions` sessions are held,
+   * every one with clients, unless `always` (an application's broadcast is never refused for room).
+   */
+  obtain (id: string, always: boolean): Session | undefined {
+    let s = this.#map.get(id)
+    if (s !== undefined) return s
+    if (!this.budget.makeRoom() && !always) return undefined
+    s = this.create(id)
+    this.#map.set(id, s)
+    this.budget.added()
+    return s
+  }
+
+  /**
+   * Call when `s` may have lost its last client or join, or had an event without clients: it is forgotten
+   * when it retains nothing for replay, else it waits, idle, for `idleSessionTtl` or eviction.
+   */
+  settle (s: Session): void {
+    if (s.streams > 0) return
+    if (s.retained.length === 0) this.forget(s)
+    else this.budget.idle(s, this)
+  }
+
+  /** `s` gained a client. */
+  busy (s: Session): void {
+    this.budget.busy(s)
+  }
+
+  /** Forgets `s` and what it retains. */
+  forget (s: Session): void {
+    if (this.#map.get(s.id) !== s) return
+    this.#map.delete(s.id)
+    this.budget.removed(s)
+    s.retained.clear()
+  }
+}
