@@ -295,3 +295,18 @@ t.test('compareStreamIds orders Redis stream ids', async (t) => {
   t.equal(compareStreamIds('7-1', '7-1'), 0)
   t.equal(compareStreamIds('', '0-0'), 0)
 })
+
+t.test('a stream ended while a resync is queued gets the resync first: the events after it would hide a gap', async (t) => {
+  const { app, url, bp } = await setup(t, { heartbeatInterval: 0 })
+  await publish(app, bp, 3)
+  const c = await connect(`${url}/conversations/s/stream`)
+  bp.deliver('s', 1)
+  await c.receive(1)
+  // Events 2 were lost on the way here; the backplane says so, then delivers 3. Both are queued for the next round…
+  bp.sink.resync('conversation', 's', '2-0')
+  bp.deliver('s', 3)
+  // …when the stream is ended: what was queued is written first, the resync included.
+  t.equal(app.sse.removeConversationClient('s', c.clientId), true)
+  await c.end()
+  t.same(tokens(c), ['1', 'RESYNC', '3'])
+})
