@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
+import net from 'node:net'
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
 import sseHub, { type SseHubOptions } from '../src/index.js'
 
@@ -213,4 +214,28 @@ export async function noConnections (server: http.Server): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve))
   }
   throw new Error('the server kept connections open')
+}
+
+/**
+ * A raw TCP peer that opens the stream at `path` of the server at base URL `url`, reads until
+ * `connection_established`, then stops reading for good (a slow or half-open client). Its socket
+ * errors are ignored; the caller destroys it.
+ */
+export async function stalledPeer (url: string, path: string): Promise<net.Socket> {
+  const socket = net.connect(Number(new URL(url).port), '127.0.0.1')
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`)
+  let seen = ''
+  await new Promise<void>((resolve, reject) => {
+    socket.on('error', reject)
+    socket.on('data', (chunk: Buffer) => {
+      seen += chunk.toString('latin1')
+      if (seen.includes('event: connection_established')) {
+        socket.pause()
+        socket.removeAllListeners('data')
+        resolve()
+      }
+    })
+  })
+  socket.on('error', () => {})
+  return socket
 }
