@@ -202,6 +202,11 @@ export class H2SseStream extends SseRecorder {
   }
 }
 
+/** How many connections the server holds now. */
+export async function connectionCount (server: http.Server): Promise<number> {
+  return new Promise<number>((resolve, reject) => { server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }) })
+}
+
 /**
  * Resolves once the server holds no connection (an aborted request may still be in flight until then).
  * Idle keep-alive connections, left by streams the server ended, are closed as Fastify's close() would.
@@ -209,8 +214,7 @@ export class H2SseStream extends SseRecorder {
 export async function noConnections (server: http.Server): Promise<void> {
   for (let i = 0; i < 100_000; i++) {
     server.closeIdleConnections()
-    const n = await new Promise<number>((resolve, reject) => { server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }) })
-    if (n === 0) return
+    if (await connectionCount(server) === 0) return
     await new Promise((resolve) => setImmediate(resolve))
   }
   throw new Error('the server kept connections open')
