@@ -109,9 +109,10 @@ export class SseClient extends SseRecorder {
   readonly req: http.ClientRequest
   res: http.IncomingMessage | undefined
 
-  constructor (url: string, headers: Record<string, string> = {}) {
+  /** `options` go to http.get() (e.g. `localAddress`, `agent: false` for a connection of its own). */
+  constructor (url: string, headers: Record<string, string> = {}, options: http.RequestOptions = {}) {
     super()
-    this.req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } })
+    this.req = http.get(url, { ...options, headers: { accept: 'text/event-stream', ...headers } })
     this.req.on('error', () => { this.ended = true; this.wake() })
     this.req.on('response', (res) => {
       this.res = res
