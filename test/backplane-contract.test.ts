@@ -18,7 +18,7 @@ import {
   type BackplaneStats,
   type SessionKind
 } from '../src/index.js'
-import { SseClient, buildApp, connect, listen, token, waitFor } from './helper.js'
+import { SseClient, buildApp, connect, listen, token, tokens, waitFor } from './helper.js'
 
 /** A gate a test opens when it wants the backplane's pending call to finish. */
 class Gate {
@@ -89,8 +89,6 @@ async function setup (t: Test, options = {}): Promise<{ app: FastifyInstance, ur
   const url = await listen(app, t)
   return { app, url, bp }
 }
-
-const tokens = (c: SseClient): string[] => c.received.map((e) => e.event === 'resync' ? 'RESYNC' : e.json.token as string)
 
 async function publish (app: FastifyInstance, bp: ScriptedBackplane, n: number): Promise<void> {
   for (let i = 1; i <= n; i++) await app.sse.broadcastToConversation('s', 'conversation_token', token(String(bp.log.length + 1)))

@@ -148,6 +148,12 @@ export class SseClient extends SseRecorder {
   }
 }
 
+/** The ids of the events a client received (besides `connection_established`), in order. */
+export const ids = (c: SseRecorder): string[] => c.received.map((e) => e.id as string)
+
+/** The `token` of each event a client received, in order; a `resync` shows as `'RESYNC'`. */
+export const tokens = (c: SseRecorder): string[] => c.received.map((e) => e.event === 'resync' ? 'RESYNC' : e.json.token as string)
+
 /** Opens an SSE client and waits for its `connection_established`. */
 export async function connect (url: string, headers?: Record<string, string>): Promise<SseClient> {
   return new SseClient(url, headers).connected()
