@@ -18,7 +18,7 @@ import {
   type BackplaneStats,
   type SessionKind
 } from '../src/index.js'
-import { SseClient, buildApp, connect, listen, token, tokens, waitFor } from './helper.js'
+import { SseClient, buildApp, connect, listen, rawResponses, token, tokens, waitFor } from './helper.js'
 
 /** A gate a test opens when it wants the backplane's pending call to finish. */
 class Gate {
@@ -204,14 +204,13 @@ t.test('joins waiting on the backplane count against the limits', async (t) => {
 t.test('a client that leaves while its join waits leaves nothing behind', async (t) => {
   const bp = new ScriptedBackplane()
   const app = await buildApp({ backplane: bp })
-  let raw: import('node:http').ServerResponse | undefined
-  app.addHook('onRequest', async (request, reply) => { raw = reply.raw })
+  const responses = rawResponses(app)
   const url = await listen(app, t)
   bp.subscribeGate = new Gate()
   const c = new SseClient(`${url}/conversations/s/stream`)
   await waitFor(() => bp.calls.includes('subscribe s'), 'join pending')
   c.close()
-  await waitFor(() => raw?.destroyed === true, 'server saw the close')
+  await waitFor(() => responses[0]?.destroyed === true, 'server saw the close')
   bp.subscribeGate.open()
   await waitFor(() => bp.refs.get('s') === 0, 'unsubscribed')
   t.equal(app.sse.getStats().clients, 0)
