@@ -18,7 +18,7 @@ import {
   type BackplaneStats,
   type SessionKind
 } from '../src/index.js'
-import { SseClient, buildApp, connect, listen, token, waitFor } from './helper.js'
+import { SseClient, buildApp, connect, listen, rawResponses, token, tokens, waitFor } from './helper.js'
 
 /** A gate a test opens when it wants the backplane's pending call to finish. */
 class Gate {
@@ -89,8 +89,6 @@ async function setup (t: Test, options = {}): Promise<{ app: FastifyInstance, ur
   const url = await listen(app, t)
   return { app, url, bp }
 }
-
-const tokens = (c: SseClient): string[] => c.received.map((e) => e.event === 'resync' ? 'RESYNC' : e.json.token as string)
 
 async function publish (app: FastifyInstance, bp: ScriptedBackplane, n: number): Promise<void> {
   for (let i = 1; i <= n; i++) await app.sse.broadcastToConversation('s', 'conversation_token', token(String(bp.log.length + 1)))
@@ -206,14 +204,13 @@ t.test('joins waiting on the backplane count against the limits', async (t) => {
 t.test('a client that leaves while its join waits leaves nothing behind', async (t) => {
   const bp = new ScriptedBackplane()
   const app = await buildApp({ backplane: bp })
-  let raw: import('node:http').ServerResponse | undefined
-  app.addHook('onRequest', async (request, reply) => { raw = reply.raw })
+  const responses = rawResponses(app)
   const url = await listen(app, t)
   bp.subscribeGate = new Gate()
   const c = new SseClient(`${url}/conversations/s/stream`)
   await waitFor(() => bp.calls.includes('subscribe s'), 'join pending')
   c.close()
-  await waitFor(() => raw?.destroyed === true, 'server saw the close')
+  await waitFor(() => responses[0]?.destroyed === true, 'server saw the close')
   bp.subscribeGate.open()
   await waitFor(() => bp.refs.get('s') === 0, 'unsubscribed')
   t.equal(app.sse.getStats().clients, 0)

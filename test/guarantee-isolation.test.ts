@@ -105,3 +105,15 @@ t.test('100 sessions x 5 clients: every client sees only its session, in order, 
   t.equal(app.sse.getStats().eventsSent, deliveries, 'the hub counted exactly the deliveries the clients saw')
   t.comment(`${n} broadcasts, ${deliveries} deliveries to ${watchers.length} clients`)
 })
+
+t.test('a client of one session never receives another session\'s events', async (t) => {
+  const app = await buildApp()
+  const url = await listen(app, t)
+  const a = await connect(`${url}/conversations/a/stream`)
+  const b = await connect(`${url}/conversations/b/stream`)
+  for (let i = 0; i < 10; i++) {
+    await app.sse.broadcastToConversation(i % 2 === 0 ? 'a' : 'b', 'conversation_token', token(`${i % 2 === 0 ? 'a' : 'b'}${i}`))
+  }
+  t.same((await a.receive(5)).map((e) => e.json.token), ['a0', 'a2', 'a4', 'a6', 'a8'])
+  t.same((await b.receive(5)).map((e) => e.json.token), ['b1', 'b3', 'b5', 'b7', 'b9'])
+})

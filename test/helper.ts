@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import { once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
+import net from 'node:net'
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
 import { generate } from 'selfsigned'
 import sseHub, { type SseHubOptions } from '../src/index.js'
@@ -120,9 +121,10 @@ export class SseClient extends SseRecorder {
   readonly req: http.ClientRequest
   res: http.IncomingMessage | undefined
 
-  constructor (url: string, headers: Record<string, string> = {}) {
+  /** `options` go to http.get() (e.g. `localAddress`, `agent: false` for a connection of its own). */
+  constructor (url: string, headers: Record<string, string> = {}, options: http.RequestOptions = {}) {
     super()
-    this.req = http.get(url, { headers: { accept: 'text/event-stream', ...headers } })
+    this.req = http.get(url, { ...options, headers: { accept: 'text/event-stream', ...headers } })
     this.req.on('error', () => { this.ended = true; this.wake() })
     this.req.on('response', (res) => {
       this.res = res
@@ -157,6 +159,12 @@ export class SseClient extends SseRecorder {
     this.req.destroy()
   }
 }
+
+/** The ids of the events a client received (besides `connection_established`), in order. */
+export const ids = (c: SseRecorder): string[] => c.received.map((e) => e.id as string)
+
+/** The `token` of each event a client received, in order; a `resync` shows as `'RESYNC'`. */
+export const tokens = (c: SseRecorder): string[] => c.received.map((e) => e.event === 'resync' ? 'RESYNC' : e.json.token as string)
 
 /** Opens an SSE client and waits for its `connection_established`. */
 export async function connect (url: string, headers?: Record<string, string>): Promise<SseClient> {
@@ -213,6 +221,11 @@ export class H2SseStream extends SseRecorder {
   }
 }
 
+/** How many connections the server holds now. */
+export async function connectionCount (server: http.Server): Promise<number> {
+  return new Promise<number>((resolve, reject) => { server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }) })
+}
+
 /**
  * Resolves once the server holds no connection (an aborted request may still be in flight until then).
  * Idle keep-alive connections, left by streams the server ended, are closed as Fastify's close() would.
@@ -220,9 +233,32 @@ export class H2SseStream extends SseRecorder {
 export async function noConnections (server: http.Server): Promise<void> {
   for (let i = 0; i < 100_000; i++) {
     server.closeIdleConnections()
-    const n = await new Promise<number>((resolve, reject) => { server.getConnections((err, n) => { if (err !== null) reject(err); else resolve(n) }) })
-    if (n === 0) return
+    if (await connectionCount(server) === 0) return
     await new Promise((resolve) => setImmediate(resolve))
   }
   throw new Error('the server kept connections open')
+}
+
+/**
+ * A raw TCP peer that opens the stream at `path` of the server at base URL `url`, reads until
+ * `connection_established`, then stops reading for good (a slow or half-open client). Its socket
+ * errors are ignored; the caller destroys it.
+ */
+export async function stalledPeer (url: string, path: string): Promise<net.Socket> {
+  const socket = net.connect(Number(new URL(url).port), '127.0.0.1')
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`)
+  let seen = ''
+  await new Promise<void>((resolve, reject) => {
+    socket.on('error', reject)
+    socket.on('data', (chunk: Buffer) => {
+      seen += chunk.toString('latin1')
+      if (seen.includes('event: connection_established')) {
+        socket.pause()
+        socket.removeAllListeners('data')
+        resolve()
+      }
+    })
+  })
+  socket.on('error', () => {})
+  return socket
 }

@@ -2,28 +2,17 @@
  * The Redis backplane against a real, private redis-server: two Fastify instances
  * in one process share it the way N processes behind a load balancer would.
  */
-import t, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
+import t from 'tap'
 import { Redis } from 'ioredis'
-import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../src/index.js'
-import { buildApp, connect, listen, token, waitFor, type SseClient } from './helper.js'
-import { redisOrSkip } from './redis-helper.js'
+import { connect, ids, token, tokens, waitFor, type SseClient } from './helper.js'
+import { instance, redisOrSkip } from './redis-helper.js'
 
 const redis = await redisOrSkip(t)
 
-async function instance (t: Test, backplane: Omit<RedisBackplaneOptions, 'url'> = {}, options: SseHubOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
-  const app = await buildApp({ ...options, backplane: redisBackplane({ url: redis!.url, connectTimeout: 2000, ...backplane }) })
-  const url = await listen(app, t)
-  return { app, url }
-}
-
-const ids = (c: SseClient): string[] => c.received.map((e) => e.id as string)
-const tokens = (c: SseClient): string[] => c.received.map((e) => e.json.token as string)
-
 if (redis !== undefined) {
   t.test('a broadcast on either instance reaches every client on both, in one order, with the same ids', async (t) => {
-    const a = await instance(t)
-    const b = await instance(t)
+    const a = await instance(t, redis)
+    const b = await instance(t, redis)
     const clients = await Promise.all([
       connect(`${a.url}/conversations/s1/stream`),
       connect(`${a.url}/conversations/s1/stream`),
@@ -71,8 +60,8 @@ if (redis !== undefined) {
   })
 
   t.test('a client reconnecting to the other instance replays exactly what it missed, then live', async (t) => {
-    const a = await instance(t)
-    const b = await instance(t)
+    const a = await instance(t, redis)
+    const b = await instance(t, redis)
     const first = await connect(`${a.url}/conversations/r1/stream`)
     for (let i = 0; i < 5; i++) await a.app.sse.broadcastToConversation('r1', 'conversation_token', token(`t${i}`))
     await first.receive(5)
@@ -99,8 +88,8 @@ if (redis !== undefined) {
   })
 
   t.test('no gap and no duplicate at the replay/live seam while a publisher is running', async (t) => {
-    const a = await instance(t)
-    const b = await instance(t)
+    const a = await instance(t, redis)
+    const b = await instance(t, redis)
     const reference = await connect(`${a.url}/conversations/seam/stream`)
     const total = 300
     let stop = false
@@ -125,7 +114,7 @@ if (redis !== undefined) {
   })
 
   t.test('an id older than the retained history gets one resync, then live events', async (t) => {
-    const a = await instance(t, { maxLen: 1 })
+    const a = await instance(t, redis, { maxLen: 1 })
     const first = await connect(`${a.url}/conversations/trim/stream`)
     // MAXLEN ~ trims whole stream nodes (100 entries), so write a few hundred.
     for (let i = 0; i < 250; i++) await a.app.sse.broadcastToConversation('trim', 'conversation_token', token(String(i)))
@@ -143,7 +132,7 @@ if (redis !== undefined) {
   })
 
   t.test('a replay larger than historySize/historyBytes becomes a resync', async (t) => {
-    const a = await instance(t, {}, { historySize: 3 })
+    const a = await instance(t, redis, {}, { historySize: 3 })
     const first = await connect(`${a.url}/conversations/big/stream`)
     for (let i = 0; i < 5; i++) await a.app.sse.broadcastToConversation('big', 'conversation_token', token(String(i)))
     await first.receive(5)
@@ -157,7 +146,7 @@ if (redis !== undefined) {
     t.same(tokens(ok), ['2', '3', '4'], 'three events fit')
 
     // The same with bytes: each of these frames is about 200 bytes.
-    const small = await instance(t, {}, { historyBytes: 500 })
+    const small = await instance(t, redis, {}, { historyBytes: 500 })
     const byBytes = await connect(`${small.url}/conversations/big/stream`, { 'last-event-id': first.received[0]?.id as string })
     await byBytes.receive(1)
     t.equal(byBytes.received[0]?.event, 'resync')
@@ -167,7 +156,7 @@ if (redis !== undefined) {
   })
 
   t.test('unknown or garbage ids get a resync, never an error', async (t) => {
-    const a = await instance(t)
+    const a = await instance(t, redis)
     const first = await connect(`${a.url}/conversations/u1/stream`)
     await a.app.sse.broadcastToConversation('u1', 'conversation_token', token('x'))
     await first.receive(1)
@@ -196,7 +185,7 @@ if (redis !== undefined) {
   })
 
   t.test('a broadcast that Redis cannot persist rejects loudly; bad input still throws synchronously', async (t) => {
-    const a = await instance(t)
+    const a = await instance(t, redis)
     const r = redis.client()
     t.teardown(() => r.quit())
     await a.app.sse.broadcastToConversation('w1', 'conversation_token', token('ok'))
@@ -208,7 +197,7 @@ if (redis !== undefined) {
   })
 
   t.test('a flushed script cache is refilled by the broadcast that meets it', async (t) => {
-    const a = await instance(t)
+    const a = await instance(t, redis)
     const c = await connect(`${a.url}/conversations/sf/stream`)
     const r = redis.client()
     t.teardown(() => r.quit())
@@ -221,7 +210,7 @@ if (redis !== undefined) {
   })
 
   t.test('messages on a channel that are not the hub\'s, or already delivered, are ignored', async (t) => {
-    const a = await instance(t)
+    const a = await instance(t, redis)
     const c = await connect(`${a.url}/conversations/g1/stream`)
     const id = await a.app.sse.broadcastToConversation('g1', 'conversation_token', token('real'))
     await c.receive(1)
@@ -236,8 +225,8 @@ if (redis !== undefined) {
   })
 
   t.test('keyPrefix and streamTtl shape the keys', async (t) => {
-    const a = await instance(t, { keyPrefix: 'app1:', streamTtl: 60_000 })
-    const b = await instance(t, { keyPrefix: 'app1:', streamTtl: 0 })
+    const a = await instance(t, redis, { keyPrefix: 'app1:', streamTtl: 60_000 })
+    const b = await instance(t, redis, { keyPrefix: 'app1:', streamTtl: 0 })
     const r = redis.client()
     t.teardown(() => r.quit())
     await a.app.sse.broadcastToDebate('k1', 'debate_paused', { debateId: 'k1', turnCount: 1 })

@@ -2,24 +2,17 @@
  * The Redis backplane when Redis fails: down at start, silent, killed -9 mid-stream,
  * its subscriber connection dropped; and what `fastify.close()` releases.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import net from 'node:net'
 import { Redis } from 'ioredis'
-import { redisBackplane, type RedisBackplaneOptions } from '../src/index.js'
-import { SseClient, buildApp, connect, listen, token, waitFor } from './helper.js'
-import { freePort, redisOrSkip } from './redis-helper.js'
+import { redisBackplane } from '../src/index.js'
+import { SseClient, buildApp, connect, listen, token, tokens, waitFor } from './helper.js'
+import { freePort, instance, redisOrSkip } from './redis-helper.js'
 
 const redis = await redisOrSkip(t)
 
-async function instance (t: Test, backplane: RedisBackplaneOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
-  const app = await buildApp({ backplane: redisBackplane({ url: redis!.url, connectTimeout: 2000, ...backplane }) })
-  const url = await listen(app, t)
-  return { app, url }
-}
-
 const connected = (app: FastifyInstance): boolean => app.sse.getStats().backplane.connected
-const tokens = (c: SseClient): string[] => c.received.map((e) => e.event === 'resync' ? 'RESYNC' : e.json.token as string)
 
 async function clientCount (r: Redis): Promise<number> {
   const list = await r.client('LIST') as string
@@ -28,9 +21,9 @@ async function clientCount (r: Redis): Promise<number> {
 
 if (redis !== undefined) {
   t.test('Redis killed -9 mid-stream: clients stay, broadcasts fail loudly, then everything resumes by itself', async (t) => {
-    const a = await instance(t)
-    const b = await instance(t)
-    const idle = await instance(t) // follows no session
+    const a = await instance(t, redis)
+    const b = await instance(t, redis)
+    const idle = await instance(t, redis) // follows no session
     const ca = await connect(`${a.url}/conversations/k1/stream`)
     const cb = await connect(`${b.url}/conversations/k1/stream`)
     const quiet = await connect(`${b.url}/conversations/k2/stream`) // followed, never broadcast to
@@ -83,8 +76,8 @@ if (redis !== undefined) {
   })
 
   t.test('a dropped subscriber catches up from the stream: missed events once, in order', async (t) => {
-    const a = await instance(t)
-    const b = await instance(t)
+    const a = await instance(t, redis)
+    const b = await instance(t, redis)
     const c = await connect(`${a.url}/conversations/c1/stream`)
     await b.app.sse.broadcastToConversation('c1', 'conversation_token', token('0'))
     await c.receive(1)

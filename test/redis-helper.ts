@@ -6,7 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
+import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
+import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../src/index.js'
+import { buildApp, listen } from './helper.js'
 
 const BINARY = process.env.SSE_HUB_REDIS_SERVER ?? 'redis-server'
 
@@ -84,6 +87,21 @@ export class RedisServer {
   client (): Redis {
     return new Redis(this.url, { maxRetriesPerRequest: 1, lazyConnect: false })
   }
+}
+
+/**
+ * One hub (the test routes of {@link buildApp}) on the Redis backplane of `redis`, listening on a
+ * free port and closed when the test ends: N of them in one process share Redis as N processes would.
+ */
+export async function instance (
+  t: { teardown: (fn: () => unknown) => void },
+  redis: RedisServer,
+  backplane: Omit<RedisBackplaneOptions, 'url'> = {},
+  options: SseHubOptions = {}
+): Promise<{ app: FastifyInstance, url: string }> {
+  const app = await buildApp({ ...options, backplane: redisBackplane({ url: redis.url, connectTimeout: 2000, ...backplane }) })
+  const url = await listen(app, t)
+  return { app, url }
 }
 
 interface TapLike {

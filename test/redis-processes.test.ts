@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { connect, type SseClient } from './helper.js'
+import { connect, ids, type SseClient } from './helper.js'
 import { redisOrSkip } from './redis-helper.js'
 
 const redis = await redisOrSkip(t)
@@ -44,8 +44,6 @@ async function broadcast (base: string, session: string, text: string): Promise<
   })
   return (await res.json() as { id: string }).id
 }
-
-const ids = (c: SseClient): string[] => c.received.map((e) => e.id as string)
 
 if (redis !== undefined) {
   t.test('two processes serve one set of sessions', async (t) => {

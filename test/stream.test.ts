@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import fastifySseModule from '@fastify/sse'
 import type { FastifyPluginAsync } from 'fastify'
 import sseHub from '../src/index.js'
-import { SseClient, buildApp, connect, eventually, listen, token } from './helper.js'
+import { SseClient, buildApp, connect, eventually, listen, rawResponses, token } from './helper.js'
 
 const fastifySse = fastifySseModule as unknown as FastifyPluginAsync<{ heartbeatInterval?: number }>
 
@@ -204,23 +204,21 @@ t.test('an Accept header that admits text/event-stream (explicitly, by a wildcar
 
 t.test('the request close removes the client exactly once, with no listener left', async (t) => {
   const app = await buildApp()
-  let raw: import('node:http').ServerResponse | undefined
-  app.addHook('onRequest', async (request, reply) => { raw = reply.raw as import('node:http').ServerResponse })
+  const responses = rawResponses(app)
   const url = await listen(app, t)
   const c = await connect(`${url}/conversations/a/stream`)
-  const before = raw!.listenerCount('close')
+  const raw = responses[0] as http.ServerResponse
+  const before = raw.listenerCount('close')
   c.close()
   await eventually(() => app.sse.getConversationClientCount('a') === 0, 'client removed')
-  t.equal(raw!.listenerCount('close'), before - 1, 'the hub listener is gone')
+  t.equal(raw.listenerCount('close'), before - 1, 'the hub listener is gone')
   t.equal(app.sse.getStats().clients, 0)
   t.equal(app.sse.removeConversationClient('a', c.clientId), false, 'already removed')
 })
 
 t.test('a peer that closes its side is removed at once and its response finished, not aborted', async (t) => {
   const app = await buildApp()
-  const requests: http.IncomingMessage[] = []
-  const responses: http.ServerResponse[] = []
-  app.addHook('onRequest', async (request, reply) => { requests.push(request.raw); responses.push(reply.raw as http.ServerResponse) })
+  const responses = rawResponses(app)
   const url = await listen(app, t)
   const { port } = new URL(url)
   const socket = net.connect(Number(port), '127.0.0.1')
@@ -230,18 +228,18 @@ t.test('a peer that closes its side is removed at once and its response finished
   const ended = new Promise<void>((resolve) => socket.once('end', resolve))
   socket.write('GET /conversations/fin/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n')
   await eventually(() => received.includes('connection_established'), 'the greeting')
-  const serverSocket = requests[0]!.socket
+  const serverSocket = responses[0]!.req.socket
   const endListeners = serverSocket.listenerCount('end')
   socket.end() // FIN: the client is done, and keeps reading what is left
   await ended
   t.equal(app.sse.getConversationClientCount('fin'), 0, 'removed')
-  t.equal(requests.length, 1)
-  await eventually(() => requests[0]!.destroyed, 'the request is released')
+  t.equal(responses.length, 1)
+  await eventually(() => responses[0]!.req.destroyed, 'the request is released')
   t.equal(responses[0]!.writableFinished, true, 'the response finished')
   // Nothing more is written to a peer that has (nearly always) gone: no last chunk.
   t.match(received, /connection_established[^]*\n\n\r\n$/, 'the body ends after the greeting')
   t.notMatch(received, /\r\n0\r\n\r\n$/, 'no terminating chunk')
-  t.equal(requests[0]!.errored, null, "no 'aborted' error on the request")
+  t.equal(responses[0]!.req.errored, null, "no 'aborted' error on the request")
   t.equal(serverSocket.listenerCount('end'), endListeners - 1, "the hub's listener left the socket with the client")
 })
 

@@ -1,14 +1,14 @@
 /*
- * Guarantee — slow and half-open peers: a peer that stops reading is dropped once
- * its unsent bytes pass `maxBufferedBytes` (stats.clientsDroppedSlow), the memory held
- * for it (`res.writableLength`) never exceeds that limit plus one event, and every
- * other client keeps receiving every event while it is stuck. Counts and bounds only:
+ * Slow and half-open clients: a peer that stops reading is dropped once its unsent
+ * bytes pass `maxBufferedBytes` (stats.clientsDroppedSlow), the memory held for it
+ * (`res.writableLength`) never exceeds that limit plus one event, and every other
+ * client keeps receiving every event while it is stuck. Counts and bounds only:
  * nothing here depends on timing.
  */
 import t from 'tap'
-import net from 'node:net'
 import type http from 'node:http'
-import { buildApp, connect, listen, token, type SseClient } from './helper.js'
+import type net from 'node:net'
+import { buildApp, connect, listen, rawResponses, stalledPeer, token, type SseClient } from './helper.js'
 
 const MAX_BUFFERED = 64 * 1024
 const EVENT_TEXT = 'x'.repeat(8000)
@@ -17,40 +17,20 @@ const FAST = 5
 /** Enough to fill loopback socket buffers (a few MB) many times over; the loop stops at the drop. */
 const MAX_EVENTS = 5000
 
-/** A raw TCP peer that opens a stream, reads until connected, then stops reading for good. */
-async function stuckPeer (port: number, path: string): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1')
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`)
-  let seen = ''
-  await new Promise<void>((resolve, reject) => {
-    socket.on('error', reject)
-    socket.on('data', (chunk: Buffer) => {
-      seen += chunk.toString('latin1')
-      if (seen.includes('event: connection_established')) {
-        socket.pause()
-        socket.removeAllListeners('data')
-        resolve()
-      }
-    })
-  })
-  socket.on('error', () => {})
-  return socket
-}
-
 t.test('peers that stop reading are dropped at maxBufferedBytes; the others get every event', async (t) => {
   const app = await buildApp({ maxBufferedBytes: MAX_BUFFERED, historyBytes: MAX_BUFFERED, heartbeatInterval: 0 })
+  const responses = rawResponses(app)
   const url = await listen(app, t)
-  const port = Number(new URL(url).port)
-  const responses = new Map<string, http.ServerResponse>()
-  app.server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => { responses.set(req.url as string, res) })
 
   const fast: SseClient[] = []
   for (let i = 0; i < FAST; i++) fast.push(await connect(`${url}/conversations/room/stream?peer=fast${i}`))
   const stuck: net.Socket[] = []
-  for (let i = 0; i < SLOW; i++) stuck.push(await stuckPeer(port, `/conversations/room/stream?peer=slow${i}`))
+  for (let i = 0; i < SLOW; i++) stuck.push(await stalledPeer(url, `/conversations/room/stream?peer=slow${i}`))
   t.teardown(() => { for (const s of stuck) s.destroy() })
   t.equal(app.sse.getConversationClientCount('room'), FAST + SLOW)
-  const slowRes = Array.from({ length: SLOW }, (_, i) => responses.get(`/conversations/room/stream?peer=slow${i}`) as http.ServerResponse)
+  // Opened one after the other: the fast clients' responses first, then the stuck peers'.
+  const slowRes = responses.slice(FAST)
+  t.equal(slowRes.length, SLOW)
 
   let sent = 0
   let maxHeld = 0
@@ -69,6 +49,7 @@ t.test('peers that stop reading are dropped at maxBufferedBytes; the others get 
 
   const stats = app.sse.getStats()
   t.equal(stats.clientsDroppedSlow, SLOW, `all ${SLOW} stuck peers dropped, after ${sent} events of ${frameBytes} bytes`)
+  t.ok(sent > 1, `${sent} broadcasts before the last drop`)
   t.ok(slowRes.every((res) => res.destroyed), 'their responses are destroyed, freeing the backlog')
   t.equal(app.sse.getConversationClientCount('room'), FAST, 'the fast clients are all still connected')
   t.ok(maxHeld <= MAX_BUFFERED, `bytes held for a stuck peer after a broadcast: ${maxHeld} <= maxBufferedBytes ${MAX_BUFFERED}`)
@@ -88,11 +69,28 @@ t.test('peers that stop reading are dropped at maxBufferedBytes; the others get 
   t.comment(JSON.stringify({ eventsUntilAllDropped: sent - 50, frameBytes, maxHeldBytes: maxHeld, maxBufferedBytes: MAX_BUFFERED }))
 })
 
+t.test('the slow check bounds what the hub buffers for one client, the write that drops it included', async (t) => {
+  const max = 32 * 1024
+  const app = await buildApp({ maxBufferedBytes: max, historyBytes: 8 * 1024 })
+  const responses = rawResponses(app)
+  const url = await listen(app, t)
+  const stalled = await stalledPeer(url, '/conversations/s/stream')
+  t.teardown(() => stalled.destroy())
+  const raw = responses[0] as http.ServerResponse
+  let peak = 0
+  for (let i = 0; i < 20_000 && app.sse.getConversationClientCount('s') === 1; i++) {
+    await app.sse.broadcastToConversation('s', 'conversation_token', token('y'.repeat(1000), i))
+    peak = Math.max(peak, raw.writableLength)
+  }
+  t.equal(app.sse.getConversationClientCount('s'), 0)
+  t.ok(peak <= max + 1200, `peak ${peak} buffered bytes stays within maxBufferedBytes + one event`)
+  t.ok(raw.destroyed, 'its connection is destroyed, freeing the backlog')
+})
+
 t.test('a lone half-open peer (connected, never reads again) is dropped and its socket closed by the server', async (t) => {
   const app = await buildApp({ maxBufferedBytes: MAX_BUFFERED, historyBytes: MAX_BUFFERED, heartbeatInterval: 0 })
   const url = await listen(app, t)
-  const port = Number(new URL(url).port)
-  const socket = await stuckPeer(port, '/conversations/half/stream')
+  const socket = await stalledPeer(url, '/conversations/half/stream')
   t.teardown(() => { socket.destroy() })
   const closed = new Promise<void>((resolve) => { socket.once('close', () => { resolve() }) })
   let sent = 0
@@ -111,13 +109,11 @@ t.test('a lone half-open peer (connected, never reads again) is dropped and its 
 t.test('a limit below the socket\'s high-water mark holds too: the peer is dropped past maxBufferedBytes, not at the mark', async (t) => {
   const LIMIT = 4096
   const app = await buildApp({ maxBufferedBytes: LIMIT, historyBytes: LIMIT, heartbeatInterval: 0 })
+  const responses = rawResponses(app)
   const url = await listen(app, t)
-  const port = Number(new URL(url).port)
-  let res: http.ServerResponse | undefined
-  app.server.on('request', (_req: http.IncomingMessage, r: http.ServerResponse) => { res = r })
-  const socket = await stuckPeer(port, '/conversations/low/stream')
+  const socket = await stalledPeer(url, '/conversations/low/stream')
   t.teardown(() => { socket.destroy() })
-  const served = res as http.ServerResponse
+  const served = responses[0] as http.ServerResponse
   t.ok((served.socket as net.Socket).writableHighWaterMark > LIMIT, `the socket's high-water mark ${(served.socket as net.Socket).writableHighWaterMark} is above the limit`)
   let sent = 0
   let maxHeld = 0
