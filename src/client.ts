@@ -153,3 +153,9 @@ export function writeBatch (target: Target, batch: Batch): boolean {
   // The response's own framing: HTTP/1.1 chunks, or (HTTP/1.0) the bytes as they are.
   return socket.write((res as ServerResponse).chunkedEncoding ? batch.chunked() : batch.plain())
 }
+
+/** Whether debug logs are written: their fields are not even gathered otherwise (perf note 8). */
+export function debugging (log: FastifyBaseLogger): boolean {
+  // Fastify's no-op logger (`logger: false`) has no isLevelEnabled; pino's has.
+  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') === true
+}

@@ -1,7 +1,21 @@
 /*
- * The hub's counters, reported by `getStats()`: each is incremented by one method here, named after
- * what happened, so every place that counts something can be found from this file.
+ * The hub's counters and the shapes of its stats, reported by `getStats()`: each counter is incremented
+ * by one method here, named after what happened, so every place that counts something can be found from here.
  */
+
+/** Per-kind numbers of `SessionRegistry.stats()`. */
+export interface RegistryStats {
+  /** Sessions with at least one client (the design's `count`). */
+  count: number
+  /** Open streams. */
+  clients: number
+  /** Sessions held in memory, with or without clients (their history is kept for replay). */
+  sessions: number
+  /** Events held for replay, all sessions together. */
+  historyEvents: number
+  /** Bytes held for replay, all sessions together. */
+  historyBytes: number
+}
 
 /** Counters of one hub, every kind together. */
 export interface HubCounters {

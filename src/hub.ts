@@ -4,7 +4,7 @@
  */
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { BackplaneStats } from './backplane/types.js'
-import { Counters, type HubCounters } from './counters.js'
+import { Counters, type HubCounters, type RegistryStats } from './counters.js'
 import { FST_ERR_SSE_HUB_UNKNOWN_KIND } from './errors.js'
 import { EventIds } from './event-ids.js'
 import { BackplaneLog } from './event-log/backplane.js'
@@ -13,9 +13,23 @@ import type { EventLog } from './event-log/types.js'
 import type { ConversationEvents, DebateEvents, EventMap, SessionKind, SessionKinds } from './events.js'
 import { ClientLimits } from './limits.js'
 import type { ResolvedOptions } from './options.js'
-import { SessionRegistry, type HubParts, type RegistryStats } from './registry.js'
+import type { FanOutTuning } from './fanout.js'
+import { SessionRegistry } from './registry.js'
 import { streamRoute, type StreamRoute, type StreamRouteOptions } from './route.js'
 import { SessionBudget } from './sessions.js'
+
+
+/** What the registries of one hub share. */
+export interface HubParts {
+  readonly options: ResolvedOptions
+  readonly log: FastifyBaseLogger
+  readonly counters: Counters
+  readonly limits: ClientLimits
+  readonly budget: SessionBudget
+  readonly eventLog: EventLog
+  readonly tuning: FanOutTuning
+  readonly now: () => number
+}
 
 /** What `getStats()` returns. */
 export interface HubStats extends HubCounters {

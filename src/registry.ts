@@ -3,51 +3,23 @@
  * heartbeats, cleanup and stats. Storing and replaying events is the event log's job; writing them,
  * the fan-out's and the client's; counting streams against the limits, the limits'.
  */
-import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import type { FastifyReply } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Batch, HEARTBEAT } from './batch.js'
-import { Client, clientOf, FAILED, WRITTEN, type RawResponse } from './client.js'
-import type { Counters } from './counters.js'
+import { Client, clientOf, debugging, FAILED, WRITTEN, type RawResponse } from './client.js'
+import type { Counters, RegistryStats } from './counters.js'
 import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
 import { Replay, type EventLog } from './event-log/types.js'
 import type { EventMap, SessionKind } from './events.js'
-import type { FanOutHost, FanOutTuning } from './fanout.js'
-import type { ClientLimits } from './limits.js'
+import type { FanOutHost } from './fanout.js'
+import type { HubParts } from './hub.js'
 import type { ResolvedOptions } from './options.js'
 import { Session } from './session.js'
-import { Sessions, type SessionBudget } from './sessions.js'
+import { Sessions } from './sessions.js'
 import { commitHeaders, greeting, readLastEventId } from './stream.js'
 import { broadcastJson, checkSessionId } from './validate.js'
-
-export type { RawResponse } from './client.js'
-
-/** Per-kind numbers of {@link SessionRegistry.stats}. */
-export interface RegistryStats {
-  /** Sessions with at least one client (the design's `count`). */
-  count: number
-  /** Open streams. */
-  clients: number
-  /** Sessions held in memory, with or without clients (their history is kept for replay). */
-  sessions: number
-  /** Events held for replay, all sessions together. */
-  historyEvents: number
-  /** Bytes held for replay, all sessions together. */
-  historyBytes: number
-}
-
-/** What the registries of one hub share. */
-export interface HubParts {
-  readonly options: ResolvedOptions
-  readonly log: FastifyBaseLogger
-  readonly counters: Counters
-  readonly limits: ClientLimits
-  readonly budget: SessionBudget
-  readonly eventLog: EventLog
-  readonly tuning: FanOutTuning
-  readonly now: () => number
-}
 
 /**
  * All sessions of one kind. The hub creates one per kind (conversation, debate, and the `kinds` option's);
@@ -58,7 +30,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #hub: HubParts
   readonly #opts: ResolvedOptions
   readonly #counters: Counters
-  readonly #limits: ClientLimits
+  readonly #limits: HubParts['limits']
   readonly #log: EventLog
   readonly #fanOut: FanOutHost
   /** Counts `heartbeatIdle()` calls: the periods between them. */
@@ -318,10 +290,4 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#sessions.settle(s)
     if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
   }
-}
-
-/** Whether debug logs are written: their fields are not even gathered otherwise (perf note 8). */
-function debugging (log: FastifyBaseLogger): boolean {
-  // Fastify's no-op logger (`logger: false`) has no isLevelEnabled; pino's has.
-  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') === true
 }
