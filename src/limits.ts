@@ -26,12 +26,6 @@ export class ClientLimits {
     this.#retryAfter = String(options.retryAfter)
   }
 
-  /** Streams open or being opened. */
-  get total (): number { return this.#total }
-
-  /** Addresses with at least one stream (for tests of the bound). */
-  get addresses (): number { return this.#perIp.size }
-
   /** From now on every new stream is refused with 503 (`preClose`). */
   close (): void { this.#closing = true }
 

@@ -13,8 +13,6 @@ export class SessionBudget {
 
   constructor (readonly maxSessions: number, readonly idleTtl: number, private readonly counters: Counters) {}
 
-  get held (): number { return this.#held }
-
   /** Whether one more session may be held, after evicting the least recently active idle one if need be. */
   makeRoom (): boolean {
     if (this.#held < this.maxSessions) return true

@@ -144,6 +144,23 @@ t.test('directSocket: only an HTTP/1 response that owns a live net.Socket, not f
   t.equal(directSocket(get), undefined, 'a destroyed socket')
 })
 
+t.test('directSocket: a response that does not work as the direct path assumes is written through res.write()', async (t) => {
+  const response = (): ServerResponse => {
+    const res = new ServerResponse(Object.assign(new IncomingMessage(new Socket()), { method: 'GET' }))
+    res.assignSocket(new Socket())
+    return res
+  }
+  const plain = response()
+  t.equal(directSocket(plain), plain.socket, 'as Node 20 to 26 make it')
+  const noFraming = response()
+  Object.defineProperty(noFraming, 'chunkedEncoding', { value: undefined })
+  t.equal(directSocket(noFraming), undefined, 'a Node without a boolean chunkedEncoding: the framing is unknown')
+  const holding = response()
+  Object.defineProperty(holding, 'writableLength', { get: () => (holding.socket as Socket).writableLength + 5 })
+  t.equal(directSocket(holding), undefined, 'bytes held by the response itself: a direct write would overtake them')
+  for (const res of [plain, noFraming, holding]) res.socket?.destroy()
+})
+
 t.test('writeBatch: a socket that no longer takes writes leaves the bytes to res.write(), counted in writableLength', async (t) => {
   const req = Object.assign(new IncomingMessage(new Socket()), { method: 'GET' })
   const res = new ServerResponse(req)

@@ -37,7 +37,8 @@ t.test('20,000 one-shot connections to distinct ids leave no session behind, and
   const app = await buildApp()
   const url = await listen(app, t)
   const kept = await app.sse.broadcastToConversation('kept', 'conversation_token', token('before the flood'))
-  await flood(url, 500, 64, (i) => `/conversations/warm${i}/stream`)
+  // A warm-up first: what Node, Fastify and V8 allocate once (code, pools) is not what the flood holds.
+  await flood(url, 4000, 64, (i) => `/conversations/warm${i}/stream`)
   await waitFor(() => app.sse.getStats().clients === 0, 'warm-up clients gone')
   const before = heapAfterGc()
 
@@ -47,7 +48,7 @@ t.test('20,000 one-shot connections to distinct ids leave no session behind, and
   const stats = app.sse.getStats()
   t.equal(stats.conversations.sessions, 1, 'only the session with history is held')
   t.ok(grown < 2 * 1024 * 1024, `heap grew ${(grown / 1024).toFixed(0)} KB after GC (< 2 MB)`)
-  t.equal(stats.clientsConnected, 20_500)
+  t.equal(stats.clientsConnected, 24_000)
   t.equal(stats.sessionsEvicted, 0)
 
   const c = await connect(`${url}/conversations/kept/stream?lastEventId=${encodeURIComponent(kept)}`)

@@ -32,6 +32,19 @@ t.test('accepted values', async (t) => {
   t.equal(o.authorize, authorize)
 })
 
+t.test('kinds, maxSessions and fanOutSlice: defaults, and frozen copies of what is given', async (t) => {
+  const d = resolveOptions({})
+  t.same(d.kinds, [])
+  t.equal(d.maxSessions, 100_000)
+  t.same(d.fanOutSlice, { sliceMs: 3, checkEvery: 32 })
+  const kinds = ['chat']
+  const o = resolveOptions({ kinds, maxSessions: Infinity, fanOutSlice: { checkEvery: 1 } })
+  t.same(o.kinds, ['chat'])
+  t.not(o.kinds, kinds, 'a copy')
+  t.ok(Object.isFrozen(o.kinds) && Object.isFrozen(o.fanOutSlice))
+  t.same(o.fanOutSlice, { sliceMs: 3, checkEvery: 1 }, 'what is not given keeps its default')
+})
+
 const bad: Array<[unknown, RegExp]> = [
   ['nope', /options: must be an object/],
   [[1], /options: must be an object/],
@@ -45,7 +58,12 @@ const bad: Array<[unknown, RegExp]> = [
   [{ sessionIdPattern: '^x$' }, /'sessionIdPattern': must be a RegExp/],
   [{ authorize: true }, /'authorize': must be a function/],
   [{ historyBytes: 2048, maxBufferedBytes: 1024 }, /'historyBytes': must not exceed maxBufferedBytes/],
-  [{ toString: 1 }, /'toString': unknown option/]
+  [{ toString: 1 }, /'toString': unknown option/],
+  [{ maxSessions: 0 }, /'maxSessions': must be an integer from 1/],
+  [{ fanOutSlice: 3 }, /'fanOutSlice': must be an object/],
+  [{ fanOutSlice: { sliceMs: 3, every: 2 } }, /'fanOutSlice': has unknown keys \(every\)/],
+  [{ fanOutSlice: { sliceMs: -1 } }, /'fanOutSlice': must be an integer from 0 to 1000/],
+  [{ fanOutSlice: { checkEvery: 0 } }, /'fanOutSlice': must be an integer from 1 to 1000000/]
 ]
 for (const [input, message] of bad) {
   t.test(`rejects ${JSON.stringify(input)}`, async (t) => {

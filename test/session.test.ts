@@ -1,0 +1,26 @@
+/* A session's publish (src/session.ts): held for joining clients, queued for connected ones, `done` when written. */
+import t from 'tap'
+import { Frame } from '../src/batch.js'
+import { Join, Session } from '../src/session.js'
+import type { FanOutHost } from '../src/fanout.js'
+import type { RetainedEvents } from '../src/event-log/types.js'
+
+const nothing: RetainedEvents = { length: 0, bytes: 0, clear () {} }
+const host = { tuning: { sliceMs: 3, checkEvery: 32 }, maxQueuedBytes: 1 << 20, period: 0, write () {} } as unknown as FanOutHost
+
+t.test('without clients, a frame is held for each joining client and its broadcast is done at once', async (t) => {
+  const s = new Session('s', 'conversation', nothing, host, 1)
+  const join = new Join()
+  s.joins.add(join)
+  const frame = new Frame(7, Buffer.from('x'))
+  let done = 0
+  s.publish(frame, 5, () => { done++ })
+  t.same(join.held, [frame])
+  t.equal(done, 1)
+  t.equal(s.lastSeq, 7)
+  t.equal(s.lastActivity, 5)
+  t.equal(s.streams, 1)
+  s.publish(new Frame(0, Buffer.from(':')), 6)
+  t.equal(s.lastSeq, 7, 'a frame every client gets (seq 0) is not an event of the session')
+  t.equal(join.held.length, 2)
+})
