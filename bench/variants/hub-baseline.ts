@@ -2,9 +2,9 @@
 // BENCH_HUB_BASELINE=/path/to/other/checkout/dist/index.js npm run bench -- --variants=hub,hub-baseline,...
 // It serves the stream() route exactly as the hub variant does.
 import Fastify, { type FastifyPluginAsync } from 'fastify'
-import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
 import type { SseHub } from '../../src/index.js'
+import { hubOptions, serve } from './hub.js'
 import type { Variant } from './types.js'
 
 export async function create (): Promise<Variant> {
@@ -12,17 +12,8 @@ export async function create (): Promise<Variant> {
   if (path === undefined) throw new Error('hub-baseline needs BENCH_HUB_BASELINE=<a built dist/index.js>')
   const sseHub = (await import(pathToFileURL(path).href) as { default: FastifyPluginAsync<Record<string, unknown>> }).default
   const app = Fastify({ logger: false })
-  const extra = JSON.parse(process.env.BENCH_HUB_OPTIONS ?? '{}') as Record<string, unknown>
-  await app.register(sseHub, { maxClients: 1_000_000, maxClientsPerSession: 1_000_000, ...extra })
+  await app.register(sseHub, hubOptions())
   const sse = (app as unknown as { sse: SseHub }).sse
   app.get('/s/:id', sse.stream('conversation'))
-  return {
-    listen: async () => {
-      await app.listen({ port: 0, host: '127.0.0.1' })
-      return (app.server.address() as AddressInfo).port
-    },
-    broadcast: (session, p) => sse.broadcastToConversation(session, 'conversation_token', p),
-    clients: () => sse.getStats().clients,
-    close: () => app.close()
-  }
+  return serve(app, sse)
 }

@@ -1,22 +1,30 @@
 // This project: fastify + fastify-sse-hub, everything on (ids, history, backpressure checks, heartbeats).
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
-import sseHub from '../../src/index.js'
+import sseHub, { type SseHub } from '../../src/index.js'
 import type { Variant } from './types.js'
 
-export async function create (): Promise<Variant> {
-  const app = Fastify({ logger: false })
-  // BENCH_HUB_OPTIONS='{"historySize":0}' tries other options (JSON); the defaults are what the table shows.
-  const extra = JSON.parse(process.env.BENCH_HUB_OPTIONS ?? '{}') as Record<string, unknown>
-  await app.register(sseHub, { maxClients: 1_000_000, maxClientsPerSession: 1_000_000, ...extra })
-  app.get('/s/:id', app.sse.stream('conversation'))
+/** The options every hub variant registers with: no client cap, and BENCH_HUB_OPTIONS (JSON) to try others. */
+export function hubOptions (): Record<string, unknown> {
+  return { maxClients: 1_000_000, maxClientsPerSession: 1_000_000, ...JSON.parse(process.env.BENCH_HUB_OPTIONS ?? '{}') as Record<string, unknown> }
+}
+
+/** A hub variant of `app`, whose hub is `sse`, with its stream route already added at `/s/:id`. */
+export function serve (app: FastifyInstance, sse: SseHub): Variant {
   return {
     listen: async () => {
       await app.listen({ port: 0, host: '127.0.0.1' })
       return (app.server.address() as AddressInfo).port
     },
-    broadcast: (session, p) => app.sse.broadcastToConversation(session, 'conversation_token', p),
-    clients: () => app.sse.getStats().clients,
+    broadcast: (session, p) => sse.broadcastToConversation(session, 'conversation_token', p),
+    clients: () => sse.getStats().clients,
     close: () => app.close()
   }
+}
+
+export async function create (): Promise<Variant> {
+  const app = Fastify({ logger: false })
+  await app.register(sseHub, hubOptions())
+  app.get('/s/:id', app.sse.stream('conversation'))
+  return serve(app, app.sse)
 }
