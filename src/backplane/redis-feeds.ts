@@ -1,0 +1,212 @@
+/*
+ * The sessions this process follows through Redis (the subscriber side of the backplane): one
+ * subscription per session however many hub subscribers, each event delivered to the sink once and
+ * in order, and the catch-up from the streams after the subscriber lost its connection.
+ */
+import type { Redis } from 'ioredis'
+import { assertConnected, unavailable } from './redis-connection.js'
+import { compareStreamIds, isStreamId, streamKey, toEvent, type Entry } from './redis-stream.js'
+import type { BackplaneEvent, BackplaneSink, BackplaneStats } from './types.js'
+
+interface Feed {
+  readonly kind: string
+  readonly sessionId: string
+  readonly key: string
+  refs: number
+  /** Settles when the subscription is live and `lastId` is known. */
+  ready: Promise<void>
+  /** The newest id delivered to the sink; `0-0` before any. */
+  lastId: string
+  /** Live events held back while the feed catches up after an outage. */
+  queue: BackplaneEvent[] | undefined
+}
+
+/**
+ * The followed sessions of one Redis backplane. Of its stats, counts `subscriptions`, `received`,
+ * `lagMs`, `maxLagMs`, `catchUps` and `resyncs`; reports failures that are not a caller's to `onError`.
+ */
+export class Feeds {
+  readonly #keyPrefix: string
+  readonly #stats: BackplaneStats
+  readonly #onError: (err: Error) => void
+  readonly #feeds = new Map<string, Feed>()
+
+  #sink: BackplaneSink | undefined
+  #cmd: Redis | undefined
+  #sub: Redis | undefined
+  #stopped = false
+  /** The subscriber lost its connection: resubscribe and catch up when both connections are ready. */
+  #recoverWanted = false
+  #recovery = Promise.resolve()
+  #retryTimer: NodeJS.Timeout | undefined
+
+  constructor (keyPrefix: string, stats: BackplaneStats, onError: (err: Error) => void) {
+    this.#keyPrefix = keyPrefix
+    this.#stats = stats
+    this.#onError = onError
+  }
+
+  /** Where events go, and the connections to follow the sessions on (before any other call but `unsubscribe`). */
+  attach (sink: BackplaneSink, cmd: Redis, sub: Redis): void {
+    this.#sink = sink
+    this.#cmd = cmd
+    this.#sub = sub
+  }
+
+  /** Whether a catch-up is owed: the subscriber lost its connection and the sessions are not read again yet. */
+  get recoverWanted (): boolean {
+    return this.#recoverWanted
+  }
+
+  /** For the subscriber's `close` event. */
+  readonly onSubClose = (): void => {
+    // Whatever is published from now on until the subscription is back must be read from the streams.
+    this.#recoverWanted = true
+  }
+
+  /** For the subscriber's `message` event. */
+  readonly onMessage = (channel: string, message: string): void => {
+    const feed = this.#feeds.get(channel)
+    const a = message.indexOf('\n')
+    const b = message.indexOf('\n', a + 1)
+    // Not ours (unsubscribed meanwhile, or published by someone else on our channel): ignore.
+    if (feed === undefined || b < 0 || !isStreamId(message.slice(0, a))) return
+    const event: BackplaneEvent = { id: message.slice(0, a), type: message.slice(a + 1, b), data: message.slice(b + 1) }
+    const stats = this.#stats
+    stats.received++
+    stats.lagMs = Math.max(0, Date.now() - Number(event.id.slice(0, event.id.indexOf('-'))))
+    stats.maxLagMs = Math.max(stats.maxLagMs, stats.lagMs)
+    if (feed.queue !== undefined) feed.queue.push(event)
+    else this.#emit(feed, event)
+  }
+
+  /** No more catch-up passes (the backplane closes). */
+  stop (): void {
+    this.#stopped = true
+    clearTimeout(this.#retryTimer)
+  }
+
+  async subscribe (kind: string, sessionId: string): Promise<void> {
+    const key = streamKey(this.#keyPrefix, kind, sessionId)
+    let feed = this.#feeds.get(key)
+    if (feed === undefined) {
+      const created: Feed = { kind, sessionId, key, refs: 0, ready: Promise.resolve(), lastId: '0-0', queue: undefined }
+      created.ready = this.#follow(created)
+      feed = created
+      this.#feeds.set(key, feed)
+      this.#stats.subscriptions = this.#feeds.size
+    }
+    feed.refs++
+    try {
+      await feed.ready
+    } catch (err) {
+      this.unsubscribe(kind, sessionId)
+      throw err
+    }
+  }
+
+  async #follow (feed: Feed): Promise<void> {
+    try {
+      const cmd = this.#cmd as Redis
+      const sub = this.#sub as Redis
+      assertConnected(cmd, sub)
+      await sub.subscribe(feed.key)
+      // Where the session stands now: the point to catch up from if the connection drops later.
+      const newest = await cmd.xrevrange(feed.key, '+', '-', 'COUNT', 1) as Entry[]
+      const id = newest[0]?.[0] ?? '0-0'
+      if (compareStreamIds(id, feed.lastId) > 0) feed.lastId = id
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  unsubscribe (kind: string, sessionId: string): void {
+    const key = streamKey(this.#keyPrefix, kind, sessionId)
+    const feed = this.#feeds.get(key)
+    if (feed === undefined || --feed.refs > 0) return
+    this.#feeds.delete(key)
+    this.#stats.subscriptions = this.#feeds.size
+    const sub = this.#sub as Redis
+    // Messages that still arrive for it are ignored; a resubscription after an outage leaves it out.
+    if (sub.status === 'ready') sub.unsubscribe(key).catch(this.#onError)
+  }
+
+  /** Delivers `event` unless the sink already has it (the seam between a catch-up read and live messages). */
+  #emit (feed: Feed, event: BackplaneEvent): void {
+    if (compareStreamIds(event.id, feed.lastId) <= 0) return
+    feed.lastId = event.id
+    ;(this.#sink as BackplaneSink).deliver(feed.kind, feed.sessionId, event)
+  }
+
+  /**
+   * After the subscriber reconnected: hold live events back, resubscribe every followed
+   * session, read what each missed from its stream, deliver that, then the held events.
+   * Goes again if the subscriber dropped meanwhile; retries after a second if it failed.
+   */
+  recover (): void {
+    // One recovery at a time: each call queues a pass, which finds nothing to do if an earlier one did it.
+    this.#recovery = this.#recovery.then(() => this.#recoverPass())
+  }
+
+  async #recoverPass (): Promise<void> {
+    const cmd = this.#cmd as Redis
+    const sub = this.#sub as Redis
+    while (this.#recoverWanted && !this.#stopped && cmd.status === 'ready' && sub.status === 'ready') {
+      this.#recoverWanted = false
+      const feeds = [...this.#feeds.values()]
+      if (feeds.length === 0) continue
+      // Hold live events from here: whatever arrived before (nothing, after a loss; or what a failed
+      // pass held) was written to the stream before the XRANGE below, which reads it again. So the
+      // hold never outgrows one pass.
+      for (const f of feeds) f.queue = []
+      try {
+        await sub.subscribe(...feeds.map((f) => f.key))
+        const pipeline = cmd.pipeline()
+        for (const f of feeds) {
+          pipeline.xrange(f.key, f.lastId, '+')
+          pipeline.xrevrange(f.key, '+', '-', 'COUNT', 1)
+        }
+        const replies = await pipeline.exec() as Array<[Error | null, Entry[]]>
+        let behind = false
+        feeds.forEach((f, i) => {
+          const [err, entries] = replies[2 * i] as [Error | null, Entry[]]
+          // One unsubscribed while reading is skipped: its clients are gone.
+          if (this.#feeds.get(f.key) === f) {
+            if (err === null) {
+              this.#catchUp(f, entries, (replies[2 * i + 1] as [null, Entry[]])[1])
+            } else {
+              // This session's key cannot be read (e.g. it is not a stream any more): it stays
+              // behind and is retried; the other sessions go on.
+              this.#onError(err)
+              behind = true
+            }
+          }
+        })
+        if (behind) throw new Error('some sessions could not be caught up')
+      } catch (err) {
+        this.#onError(err as Error)
+        this.#recoverWanted = true // the sessions already caught up are read again (nothing new), harmlessly
+        clearTimeout(this.#retryTimer)
+        this.#retryTimer = setTimeout(() => { this.recover() }, 1000).unref()
+        break
+      }
+    }
+  }
+
+  #catchUp (feed: Feed, entries: Entry[], newest: Entry[]): void {
+    let events = feed.queue as BackplaneEvent[]
+    feed.queue = undefined
+    if (feed.lastId === '0-0' || entries[0]?.[0] === feed.lastId) {
+      this.#stats.catchUps++
+      // What was missed, then what was held; #emit drops what was delivered already (lastId itself included).
+      events = entries.map(toEvent).concat(events)
+    } else {
+      // What was missed is no longer in the stream (trimmed, expired, or Redis lost its data).
+      this.#stats.resyncs++
+      const newestId = newest[0]?.[0] ?? ''
+      feed.lastId = newestId === '' ? '0-0' : newestId
+      ;(this.#sink as BackplaneSink).resync(feed.kind, feed.sessionId, newestId)
+    }
+    for (const event of events) this.#emit(feed, event)
+  }
+}

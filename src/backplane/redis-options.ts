@@ -1,0 +1,70 @@
+/*
+ * The options of redisBackplane(): their type and documentation, defaults and checks
+ * (FST_ERR_SSE_HUB_INVALID_OPTION), and how a Redis URL is shown in messages.
+ */
+import type { Redis, RedisOptions } from 'ioredis'
+import { FST_ERR_SSE_HUB_INVALID_OPTION } from '../errors.js'
+
+/** Options of {@link redisBackplane}. Give `url` or `client`. */
+export interface RedisBackplaneOptions {
+  /** Where Redis is, e.g. `redis://127.0.0.1:6379` (`rediss://` for TLS). The hub opens and closes two connections. */
+  url?: string
+  /**
+   * Your ioredis client instead of `url`: the hub sends its commands through it and opens one
+   * `client.duplicate()` for its subscriptions. `fastify.close()` leaves your client open.
+   */
+  client?: Redis
+  /** Prefix of every key and channel the hub uses. Default `'sse-hub:'`. */
+  keyPrefix?: string
+  /** Events kept per session stream (`XADD … MAXLEN ~ maxLen`: at least this many). Default 1000. */
+  maxLen?: number
+  /** A session's stream expires this many ms after its last broadcast; 0 never. Default 86400000 (one day). */
+  streamTtl?: number
+  /** Milliseconds `register` waits for Redis before failing with `FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE`. Default 10000. */
+  connectTimeout?: number
+  /** Milliseconds a Redis command may take on the connections the hub opens before it fails. Default 5000. */
+  commandTimeout?: number
+  /** More ioredis options for the connections opened from `url` (password, tls, db, …). */
+  redisOptions?: RedisOptions
+}
+
+/** Checked options with their defaults: exactly one of `url` and `client`. */
+export type ResolvedRedisOptions = Required<Omit<RedisBackplaneOptions, 'url' | 'client'>> & Pick<RedisBackplaneOptions, 'url' | 'client'>
+
+const DEFAULTS = { keyPrefix: 'sse-hub:', maxLen: 1000, streamTtl: 86_400_000, connectTimeout: 10_000, commandTimeout: 5000, redisOptions: {} }
+
+const positive = (min: number, max: number) => (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
+
+const CHECKS: { readonly [K in keyof RedisBackplaneOptions]-?: [(v: unknown) => boolean, string] } = {
+  url: [(v) => typeof v === 'string' && /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL'],
+  client: [(v) => typeof v === 'object' && v !== null && typeof (v as Redis).duplicate === 'function' && typeof (v as Redis).xrange === 'function', 'must be an ioredis client'],
+  keyPrefix: [(v) => typeof v === 'string' && v.length <= 128, 'must be a string of at most 128 characters'],
+  maxLen: [positive(1, 100_000_000), 'must be an integer from 1 to 100000000'],
+  streamTtl: [positive(0, Number.MAX_SAFE_INTEGER), 'must be an integer >= 0'],
+  connectTimeout: [positive(1, 2 ** 31 - 1), 'must be an integer from 1 to 2147483647'],
+  commandTimeout: [positive(1, 2 ** 31 - 1), 'must be an integer from 1 to 2147483647'],
+  redisOptions: [(v) => typeof v === 'object' && v !== null, 'must be an object']
+}
+
+/** Checks the options of redisBackplane() (`FST_ERR_SSE_HUB_INVALID_OPTION`) and fills in the defaults. */
+export function resolveRedisOptions (options: RedisBackplaneOptions): ResolvedRedisOptions {
+  if (typeof options !== 'object' || options === null) throw new FST_ERR_SSE_HUB_INVALID_OPTION('redisBackplane: options must be an object')
+  const resolved: Record<string, unknown> = { ...DEFAULTS }
+  for (const key of Object.keys(options)) {
+    const check = CHECKS[key as keyof RedisBackplaneOptions]
+    if (check === undefined) throw new FST_ERR_SSE_HUB_INVALID_OPTION(`redisBackplane '${key}': unknown option`)
+    const value = (options as Record<string, unknown>)[key]
+    if (value === undefined) continue
+    if (!check[0](value)) throw new FST_ERR_SSE_HUB_INVALID_OPTION(`redisBackplane '${key}': ${check[1]}`)
+    resolved[key] = value
+  }
+  if ((resolved.url === undefined) === (resolved.client === undefined)) {
+    throw new FST_ERR_SSE_HUB_INVALID_OPTION('redisBackplane: give exactly one of `url` and `client`')
+  }
+  return resolved as unknown as ResolvedRedisOptions
+}
+
+/** A URL for messages: without its password. */
+export function redactUrl (url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@')
+}
