@@ -101,6 +101,8 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (reply.raw.destroyed) return clientId
     const s = found ?? this.#sessions.obtain(sessionId, false)
     if (s === undefined) throw this.#limits.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxSessions'))
+    // Not to be evicted while its client joins; settled again if it does not.
+    this.#sessions.busy(s)
     const replay = this.#log.replay(s, readLastEventId(reply.request))
     if (replay instanceof Replay) {
       this.#attach(s, reply, clientId, ip, replay)
@@ -163,7 +165,6 @@ export class SessionRegistry<E extends EventMap<E>> {
     const client = new Client(clientId, res, now, ip, s, reply.log, s.lastSeq, replay.covered, this.#opts.maxBufferedBytes)
     client.listen(this.#onClose, this.#onPeerEnd)
     s.clients.set(clientId, client)
-    if (s.clients.size === 1) this.#sessions.busy(s)
     this.#limits.take(ip)
     if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId, replay: replay.outcome }, 'sse client connected')
   }

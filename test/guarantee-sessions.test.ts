@@ -6,7 +6,7 @@ import t from 'tap'
 import { once } from 'node:events'
 import net from 'node:net'
 import { Redis } from 'ioredis'
-import { buildApp, connect, listen, SseClient, token, waitFor } from './helper.js'
+import { buildApp, connect, listen, noConnections, SseClient, token, waitFor } from './helper.js'
 import { instance, redisOrSkip } from './redis-helper.js'
 
 const gc = (globalThis as { gc?: () => void }).gc as () => void
@@ -22,6 +22,7 @@ async function oneShot (port: number, path: string): Promise<void> {
   socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`)
   await once(socket, 'data')
   socket.destroy()
+  await once(socket, 'close')
 }
 
 /** `n` one-shot connections, `concurrency` at a time, the i-th to `path(i)`. */
@@ -40,10 +41,13 @@ t.test('20,000 one-shot connections to distinct ids leave no session behind, and
   // A warm-up first: what Node, Fastify and V8 allocate once (code, pools) is not what the flood holds.
   await flood(url, 4000, 64, (i) => `/conversations/warm${i}/stream`)
   await waitFor(() => app.sse.getStats().clients === 0, 'warm-up clients gone')
+  await noConnections(app.server)
   const before = heapAfterGc()
 
   await flood(url, 20_000, 64, (i) => `/conversations/flood${i}/stream`)
   await waitFor(() => app.sse.getStats().clients === 0, 'flood clients gone')
+  // Node's own objects of a connection go with its socket: measured once every socket is gone.
+  await noConnections(app.server)
   const grown = heapAfterGc() - before
   const stats = app.sse.getStats()
   t.equal(stats.conversations.sessions, 1, 'only the session with history is held')
