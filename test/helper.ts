@@ -262,3 +262,19 @@ export async function stalledPeer (url: string, path: string): Promise<net.Socke
   socket.on('error', () => {})
   return socket
 }
+
+/**
+ * Process warnings that come from the test tooling, not from the hub: "no warning" checks look at the rest.
+ * Matched exactly, by name, code and message, so that any other warning, from the hub or its dependencies, still fails:
+ * - DEP0205 (Node >= 26): tap's loaders (@tapjs/typescript's ts-node, @tapjs/mock, @tapjs/processinfo) install their
+ *   ESM hooks with `module.register()`, which Node 26 deprecates. Emitted once per process, when the test file is
+ *   loaded; the hub never calls `module.register()`.
+ */
+const TOOLING_WARNINGS: ReadonlyArray<{ name: string, code: string, message: string }> = [
+  { name: 'DeprecationWarning', code: 'DEP0205', message: '`module.register()` is deprecated. Use `module.registerHooks()` instead.' }
+]
+
+/** True when `warning` (from `process.on('warning')`) is one of {@link TOOLING_WARNINGS}. */
+export function isToolingWarning (warning: Error & { code?: string }): boolean {
+  return TOOLING_WARNINGS.some((w) => warning.name === w.name && warning.code === w.code && warning.message === w.message)
+}
