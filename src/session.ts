@@ -7,7 +7,7 @@ import type { Client } from './client.js'
 import type { RetainedEvents } from './event-log/types.js'
 import { FanOut, type FanOutHost } from './fanout.js'
 
-/** A client being admitted while its replay is prepared: the live frames published meanwhile are held for it. */
+/** A client being admitted while its replay is prepared: the live frames sent meanwhile are held for it. */
 export class Join {
   readonly held: Frame[] = []
 }
@@ -42,7 +42,7 @@ export class Session {
    * A new frame of the session: held for the clients joining, queued for the clients connected.
    * `done` runs once every client has been written to (at once when there is none).
    */
-  publish (frame: Frame, now: number, done?: () => void): void {
+  send (frame: Frame, now: number, done?: () => void): void {
     this.lastActivity = now
     if (frame.seq > 0) this.lastSeq = frame.seq
     for (const join of this.joins) join.held.push(frame)

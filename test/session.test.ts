@@ -1,4 +1,4 @@
-/* A session's publish (src/session.ts): held for joining clients, queued for connected ones, `done` when written. */
+/* A session's send (src/session.ts): held for joining clients, queued for connected ones, `done` when written. */
 import t from 'tap'
 import { Frame } from '../src/batch.js'
 import { Join, Session } from '../src/session.js'
@@ -14,13 +14,13 @@ t.test('without clients, a frame is held for each joining client and its broadca
   s.joins.add(join)
   const frame = new Frame(7, Buffer.from('x'))
   let done = 0
-  s.publish(frame, 5, () => { done++ })
+  s.send(frame, 5, () => { done++ })
   t.same(join.held, [frame])
   t.equal(done, 1)
   t.equal(s.lastSeq, 7)
   t.equal(s.lastActivity, 5)
   t.equal(s.streams, 1)
-  s.publish(new Frame(0, Buffer.from(':')), 6)
+  s.send(new Frame(0, Buffer.from(':')), 6)
   t.equal(s.lastSeq, 7, 'a frame every client gets (seq 0) is not an event of the session')
   t.equal(join.held.length, 2)
 })

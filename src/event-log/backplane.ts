@@ -118,7 +118,7 @@ export class BackplaneLog implements EventLog {
   #deliver (kind: string, sessionId: string, event: BackplaneEvent): void {
     const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
     if (s === undefined) return
-    s.publish(new Frame(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
+    s.send(new Frame(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
   }
 
   /** Events of the session were lost before reaching this process: every client here, and every one joining, gets a `resync`. */
@@ -128,6 +128,6 @@ export class BackplaneLog implements EventLog {
     this.counters.resynced(s.clients.size)
     for (const client of s.clients.values()) client.covered = undefined
     // seq 0: every client gets it, whatever its replay covered.
-    s.publish(new Frame(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
+    s.send(new Frame(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
   }
 }

@@ -53,7 +53,7 @@ export class MemoryLog implements EventLog {
       sessions.settle(s)
       return Promise.resolve(id)
     }
-    return new Promise((resolve) => { s.publish(new Frame(seq, frame), now, () => { resolve(id) }) })
+    return new Promise((resolve) => { s.send(new Frame(seq, frame), now, () => { resolve(id) }) })
   }
 
   replay (s: Session, lastEventId: string | undefined): Replay {

@@ -53,14 +53,14 @@ export interface EventLog {
   /** What the log will keep of a new session here. */
   retained (): RetainedEvents
   /**
-   * Appends an event (type and JSON validated) to a session, and publishes it to the session's clients.
+   * Appends an event (type and JSON validated) to a session, and sends it to the session's clients (with a backplane: through it, to every process).
    * Throws `FST_ERR_SSE_HUB_EVENT_TOO_LARGE` before anything is stored; resolves with the event's id.
    */
   append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string>
   /**
    * What a new client of `session` gets first, given its `Last-Event-ID`: synchronous when the log can
    * answer at once (a connection then costs no promise). An asynchronous answer holds the live frames
-   * published meanwhile (a {@link Session.joins} entry) and includes the ones it does not cover.
+   * sent meanwhile (a {@link Session.joins} entry) and includes the ones it does not cover.
    * Until {@link release}d, the client holds the session's feed.
    */
   replay (session: Session, lastEventId: string | undefined): Replay | Promise<Replay>
