@@ -39,6 +39,8 @@ export class Client {
   readonly socket: Socket | undefined
   /** Whether the socket's high-water mark is above `maxBufferedBytes`, so staying under it vouches for nothing (perf note 19). */
   readonly markAboveLimit: boolean
+  /** The round of its session's fan-out that last wrote to it (see `FanOut.unwritten`). */
+  writtenIn = 0
 
   constructor (
     readonly id: string,
@@ -73,7 +75,7 @@ export class Client {
   }
 
   /** Writes what of `batch` it lacks and counts what reached it. */
-  send (batch: Batch, heartbeats: boolean, maxBufferedBytes: number, counters: Counters): WriteOutcome {
+  write (batch: Batch, heartbeats: boolean, maxBufferedBytes: number, counters: Counters): WriteOutcome {
     const part = this.unsent(batch, heartbeats)
     if (part === undefined) return WRITTEN
     let underMark: boolean

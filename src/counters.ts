@@ -2,6 +2,7 @@
  * The hub's counters and the shapes of its stats, reported by `getStats()`: each counter is incremented
  * by one method here, named after what happened, so every place that counts something can be found from here.
  */
+import type { Session } from './session.js'
 
 /** Per-kind numbers of `SessionRegistry.stats()`. */
 export interface RegistryStats {
@@ -15,6 +16,18 @@ export interface RegistryStats {
   historyEvents: number
   /** Bytes held for replay, all sessions together. */
   historyBytes: number
+}
+
+/** {@link RegistryStats} of one kind's sessions. */
+export function registryStats (sessions: Iterable<Session>, held: number): RegistryStats {
+  const stats: RegistryStats = { count: 0, clients: 0, sessions: held, historyEvents: 0, historyBytes: 0 }
+  for (const s of sessions) {
+    if (s.clients.size > 0) stats.count++
+    stats.clients += s.clients.size
+    stats.historyEvents += s.retained.length
+    stats.historyBytes += s.retained.bytes
+  }
+  return stats
 }
 
 /** Counters of one hub, every kind together. */

@@ -1,10 +1,9 @@
-import createError from '@fastify/error'
-
 /*
  * Every error the hub throws. Each constant's `code` equals its export name
  * (test/errors.test.ts checks it), so `err.code === 'FST_ERR_SSE_HUB_…'` and
  * `err instanceof FST_ERR_SSE_HUB_…` both work.
  */
+import createError from '@fastify/error'
 
 /** An option passed to `register` is unknown or has the wrong type/range. */
 export const FST_ERR_SSE_HUB_INVALID_OPTION = createError<[string]>(

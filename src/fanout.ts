@@ -13,8 +13,6 @@ export interface FanOutTuning {
   readonly checkEvery: number
 }
 
-export const DEFAULT_TUNING: FanOutTuning = Object.freeze({ sliceMs: 3, checkEvery: 32 })
-
 /** What every fan-out of a registry shares. */
 export interface FanOutHost {
   readonly tuning: FanOutTuning
@@ -54,6 +52,8 @@ export class FanOut {
   #scheduled = false
   /** The heartbeat period in which a round last started. */
   #wroteIn = -1
+  /** Rounds started: each client is stamped with the one that last wrote to it. */
+  #rounds = 0
 
   constructor (readonly clients: Map<string, Client>, readonly host: FanOutHost) {}
 
@@ -76,9 +76,10 @@ export class FanOut {
     return this.#wroteIn === period
   }
 
-  /** The frames queued but not yet written to every client: the current round's, then the queue. */
-  unwritten (): Frame[] {
-    return this.#round === undefined ? this.#queue : [...this.#round.batch.frames, ...this.#queue]
+  /** The frames queued and not yet written to `client`: the current round's unless it reached the client, then the queue. */
+  unwritten (client: Client): Frame[] {
+    const round = this.#round
+    return round === undefined || client.writtenIn === this.#rounds ? this.#queue : [...round.batch.frames, ...this.#queue]
   }
 
   /** Runs rounds until the queue is empty, yielding after a time slice unless the queue is over its bound. */
@@ -90,6 +91,7 @@ export class FanOut {
       if (round === undefined) {
         if (this.#queue.length === 0) return
         round = this.#round = new Round(new Batch(this.#queue), this.clients.values(), this.#waiters)
+        this.#rounds++
         this.#wroteIn = this.host.period
         this.#queue = this.#spareQueue
         this.#queueBytes = 0
@@ -98,7 +100,9 @@ export class FanOut {
       const { batch, clients } = round
       let n = 0
       for (let next = clients.next(); next.done !== true; next = clients.next()) {
-        this.host.write(next.value, batch)
+        const client = next.value
+        client.writtenIn = this.#rounds
+        this.host.write(client, batch)
         if (++n % checkEvery === 0 && clock() >= deadline && this.#queueBytes <= maxQueuedBytes) {
           later(() => { this.#pump() })
           return

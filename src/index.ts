@@ -1,3 +1,4 @@
+/* The package's entry: the plugin wrapped by fastify-plugin, the `fastify.sse` type, and every export. */
 import fp from 'fastify-plugin'
 import type { SseHub } from './hub.js'
 import { sseHubPlugin } from './plugin.js'

@@ -1,3 +1,4 @@
+/* The plugin's options: their types, defaults and validation into one frozen copy. */
 import type { FastifyRequest } from 'fastify'
 import type { Backplane } from './backplane/types.js'
 import { FST_ERR_SSE_HUB_INVALID_OPTION } from './errors.js'

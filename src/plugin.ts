@@ -1,3 +1,4 @@
+/* Fastify wiring: decorates `fastify.sse` and ties the hub's life to the server's hooks. */
 import fastifySseModule from '@fastify/sse'
 import type { FastifyPluginAsync } from 'fastify'
 import { SseHub } from './hub.js'

@@ -9,7 +9,7 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Batch, HEARTBEAT } from './batch.js'
 import { Client, clientOf, debugging, FAILED, WRITTEN, type RawResponse } from './client.js'
-import type { Counters, RegistryStats } from './counters.js'
+import { registryStats, type Counters, type RegistryStats } from './counters.js'
 import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
 import { Replay, type EventLog } from './event-log/types.js'
 import type { EventMap, SessionKind } from './events.js'
@@ -78,8 +78,8 @@ export class SessionRegistry<E extends EventMap<E>> {
   }
 
   /**
-   * {@link add}, synchronous when nothing has to be waited for (no `authorize`, no backplane): then it
-   * returns the client id, or throws. Otherwise it returns the promise `add` does (perf note 2).
+   * {@link add}, but what is found before anything is awaited (a bad id, a limit) is thrown, and without
+   * `authorize` or a backplane it returns the client id itself, not a promise (perf note 2).
    */
   open (sessionId: string, reply: FastifyReply): string | Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
@@ -104,11 +104,9 @@ export class SessionRegistry<E extends EventMap<E>> {
     // Not to be evicted while its client joins; settled again if it does not.
     this.#sessions.busy(s)
     const replay = this.#log.replay(s, readLastEventId(reply.request))
-    if (replay instanceof Replay) {
-      this.#attach(s, reply, clientId, ip, replay)
-      return clientId
-    }
-    return this.#attachLater(s, reply, clientId, ip, replay)
+    if (!(replay instanceof Replay)) return this.#attachLater(s, reply, clientId, ip, replay)
+    this.#attach(s, reply, clientId, ip, replay)
+    return clientId
   }
 
   /** Waits for a replay the log reads asynchronously, holding the client's place meanwhile. */
@@ -117,43 +115,53 @@ export class SessionRegistry<E extends EventMap<E>> {
     let replay: Replay
     try {
       replay = await reading
-      if (this.#limits.closing) {
-        this.#log.release(s)
-        throw new FST_ERR_SSE_HUB_CLOSING()
-      }
     } catch (err) {
       this.#limits.give(ip)
       this.#sessions.settle(s)
-      // Unavailable or closing: both are answered 503.
-      this.#limits.retryLater(reply)
+      this.#limits.retryLater(reply) // unavailable: 503
       throw err
     }
+    // Nothing yields from here to the attach: the frames held for the client meanwhile follow its replay.
+    replay.endJoin(s)
     this.#limits.give(ip)
-    if (reply.raw.destroyed) {
-      // The peer left while we waited.
-      this.#log.release(s)
-      this.#sessions.settle(s)
-    } else {
-      this.#attach(s, reply, clientId, ip, replay)
+    if (this.#limits.closing) {
+      this.#abandon(s)
+      this.#limits.retryLater(reply)
+      throw new FST_ERR_SSE_HUB_CLOSING()
     }
+    // The peer left while we waited.
+    if (reply.raw.destroyed) this.#abandon(s)
+    else this.#attach(s, reply, clientId, ip, replay)
     return clientId
+  }
+
+  /** Gives up on a client that held the session's feed and was not attached. */
+  #abandon (s: Session): void {
+    this.#log.release(s)
+    this.#sessions.settle(s)
   }
 
   /** Commits the stream, writes the greeting and the replay, and tracks the client. */
   #attach (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, replay: Replay): void {
     const res = reply.raw
     const now = this.#hub.now()
-    commitHeaders(reply)
     const hello = greeting(this.#opts.retry, this.#opts.retryJitter, clientId, s.id, this.kind, now)
     let bytes: number
-    // perf note 9: without a replay the greeting is written as the string it is.
-    if (replay.frames.length === 0) {
-      res.write(hello)
-      bytes = Buffer.byteLength(hello)
-    } else {
-      const initial = Buffer.concat([Buffer.from(hello), ...replay.frames])
-      res.write(initial)
-      bytes = initial.length
+    try {
+      commitHeaders(reply)
+      // perf note 9: without a replay the greeting is written as the string it is.
+      if (replay.frames.length === 0) {
+        res.write(hello)
+        bytes = Buffer.byteLength(hello)
+      } else {
+        const initial = Buffer.concat([Buffer.from(hello), ...replay.frames])
+        res.write(initial)
+        bytes = initial.length
+      }
+    } catch (err) {
+      // A header a hook set that Node refuses, say: nothing is tracked yet.
+      this.#abandon(s)
+      throw err
     }
     const counters = this.#counters
     counters.connected()
@@ -211,10 +219,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     }
   }
 
-  /**
-   * Removes clients whose connection is gone and ends (cleanly, so they reconnect and resume) clients
-   * connected for `maxAgeMs` or longer. Returns the number of clients removed.
-   */
+  /** Removes clients whose connection is gone, ends (cleanly) those connected `maxAgeMs` or longer; returns how many. */
   cleanup (maxAgeMs: number, now: number): number {
     let removed = 0
     for (const s of this.#sessions.values()) {
@@ -242,19 +247,12 @@ export class SessionRegistry<E extends EventMap<E>> {
 
   /** Sessions, clients and retained history of this kind. */
   stats (): RegistryStats {
-    const stats: RegistryStats = { count: 0, clients: 0, sessions: this.#sessions.size, historyEvents: 0, historyBytes: 0 }
-    for (const s of this.#sessions.values()) {
-      if (s.clients.size > 0) stats.count++
-      stats.clients += s.clients.size
-      stats.historyEvents += s.retained.length
-      stats.historyBytes += s.retained.bytes
-    }
-    return stats
+    return registryStats(this.#sessions.values(), this.#sessions.size)
   }
 
   /** Writes a round's batch to one client, and drops it when it stopped reading or its write failed. */
   #writeTo (client: Client, batch: Batch): void {
-    const outcome = client.send(batch, true, this.#opts.maxBufferedBytes, this.#counters)
+    const outcome = client.write(batch, true, this.#opts.maxBufferedBytes, this.#counters)
     if (outcome === WRITTEN) return
     if (outcome !== FAILED) {
       this.#counters.droppedSlow()
@@ -271,8 +269,8 @@ export class SessionRegistry<E extends EventMap<E>> {
    * `lastChunk` false: the peer has closed its side.
    */
   #end (client: Client, lastChunk = true): void {
-    const unwritten = client.session.fanOut.unwritten()
-    if (unwritten.length > 0 && client.send(new Batch(unwritten), false, Infinity, this.#counters) === FAILED) {
+    const unwritten = client.session.fanOut.unwritten(client)
+    if (unwritten.length > 0 && client.write(new Batch(unwritten), false, Infinity, this.#counters) === FAILED) {
       this.#detach(client)
       client.res.destroy()
       return

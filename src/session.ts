@@ -45,7 +45,7 @@ export class Session {
   send (frame: Frame, now: number, done?: () => void): void {
     this.lastActivity = now
     if (frame.seq > 0) this.lastSeq = frame.seq
-    for (const join of this.joins) join.held.push(frame)
+    if (this.joins.size > 0) for (const join of this.joins) join.held.push(frame)
     if (this.clients.size > 0) this.fanOut.send(frame, done)
     else done?.()
   }

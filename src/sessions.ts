@@ -37,7 +37,7 @@ export class SessionBudget {
     this.#idle.set(s, sessions)
   }
 
-  /** `s` has a client again: it cannot be evicted. */
+  /** A client is joining `s`: it cannot be evicted until {@link Sessions.settle} finds it without any. */
   busy (s: Session): void {
     this.#idle.delete(s)
   }
@@ -91,7 +91,7 @@ export class Sessions {
     else this.budget.idle(s, this)
   }
 
-  /** `s` gained a client. */
+  /** A client is joining `s`: it stays held, not evictable, until settled. */
   busy (s: Session): void {
     this.budget.busy(s)
   }

@@ -307,3 +307,56 @@ t.test('a stream ended while a resync is queued gets the resync first: the event
   await c.end()
   t.same(tokens(c), ['1', 'RESYNC', '3'])
 })
+
+t.test('a client that leaves while its join waits does not take the session from one still joining', async (t) => {
+  const bp = new ScriptedBackplane()
+  const app = await buildApp({ backplane: bp, heartbeatInterval: 0 })
+  const responses = rawResponses(app)
+  const url = await listen(app, t)
+  bp.subscribeGate = new Gate()
+  const leaving = new SseClient(`${url}/conversations/s/stream`)
+  await waitFor(() => bp.calls.filter((c) => c === 'subscribe s').length === 1, 'first join pending')
+  const staying = new SseClient(`${url}/conversations/s/stream`)
+  await waitFor(() => bp.calls.filter((c) => c === 'subscribe s').length === 2, 'second join pending')
+  leaving.close()
+  await waitFor(() => responses[0]?.destroyed === true, 'server saw the close')
+  bp.subscribeGate.open()
+  await staying.connected()
+  t.equal(app.sse.getConversationClientCount('s'), 1, 'the staying client is in the session the hub holds')
+  await publish(app, bp, 1)
+  bp.deliver('s', 1)
+  t.same(tokens(await staying.receive(1).then(() => staying)), ['1'])
+  staying.close()
+})
+
+t.test('live events delivered while a join finishes reach the joining client exactly once, in order', async (t) => {
+  const { app, url, bp } = await setup(t, { heartbeatInterval: 0 })
+  await publish(app, bp, 8)
+  bp.readGate = new Gate()
+  const c = new SseClient(`${url}/conversations/s/stream`, { 'last-event-id': '2-0' })
+  await waitFor(() => bp.calls.includes('subscribe s'), 'join pending')
+  bp.readGate.open()
+  // Events 3…8 are in the replay; 9…14 arrive live, each a microtask later than the last: some while the
+  // replay is still being read, some between its answer and the attach.
+  await publish(app, bp, 6)
+  let chain = Promise.resolve()
+  for (let n = 9; n <= 14; n++) chain = chain.then(() => { bp.deliver('s', n) })
+  await chain
+  await c.receive(12)
+  t.same(tokens(c), ['3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14'])
+  c.close()
+})
+
+t.test('a stream ended mid-round gets a queued resync once, whether or not the round reached it', async (t) => {
+  const { app, url, bp } = await setup(t, { heartbeatInterval: 0, fanOutSlice: { sliceMs: 0, checkEvery: 1 } })
+  const clients = [await connect(`${url}/conversations/s/stream`), await connect(`${url}/conversations/s/stream`), await connect(`${url}/conversations/s/stream`)]
+  bp.sink.resync('conversation', 's', '')
+  // Runs right after the round's first slice (microtasks run in order): it wrote to the first client only.
+  queueMicrotask(() => {
+    app.sse.removeConversationClient('s', clients[0]!.clientId)
+    app.sse.removeConversationClient('s', clients[2]!.clientId)
+  })
+  await Promise.all([clients[0]!.end(), clients[2]!.end(), clients[1]!.receive(1)])
+  for (const c of clients) t.same(tokens(c), ['RESYNC'])
+  clients[1]!.close()
+})

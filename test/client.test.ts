@@ -35,10 +35,10 @@ t.test('written: the batch reaches the socket, the client is current, and it is 
   const counters = new Counters()
   const c = new Client('c', res, 0, undefined, session, silent, 0, undefined, 1 << 20)
   t.ok(c.socket, 'HTTP/1: written straight to the socket')
-  t.equal(c.send(new Batch([frame(1, 10), frame(2, 10)]), true, 1 << 20, counters), WRITTEN)
+  t.equal(c.write(new Batch([frame(1, 10), frame(2, 10)]), true, 1 << 20, counters), WRITTEN)
   t.equal(c.sentSeq, 2)
   t.match(counters, { eventsSent: 2, bytesSent: 20 })
-  t.equal(c.send(new Batch([frame(2, 10)]), true, 1 << 20, counters), WRITTEN, 'nothing it lacks: nothing written')
+  t.equal(c.write(new Batch([frame(2, 10)]), true, 1 << 20, counters), WRITTEN, 'nothing it lacks: nothing written')
   t.equal(counters.eventsSent, 2)
 })
 
@@ -50,7 +50,7 @@ t.test('too slow: past maxBufferedBytes unsent, even under the socket\'s high-wa
   t.ok(c.markAboveLimit, 'the socket\'s mark (16 KiB) cannot vouch for a 4 KiB limit')
   let seq = 0
   let outcome: number = WRITTEN
-  while (outcome === WRITTEN && seq < 10_000) outcome = c.send(new Batch([frame(++seq, 1000)]), true, max, counters)
+  while (outcome === WRITTEN && seq < 10_000) outcome = c.write(new Batch([frame(++seq, 1000)]), true, max, counters)
   t.equal(outcome, TOO_SLOW)
   t.ok(res.writableLength > max && res.writableLength <= max + 1000 + 64, `held ${res.writableLength} bytes when found too slow`)
   t.equal(counters.eventsSent, seq - 1, 'the batch that went past the limit is not counted as sent')
@@ -62,7 +62,7 @@ t.test('failed: a write that throws is reported, not thrown', async (t) => {
   const log = { warn (o: unknown) { warned.push(o) } } as unknown as Client['log']
   res.write = () => { throw new Error('broken wrapper') }
   const c = new Client('c', res, 0, undefined, session, log, 0, undefined, 1 << 20)
-  t.equal(c.send(new Batch([frame(1, 10)]), true, 1 << 20, new Counters()), FAILED)
+  t.equal(c.write(new Batch([frame(1, 10)]), true, 1 << 20, new Counters()), FAILED)
   t.equal(c.sentSeq, 0)
   t.match(warned, [{ kind: 'conversation', sessionId: 's', clientId: 'c', err: { message: 'broken wrapper' } }])
 })

@@ -80,17 +80,15 @@ export class BackplaneLog implements EventLog {
         this.release(s)
         throw err
       }
-    } finally {
+    } catch (err) {
       s.joins.delete(join)
+      throw err
     }
-    const frames = read === undefined ? [] : read.replay.frames
     const coveredId = read?.coveredId
-    const compare = this.backplane.compareIds.bind(this.backplane)
-    for (const held of join.held) {
-      if (coveredId === undefined || held.id === undefined || compare(held.id, coveredId) > 0) frames.push(held.frame)
-    }
-    const covered = coveredId === undefined ? undefined : (id: string): boolean => compare(id, coveredId) <= 0
-    return new Replay(read === undefined ? 'none' : read.replay.outcome, frames, read === undefined ? 0 : read.replay.events, covered)
+    const backplane = this.backplane
+    const covered = coveredId === undefined ? undefined : (id: string): boolean => backplane.compareIds(id, coveredId) <= 0
+    if (read === undefined) return new Replay('none', [], 0, covered, join)
+    return new Replay(read.replay.outcome, read.replay.frames, read.replay.events, covered, join)
   }
 
   /** The replay after `lastEventId`, or a `resync`; no more than `historySize` events or `historyBytes` bytes, as in memory. */

@@ -5,7 +5,7 @@
 import type { ResyncEvent } from '../events.js'
 import type { BackplaneStats } from '../backplane/types.js'
 import type { Covered } from '../client.js'
-import type { Session } from '../session.js'
+import type { Join, Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
 
 /** What a log keeps of one session in this process. */
@@ -31,8 +31,24 @@ export class Replay {
     /** Events among `frames` (a `resync` is not counted). */
     readonly events: number,
     /** Live events this replay already covers (see `Client.covered`); undefined when none can be. */
-    readonly covered: Covered | undefined
+    readonly covered: Covered | undefined,
+    /** An asynchronous replay's join: the live frames held for the client until {@link endJoin}. */
+    readonly join: Join | undefined = undefined
   ) {}
+
+  /**
+   * Ends the join: the frames held meanwhile that the replay does not cover go after it. Call it in the same
+   * synchronous step that attaches the client (or gives up on it), so no live frame falls between the two.
+   */
+  endJoin (session: Session): void {
+    const join = this.join
+    if (join === undefined) return
+    session.joins.delete(join)
+    const covered = this.covered
+    for (const held of join.held) {
+      if (covered === undefined || held.id === undefined || !covered(held.id)) this.frames.push(held.frame)
+    }
+  }
 }
 
 /** The answer to a client without `Last-Event-ID` on the in-memory log: nothing before live events. */
@@ -60,8 +76,9 @@ export interface EventLog {
   /**
    * What a new client of `session` gets first, given its `Last-Event-ID`: synchronous when the log can
    * answer at once (a connection then costs no promise). An asynchronous answer holds the live frames
-   * sent meanwhile (a {@link Session.joins} entry) and includes the ones it does not cover.
-   * Until {@link release}d, the client holds the session's feed.
+   * sent meanwhile in a {@link Session.joins} entry, which stays there until the caller calls
+   * {@link Replay.endJoin} (a rejected answer removes it itself). Until {@link release}d, the client holds
+   * the session's feed.
    */
   replay (session: Session, lastEventId: string | undefined): Replay | Promise<Replay>
   /** A client that held the session's feed is gone. */
