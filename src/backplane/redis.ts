@@ -192,7 +192,7 @@ class RedisBackplane implements Backplane {
     const event: BackplaneEvent = { id: message.slice(0, a), type: message.slice(a + 1, b), data: message.slice(b + 1) }
     const stats = this.#stats
     stats.received++
-    stats.lagMs = Math.max(0, Date.now() - Number(event.id.slice(0, event.id.indexOf('-'))))
+    stats.lagMs = Math.max(0, Date.now() - this.eventTime(event.id))
     stats.maxLagMs = Math.max(stats.maxLagMs, stats.lagMs)
     if (feed.queue !== undefined) feed.queue.push(event)
     else this.#emit(feed, event)
@@ -349,6 +349,11 @@ class RedisBackplane implements Backplane {
 
   compareIds (a: string, b: string): number {
     return compareStreamIds(a, b)
+  }
+
+  /** A stream id's milliseconds part: when Redis appended the event. */
+  eventTime (id: string): number {
+    return Number(id.slice(0, id.indexOf('-')))
   }
 
   stats (): BackplaneStats {
