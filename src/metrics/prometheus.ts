@@ -4,7 +4,7 @@
  * no value is kept up to date by a timer, and no label takes a value outside the kinds, the reject reasons
  * and the bucket bounds (perf note 37).
  */
-import type { Backplane } from '../backplane/types.js'
+import type { Backplane, BackplaneStats } from '../backplane/types.js'
 import { REJECT_REASONS, type Counters, type RegistryStats } from '../counters.js'
 import { FST_ERR_SSE_HUB_INVALID_OPTION } from '../errors.js'
 import type { BackplaneTimer } from '../event-log/backplane.js'
@@ -34,6 +34,7 @@ class ScrapedMetric {
     return { name: this.name, help: this.help, type: this.type, values: this.values(this.name), aggregator: this.aggregator }
   }
 
+  /** The hub's counters only grow while it runs; a registry's reset leaves them alone. */
   reset (): void {}
 }
 
@@ -108,12 +109,13 @@ export class PrometheusMetrics implements HubMetrics {
       new ScrapedMetric(`${p}fanout_seconds`, 'Time from a broadcast to its write to the last client of its session (with a backplane: from its arrival here).', 'histogram',
         (name) => kinds.flatMap((k) => histogramValues(name, this.#fanOut.get(k.kind) as Histogram, { kind: k.kind })))
     )
-    const stats = source.backplane
     const times = this.#backplane
-    if (stats !== undefined && times !== undefined) {
+    // The hub passes the backplane's stats exactly when it asked for its timer.
+    if (times !== undefined) {
+      const stats = source.backplane as () => BackplaneStats
       const one = (f: () => number) => (): Value[] => [{ labels: {}, value: f() }]
       metrics.push(
-        new ScrapedMetric(`${p}backplane_connected`, 'Whether the backplane can publish and deliver now (1) or not (0).', 'gauge', one(() => stats().connected ? 1 : 0)),
+        new ScrapedMetric(`${p}backplane_connected`, 'Whether the backplane can publish and deliver now (1) or not (0).', 'gauge', one(() => Number(stats().connected))),
         new ScrapedMetric(`${p}backplane_reconnects_total`, 'Times the backplane connection was re-established after a loss.', 'counter', one(() => stats().reconnects)),
         new ScrapedMetric(`${p}backplane_catch_ups_total`, 'Sessions caught up from history after a backplane outage.', 'counter', one(() => stats().catchUps)),
         new ScrapedMetric(`${p}backplane_errors_total`, 'Backplane connection losses and errors.', 'counter', one(() => stats().errors)),
