@@ -40,8 +40,10 @@ async function prometheusOrSkip (target: string): Promise<string | undefined> {
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
     proc.stdout.on('data', (c: Buffer) => { log += c.toString() })
     proc.stderr.on('data', (c: Buffer) => { log += c.toString() })
+    // A process that never started (no binary) emits 'error' and no 'exit'.
     let exited = false
     proc.once('exit', () => { exited = true })
+    proc.once('error', () => { exited = true })
     t.teardown(async () => {
       if (exited) return
       proc.kill('SIGKILL')
