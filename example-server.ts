@@ -7,6 +7,7 @@
  *   HTTP2=1 npm start              HTTP/2 over TLS (self-signed certificate made at start-up), HTTP/1.1 fallback
  *   HTTP2=1 H2C=1 npm start        HTTP/2 over cleartext (h2c; curl --http2-prior-knowledge)
  *   PORT=8080 HOST=0.0.0.0 npm start
+ *   METRICS=1 npm start            also GET /metrics: the hub's Prometheus metrics (example/metrics.ts)
  *
  * `build()` returns the Fastify app without listening, for tests.
  */
@@ -17,6 +18,7 @@ import path from 'node:path'
 import sseHub, { backplaneFromEnv, resolveOptions, type ConversationEvents, type DebateEvents, type SseHubOptions } from './src/index.js'
 import { conversationScript } from './example/conversation.js'
 import { debateScript } from './example/debate.js'
+import { metricsRegistry, registerMetricsRoute } from './example/metrics.js'
 import { registerKind } from './example/routes.js'
 import { Simulations } from './example/simulation.js'
 import { selfSignedCert } from './example/tls.js'
@@ -35,6 +37,8 @@ export interface BuildOptions {
   hub?: SseHubOptions
   /** Sessions kept per kind; launching past it forgets the oldest finished one (409 when all are active). Default 1000. */
   maxSessions?: number
+  /** Serve the hub's Prometheus metrics at `GET /metrics`. Default false. */
+  metrics?: boolean
 }
 
 /** Builds the example app (not listening). */
@@ -56,7 +60,10 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
 
   // Scaling past one process: with REDIS_URL set, every instance shares one set of sessions through Redis.
   const hubOptions: SseHubOptions = { ...opts.hub, backplane: opts.hub?.backplane ?? backplaneFromEnv() }
+  const registry = opts.metrics === true ? metricsRegistry() : undefined
+  if (registry !== undefined) hubOptions.metrics = { registry }
   await app.register(sseHub, hubOptions)
+  if (registry !== undefined) registerMetricsRoute(app, registry)
 
   await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })
 
@@ -86,6 +93,7 @@ async function main (): Promise<void> {
   const app = await build({
     logger: { level: process.env.LOG_LEVEL ?? 'info' },
     http2: useHttp2,
+    metrics: flag('metrics', 'METRICS'),
     ...(tls === undefined ? {} : { https: tls })
   })
 

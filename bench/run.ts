@@ -33,7 +33,8 @@ const quick = argv.includes('--quick')
 const DEFAULT_VARIANTS = ['hub', 'hub-add', 'node-http', 'fastify-sse', 'better-sse']
 // fastify-raw (opt-in): Fastify routing with raw writes, the floor of what a Fastify route costs per connection.
 // hub-baseline (opt-in): another build of the hub, BENCH_HUB_BASELINE=<its dist/index.js>, for before/after runs.
-const ALL_VARIANTS = [...DEFAULT_VARIANTS, 'fastify-raw', 'hub-baseline']
+// hub-metrics (opt-in): the hub with the `metrics` option (a prom-client registry), for the cost of metrics.
+const ALL_VARIANTS = [...DEFAULT_VARIANTS, 'fastify-raw', 'hub-baseline', 'hub-metrics']
 const LABEL: Record<string, string> = {
   hub: 'fastify-sse-hub',
   'hub-add': 'fastify-sse-hub (addConversationClient)',
@@ -41,7 +42,8 @@ const LABEL: Record<string, string> = {
   'fastify-sse': '@fastify/sse',
   'better-sse': 'better-sse',
   'fastify-raw': 'fastify (raw writes)',
-  'hub-baseline': 'fastify-sse-hub (baseline build)'
+  'hub-baseline': 'fastify-sse-hub (baseline build)',
+  'hub-metrics': 'fastify-sse-hub (metrics)'
 }
 const variants = (flag('variants')?.split(',') ?? DEFAULT_VARIANTS).filter((v) => ALL_VARIANTS.includes(v))
 const reps = Number(flag('reps') ?? (quick ? 1 : 3))

@@ -10,6 +10,8 @@ import { HEARTBEAT_FRAME } from './frame.js'
  * A class, not an object literal (perf note 23).
  */
 export class Frame {
+  /** When a fan-out queued this event (`performance.now()`); set only while fan-out times are measured. */
+  queuedAt = 0
   constructor (readonly seq: number, readonly frame: Buffer, readonly id: string | undefined = undefined) {}
 }
 
@@ -26,15 +28,21 @@ export class Batch {
   readonly lastSeq: number = 0
   /** Number of events (comments excluded). */
   readonly events: number = 0
+  /** Number of heartbeat comments. */
+  readonly heartbeats: number = 0
   /** SSE bytes, without transfer framing. */
   readonly bytes: number = 0
   #plain: Buffer | undefined
   #chunked: Buffer | undefined
 
   constructor (readonly frames: Frame[]) {
-    for (const { seq, frame } of frames) {
+    for (const f of frames) {
+      const { seq, frame } = f
       this.bytes += frame.length
-      if (seq === 0) continue
+      if (seq === 0) {
+        if (f === HEARTBEAT) this.heartbeats++
+        continue
+      }
       this.events++
       if (seq < this.firstSeq) this.firstSeq = seq
       if (seq > this.lastSeq) this.lastSeq = seq

@@ -88,7 +88,7 @@ export class Client {
     if (part.events > 0) this.sentSeq = part.lastSeq
     // perf note 19: writableLength only when the socket's answer cannot vouch for it.
     if ((!underMark || this.markAboveLimit) && this.res.writableLength > maxBufferedBytes) return TOO_SLOW
-    counters.sent(part.events, part.bytes)
+    counters.sent(part.events, part.bytes, part.heartbeats)
     return WRITTEN
   }
 

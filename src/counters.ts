@@ -1,5 +1,5 @@
 /*
- * The hub's counters and the shapes of its stats, reported by `getStats()`: each counter is incremented
+ * The counters of one kind and the shapes of the stats `getStats()` reports: each counter is incremented
  * by one method here, named after what happened, so every place that counts something can be found from here.
  */
 import type { Session } from './session.js'
@@ -30,7 +30,19 @@ export function registryStats (sessions: Iterable<Session>, held: number): Regis
   return stats
 }
 
-/** Counters of one hub, every kind together. */
+/**
+ * Why a stream was refused: for room (503/429: `max_clients`, `max_per_session`, `max_sessions`, `max_per_ip`),
+ * by `authorize` (403 `forbidden`, 401 `unauthorized`), or by content negotiation (406 `not_acceptable`).
+ */
+export type RejectReason = 'max_clients' | 'max_per_session' | 'max_per_ip' | 'max_sessions' | 'forbidden' | 'unauthorized' | 'not_acceptable'
+
+/** Every {@link RejectReason}: the only values a `reason` label takes. */
+export const REJECT_REASONS: readonly RejectReason[] = Object.freeze(['max_clients', 'max_per_session', 'max_per_ip', 'max_sessions', 'forbidden', 'unauthorized', 'not_acceptable'])
+
+/** Streams refused, by reason. */
+export type Rejections = Record<RejectReason, number>
+
+/** Counters of one hub, every kind together (or, in `Counters`, of one kind). */
 export interface HubCounters {
   /** Events broadcast (each counted once, whatever the number of clients). */
   broadcasts: number
@@ -38,6 +50,8 @@ export interface HubCounters {
   eventsSent: number
   /** Bytes written to clients, heartbeats and replays included. */
   bytesSent: number
+  /** Heartbeat comments written: one per heartbeat per client. */
+  heartbeatsSent: number
   /** Clients disconnected because their unsent bytes passed `maxBufferedBytes`. */
   clientsDroppedSlow: number
   /** Clients ended by cleanup because they reached `maxConnectionAge`. */
@@ -50,27 +64,34 @@ export interface HubCounters {
   clientsConnected: number
   /** Streams refused by `maxClients`, `maxClientsPerSession`, `maxSessions` (503) or `maxClientsPerIp` (429). */
   clientsRejected: number
+  /** Streams refused, by reason: the four of `clientsRejected`, and 403, 401 and 406. */
+  rejections: Rejections
   /** Sessions without clients forgotten, with their history, to stay within `maxSessions`. */
   sessionsEvicted: number
 }
 
+const noRejections = (): Rejections => ({ max_clients: 0, max_per_session: 0, max_per_ip: 0, max_sessions: 0, forbidden: 0, unauthorized: 0, not_acceptable: 0 })
+
+/** The counters of one kind: each registry has its own; `getStats()` adds them up. */
 export class Counters implements HubCounters {
   broadcasts = 0
   eventsSent = 0
   bytesSent = 0
+  heartbeatsSent = 0
   clientsDroppedSlow = 0
   clientsExpired = 0
   replaysServed = 0
   resyncsSent = 0
   clientsConnected = 0
-  clientsRejected = 0
+  readonly rejections = noRejections()
   sessionsEvicted = 0
 
   broadcast (): void { this.broadcasts++ }
-  /** `events` events (0 for comments alone) in `bytes` bytes reached one client. */
-  sent (events: number, bytes: number): void {
+  /** `events` events and `heartbeats` heartbeats (0 for a greeting) in `bytes` bytes reached one client. */
+  sent (events: number, bytes: number, heartbeats: number): void {
     this.eventsSent += events
     this.bytesSent += bytes
+    this.heartbeatsSent += heartbeats
   }
 
   droppedSlow (): void { this.clientsDroppedSlow++ }
@@ -78,12 +99,38 @@ export class Counters implements HubCounters {
   replayed (): void { this.replaysServed++ }
   resynced (clients: number): void { this.resyncsSent += clients }
   connected (): void { this.clientsConnected++ }
-  rejected (): void { this.clientsRejected++ }
+  rejected (reason: RejectReason): void { this.rejections[reason]++ }
   evicted (): void { this.sessionsEvicted++ }
 
-  /** A plain copy, for `getStats()`. */
-  snapshot (): HubCounters {
-    const { broadcasts, eventsSent, bytesSent, clientsDroppedSlow, clientsExpired, replaysServed, resyncsSent, clientsConnected, clientsRejected, sessionsEvicted } = this
-    return { broadcasts, eventsSent, bytesSent, clientsDroppedSlow, clientsExpired, replaysServed, resyncsSent, clientsConnected, clientsRejected, sessionsEvicted }
+  /** Counts what an `authorize` hook's refusal is answered with: 403 (it returned false) or 401; other errors are not refusals. */
+  authorizeFailed (err: unknown): void {
+    const status = (err as { statusCode?: unknown } | null)?.statusCode
+    if (status === 403) this.rejected('forbidden')
+    else if (status === 401) this.rejected('unauthorized')
   }
+
+  get clientsRejected (): number {
+    const r = this.rejections
+    return r.max_clients + r.max_per_session + r.max_per_ip + r.max_sessions
+  }
+}
+
+/** The counters of every kind added up, for `getStats()`. */
+export function sumCounters (all: Iterable<Counters>): HubCounters {
+  const sum: HubCounters = { broadcasts: 0, eventsSent: 0, bytesSent: 0, heartbeatsSent: 0, clientsDroppedSlow: 0, clientsExpired: 0, replaysServed: 0, resyncsSent: 0, clientsConnected: 0, clientsRejected: 0, rejections: noRejections(), sessionsEvicted: 0 }
+  for (const c of all) {
+    sum.broadcasts += c.broadcasts
+    sum.eventsSent += c.eventsSent
+    sum.bytesSent += c.bytesSent
+    sum.heartbeatsSent += c.heartbeatsSent
+    sum.clientsDroppedSlow += c.clientsDroppedSlow
+    sum.clientsExpired += c.clientsExpired
+    sum.replaysServed += c.replaysServed
+    sum.resyncsSent += c.resyncsSent
+    sum.clientsConnected += c.clientsConnected
+    sum.clientsRejected += c.clientsRejected
+    sum.sessionsEvicted += c.sessionsEvicted
+    for (const reason of REJECT_REASONS) sum.rejections[reason] += c.rejections[reason]
+  }
+  return sum
 }

@@ -13,6 +13,19 @@ export interface FanOutTuning {
   readonly checkEvery: number
 }
 
+/**
+ * Measures fan-outs: told of each frame queued and of each round's frames once every client has them.
+ * Two implementations, chosen once per kind: {@link UNTIMED} (no `metrics` option) and `FanOutTimes`
+ * (src/metrics/histogram.ts), one observation per event (perf note 38).
+ */
+export interface FanOutTimer {
+  queued (frame: Frame): void
+  written (frames: readonly Frame[]): void
+}
+
+/** The timer of a hub without metrics: no clock read, nothing stored. */
+export const UNTIMED: FanOutTimer = Object.freeze({ queued () {}, written () {} })
+
 /** What every fan-out of a registry shares. */
 export interface FanOutHost {
   readonly tuning: FanOutTuning
@@ -22,6 +35,7 @@ export interface FanOutHost {
   readonly period: number
   /** Writes a round's batch to one client. */
   write (client: Client, batch: Batch): void
+  readonly timer: FanOutTimer
 }
 
 // Captured at load (perf note 32).
@@ -61,6 +75,7 @@ export class FanOut {
   send (frame: Frame, done?: () => void): void {
     this.#queue.push(frame)
     this.#queueBytes += frame.frame.length
+    this.host.timer.queued(frame)
     if (done !== undefined) this.#waiters.push(done)
     if (this.#round === undefined && !this.#scheduled) {
       this.#scheduled = true
@@ -111,6 +126,7 @@ export class FanOut {
       this.#round = undefined
       const { frames } = round.batch
       const { waiters } = round
+      this.host.timer.written(frames)
       for (const done of waiters) done()
       // Nothing refers to the finished round's arrays any more (resolving a broadcast runs no code now).
       frames.length = 0

@@ -1,10 +1,10 @@
 /*
- * The hub behind `fastify.sse`: one SessionRegistry per kind, the design's `…Conversation…` / `…Debate…`
- * methods, one heartbeat timer and one cleanup timer for every kind, and the hub's stats.
+ * The hub behind `fastify.sse`: one SessionRegistry (with its counters) per kind, the design's `…Conversation…` /
+ * `…Debate…` methods, one heartbeat timer and one cleanup timer for every kind, the hub's stats and metrics.
  */
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { BackplaneStats } from './backplane/types.js'
-import { Counters, type HubCounters, type RegistryStats } from './counters.js'
+import { Counters, sumCounters, type HubCounters, type RegistryStats } from './counters.js'
 import { FST_ERR_SSE_HUB_UNKNOWN_KIND } from './errors.js'
 import { EventIds } from './event-ids.js'
 import { BackplaneLog } from './event-log/backplane.js'
@@ -17,13 +17,14 @@ import type { FanOutTuning } from './fanout.js'
 import { SessionRegistry } from './registry.js'
 import { streamRoute, type StreamRoute, type StreamRouteOptions } from './route.js'
 import { SessionBudget } from './sessions.js'
+import { PrometheusMetrics } from './metrics/prometheus.js'
+import { NO_METRICS, type HubMetrics } from './metrics/types.js'
 
 
 /** What the registries of one hub share. */
 export interface HubParts {
   readonly options: ResolvedOptions
   readonly log: FastifyBaseLogger
-  readonly counters: Counters
   readonly limits: ClientLimits
   readonly budget: SessionBudget
   readonly eventLog: EventLog
@@ -55,30 +56,36 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   /** Debate sessions. */
   readonly debates: SessionRegistry<D>
   readonly #registries = new Map<string, SessionRegistry<object>>()
+  readonly #counters = new Map<string, Counters>()
+  readonly #metrics: HubMetrics
   readonly #parts: HubParts
   readonly #startedAt = Date.now()
   #heartbeatTimer: NodeJS.Timeout | undefined
   #cleanupTimer: NodeJS.Timeout | undefined
 
   constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
-    const counters = new Counters()
     const now = (): number => Date.now()
     const ids = new EventIds()
+    // The one place that picks the metrics: none, or in the application's registry.
+    const metrics = this.#metrics = options.metrics === undefined ? NO_METRICS : new PrometheusMetrics(options.metrics)
     // The one place that picks the event log: in memory, or on the backplane the options name.
     const eventLog: EventLog = options.backplane === 'memory'
-      ? new MemoryLog(ids, options, counters, now)
-      : new BackplaneLog(options.backplane, ids, options, counters, log, now)
+      ? new MemoryLog(ids, options, now)
+      : new BackplaneLog(options.backplane, ids, options, metrics.backplaneTimer(options.backplane), log, now)
     this.#parts = {
       options,
       log,
-      counters,
-      limits: new ClientLimits(options, counters),
-      budget: new SessionBudget(options.maxSessions, options.idleSessionTtl, counters),
+      limits: new ClientLimits(options),
+      budget: new SessionBudget(options.maxSessions, options.idleSessionTtl),
       eventLog,
       tuning: options.fanOutSlice,
       now
     }
-    for (const kind of ['conversation', 'debate', ...options.kinds]) this.#registries.set(kind, new SessionRegistry(kind as SessionKind, this.#parts))
+    for (const kind of ['conversation', 'debate', ...options.kinds]) {
+      const counters = new Counters()
+      this.#counters.set(kind, counters)
+      this.#registries.set(kind, new SessionRegistry(kind as SessionKind, this.#parts, counters, metrics.fanOutTimer(kind)))
+    }
     this.conversations = this.#registries.get('conversation') as SessionRegistry<C>
     this.debates = this.#registries.get('debate') as SessionRegistry<D>
   }
@@ -101,7 +108,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
    * Throws `FST_ERR_SSE_HUB_UNKNOWN_KIND` for an undeclared kind.
    */
   stream (kind: SessionKind, options: StreamRouteOptions = {}): StreamRoute {
-    return streamRoute(this.kind(kind), options)
+    return streamRoute(this.kind(kind), options, this.#counters.get(kind) as Counters)
   }
 
   /** Opens a conversation stream on `reply`; see {@link SessionRegistry.add}. */
@@ -178,7 +185,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
       kinds,
       clients,
       uptimeMs: Date.now() - this.#startedAt,
-      ...this.#parts.counters.snapshot(),
+      ...sumCounters(this.#counters.values()),
       backplane: this.#parts.eventLog.stats()
     }
   }
@@ -201,11 +208,20 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
    * with `FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE` when it cannot be reached in time.
    */
   async connect (): Promise<void> {
-    await this.#parts.eventLog.start()
+    const { eventLog, options } = this.#parts
+    await eventLog.start()
+    const kinds = [...this.#registries.values()].map((r) => ({ kind: r.kind, counters: this.#counters.get(r.kind) as Counters, stats: () => r.stats() }))
+    try {
+      this.#metrics.register({ kinds, backplane: options.backplane === 'memory' ? undefined : () => eventLog.stats() })
+    } catch (err) {
+      await eventLog.close()
+      throw err
+    }
   }
 
-  /** Releases the backplane's connections (the plugin calls this in `onClose`). */
+  /** Removes the metrics and releases the backplane's connections (the plugin calls this in `onClose`). */
   async disconnect (): Promise<void> {
+    this.#metrics.unregister()
     await this.#parts.eventLog.close()
   }
 

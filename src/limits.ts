@@ -1,10 +1,10 @@
 /*
  * Client limits: `maxClients`, `maxClientsPerSession` and `maxClientsPerIp`, counted across every kind,
  * the 503/429 decision with its `Retry-After`, and refusing every new stream once the hub is closing.
- * It owns the counts it checks.
+ * It owns the counts it checks; a refusal is counted in the kind's counters.
  */
 import type { FastifyReply } from 'fastify'
-import type { Counters } from './counters.js'
+import type { Counters, RejectReason } from './counters.js'
 import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_REPLY_SENT, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 
@@ -19,7 +19,7 @@ export class ClientLimits {
   readonly #maxPerIp: number
   readonly #retryAfter: string
 
-  constructor (options: ResolvedOptions, private readonly counters: Counters) {
+  constructor (options: ResolvedOptions) {
     this.#maxClients = options.maxClients
     this.#maxPerSession = options.maxClientsPerSession
     this.#maxPerIp = options.maxClientsPerIp
@@ -33,23 +33,24 @@ export class ClientLimits {
 
   /**
    * Throws, before any SSE byte, when `reply` cannot become a stream of a session that has `inSession`
-   * streams now. Returns the address to count, undefined when `maxClientsPerIp` is off (perf note 7).
+   * streams now, counting the refusal in `counters`. Returns the address to count, undefined when
+   * `maxClientsPerIp` is off (perf note 7).
    */
-  admit (reply: FastifyReply, inSession: number): string | undefined {
+  admit (reply: FastifyReply, inSession: number, counters: Counters): string | undefined {
     if (this.#closing) throw new FST_ERR_SSE_HUB_CLOSING()
     if (reply.sent || reply.raw.headersSent) throw new FST_ERR_SSE_HUB_REPLY_SENT()
     const ip = this.#maxPerIp === Infinity ? undefined : reply.request.ip
     if (ip !== undefined && (this.#perIp.get(ip) ?? 0) >= this.#maxPerIp) {
-      throw this.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP())
+      throw this.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP(), counters, 'max_per_ip')
     }
-    if (this.#total >= this.#maxClients) throw this.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxClients'))
-    if (inSession >= this.#maxPerSession) throw this.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxClientsPerSession'))
+    if (this.#total >= this.#maxClients) throw this.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxClients'), counters, 'max_clients')
+    if (inSession >= this.#maxPerSession) throw this.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxClientsPerSession'), counters, 'max_per_session')
     return ip
   }
 
   /** Counts a refusal for lack of room and tells the client when to come back; returns `err` to throw. */
-  refuse<T extends Error>(reply: FastifyReply, err: T): T {
-    this.counters.rejected()
+  refuse<T extends Error>(reply: FastifyReply, err: T, counters: Counters, reason: RejectReason): T {
+    counters.rejected(reason)
     this.retryLater(reply)
     return err
   }

@@ -4,6 +4,7 @@ import type { Backplane } from './backplane/types.js'
 import { FST_ERR_SSE_HUB_INVALID_OPTION } from './errors.js'
 import type { SessionKind } from './events.js'
 import type { FanOutTuning } from './fanout.js'
+import type { MetricsOptions } from './metrics/types.js'
 
 /** What the `authorize` hook is told about the stream being opened. */
 export interface AuthorizeContext {
@@ -81,12 +82,18 @@ export interface SseHubOptions {
    * `checkEvery` clients. Default `{ sliceMs: 3, checkEvery: 32 }`.
    */
   fanOutSlice?: Partial<FanOutTuning>
+  /**
+   * Prometheus metrics, registered in the application's prom-client `Registry` (prom-client is an optional peer
+   * dependency the hub never imports): `{ registry, prefix = 'sse_hub_' }`. Values are read when scraped.
+   * Default: none.
+   */
+  metrics?: MetricsOptions
 }
 
 /** Options after defaults and validation; frozen. */
-export type ResolvedOptions = Readonly<Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice'>> & Pick<SseHubOptions, 'authorize'> & { fanOutSlice: FanOutTuning }>
+export type ResolvedOptions = Readonly<Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice' | 'metrics'>> & Pick<SseHubOptions, 'authorize'> & { fanOutSlice: FanOutTuning, metrics: Readonly<Required<MetricsOptions>> | undefined }>
 
-const DEFAULTS: Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice'>> & { fanOutSlice: FanOutTuning } = {
+const DEFAULTS: Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice' | 'metrics'>> & { fanOutSlice: FanOutTuning, metrics: undefined } = {
   sessionIdPattern: /^[A-Za-z0-9_-]{1,128}$/,
   heartbeatInterval: 15_000,
   cleanupInterval: 60_000,
@@ -105,7 +112,8 @@ const DEFAULTS: Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice'>> & { f
   retryAfter: 5,
   kinds: [],
   maxSessions: 100_000,
-  fanOutSlice: Object.freeze({ sliceMs: 3, checkEvery: 32 })
+  fanOutSlice: Object.freeze({ sliceMs: 3, checkEvery: 32 }),
+  metrics: undefined
 }
 
 type Check = (value: unknown) => string | undefined
@@ -147,7 +155,20 @@ const CHECKS: { readonly [K in keyof SseHubOptions]-?: Check } = {
     const { sliceMs = 0, checkEvery = 1, ...rest } = v as Record<string, unknown>
     if (Object.keys(rest).length > 0) return `has unknown keys (${Object.keys(rest).join(', ')})`
     return integer(0, 1000)(sliceMs) ?? integer(1, 1_000_000)(checkEvery)
-  }
+  },
+  metrics: metricsProblem
+}
+
+// Prometheus's metric name rule.
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
+
+function metricsProblem (v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null) return 'must be an object: { registry, prefix? }'
+  const { registry, prefix, ...rest } = v as Record<string, unknown>
+  if (Object.keys(rest).length > 0) return `has unknown keys (${Object.keys(rest).join(', ')})`
+  if (typeof (registry as { registerMetric?: unknown } | null)?.registerMetric !== 'function') return "'registry' must be a prom-client Registry"
+  if (prefix !== undefined && (typeof prefix !== 'string' || !METRIC_NAME.test(prefix))) return `'prefix' must match ${String(METRIC_NAME)}`
+  return undefined
 }
 
 const KIND = /^[a-z][a-z0-9_-]{0,31}$/
@@ -198,6 +219,8 @@ export function resolveOptions (input: unknown): ResolvedOptions {
   }
   resolved.kinds = Object.freeze([...resolved.kinds as string[]])
   resolved.fanOutSlice = Object.freeze({ ...DEFAULTS.fanOutSlice, ...resolved.fanOutSlice as Partial<FanOutTuning> })
+  const metrics = resolved.metrics as MetricsOptions | undefined
+  if (metrics !== undefined) resolved.metrics = Object.freeze({ registry: metrics.registry, prefix: metrics.prefix ?? 'sse_hub_' })
   if ((resolved.historyBytes as number) > (resolved.maxBufferedBytes as number)) {
     throw new FST_ERR_SSE_HUB_INVALID_OPTION("'historyBytes': must not exceed maxBufferedBytes, or a replay would drop its own client")
   }

@@ -13,7 +13,7 @@ import { registryStats, type Counters, type RegistryStats } from './counters.js'
 import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
 import { Replay, type EventLog } from './event-log/types.js'
 import type { EventMap, SessionKind } from './events.js'
-import type { FanOutHost } from './fanout.js'
+import type { FanOutHost, FanOutTimer } from './fanout.js'
 import type { HubParts } from './hub.js'
 import type { ResolvedOptions } from './options.js'
 import { Session } from './session.js'
@@ -39,20 +39,16 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #onClose: (this: RawResponse) => void
   readonly #onPeerEnd: (this: Socket) => void
 
-  constructor (readonly kind: SessionKind, hub: HubParts) {
+  /** `counters` and `timer` are this kind's own (the hub reads them for stats and metrics). */
+  constructor (readonly kind: SessionKind, hub: HubParts, counters: Counters, timer: FanOutTimer) {
     this.#hub = hub
     this.#opts = hub.options
-    this.#counters = hub.counters
+    this.#counters = counters
     this.#limits = hub.limits
     this.#log = hub.eventLog
     const registry = this
-    this.#fanOut = {
-      tuning: hub.tuning,
-      maxQueuedBytes: hub.options.maxBufferedBytes,
-      get period () { return registry.#period },
-      write (client, batch) { registry.#writeTo(client, batch) }
-    }
-    this.#sessions = new Sessions(kind, hub.budget, (id) => new Session(id, kind, this.#log.retained(), this.#fanOut, hub.now()))
+    this.#fanOut = { tuning: hub.tuning, maxQueuedBytes: hub.options.maxBufferedBytes, timer, get period () { return registry.#period }, write (client, batch) { registry.#writeTo(client, batch) } }
+    this.#sessions = new Sessions(kind, counters, hub.budget, (id) => new Session(id, kind, this.#log.retained(), this.#fanOut, hub.now()))
     hub.eventLog.serve(kind, this.#sessions)
     this.#onClose = function () { registry.#detach(clientOf(this)) }
     // The peer closed its side: the stream is over, finished without its last chunk (perf note 5).
@@ -88,19 +84,24 @@ export class SessionRegistry<E extends EventMap<E>> {
   }
 
   async #authorizeThenStart (sessionId: string, reply: FastifyReply): Promise<string> {
-    const allowed = await (this.#opts.authorize as NonNullable<ResolvedOptions['authorize']>)(reply.request, { kind: this.kind, sessionId })
-    if (allowed === false) throw new FST_ERR_SSE_HUB_FORBIDDEN()
+    try {
+      const allowed = await (this.#opts.authorize as NonNullable<ResolvedOptions['authorize']>)(reply.request, { kind: this.kind, sessionId })
+      if (allowed === false) throw new FST_ERR_SSE_HUB_FORBIDDEN()
+    } catch (err) {
+      this.#counters.authorizeFailed(err)
+      throw err
+    }
     return await this.#start(sessionId, reply)
   }
 
   #start (sessionId: string, reply: FastifyReply): string | Promise<string> {
     const found = this.#sessions.get(sessionId)
-    const ip = this.#limits.admit(reply, found === undefined ? 0 : found.streams)
+    const ip = this.#limits.admit(reply, found === undefined ? 0 : found.streams, this.#counters)
     const clientId = randomUUID()
     // The peer left while authorize ran: nothing to stream to, and 'close' has already fired.
     if (reply.raw.destroyed) return clientId
     const s = found ?? this.#sessions.obtain(sessionId, false)
-    if (s === undefined) throw this.#limits.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxSessions'))
+    if (s === undefined) throw this.#limits.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxSessions'), this.#counters, 'max_sessions')
     // Not to be evicted while its client joins; settled again if it does not.
     this.#sessions.busy(s)
     const replay = this.#log.replay(s, readLastEventId(reply.request))
@@ -165,7 +166,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     }
     const counters = this.#counters
     counters.connected()
-    counters.sent(replay.events, bytes)
+    counters.sent(replay.events, bytes, 0)
     if (replay.outcome === 'replayed') counters.replayed()
     else if (replay.outcome === 'resync') counters.resynced(1)
 

@@ -4,6 +4,7 @@
  */
 import type { FastifyRequest, RouteHandlerMethod, RouteShorthandOptions } from 'fastify'
 import Negotiator from 'negotiator'
+import type { Counters } from './counters.js'
 import { FST_ERR_SSE_HUB_NOT_ACCEPTABLE } from './errors.js'
 import type { SessionRegistry } from './registry.js'
 
@@ -16,8 +17,8 @@ export interface StreamRouteOptions {
 /** Route options (with handler) for a stream endpoint; pass to `fastify.get(url, …)`. */
 export type StreamRoute = RouteShorthandOptions & { handler: RouteHandlerMethod }
 
-/** The route options of a stream endpoint of `registry`'s kind. */
-export function streamRoute (registry: Pick<SessionRegistry<object>, 'open'>, options: StreamRouteOptions): StreamRoute {
+/** The route options of a stream endpoint of `registry`'s kind; a 406 is counted in the kind's `counters`. */
+export function streamRoute (registry: Pick<SessionRegistry<object>, 'open'>, options: StreamRouteOptions, counters: Counters): StreamRoute {
   const param = options.param ?? 'id'
   return {
     // perf note 1: no `sse` route option; the hub commits the response itself.
@@ -26,7 +27,10 @@ export function streamRoute (registry: Pick<SessionRegistry<object>, 'open'>, op
     // Not async (perf note 2): Fastify sends what a handler throws as the error reply, and waits only for a
     // returned promise, which needs one only with `authorize` or a backplane.
     handler: function sseHubStream (request, reply) {
-      if (!acceptsEventStream(request)) throw new FST_ERR_SSE_HUB_NOT_ACCEPTABLE()
+      if (!acceptsEventStream(request)) {
+        counters.rejected('not_acceptable')
+        throw new FST_ERR_SSE_HUB_NOT_ACCEPTABLE()
+      }
       const params = request.params as Record<string, string | undefined>
       const opened = registry.open(params[param] as string, reply)
       // Resolving with undefined: Fastify would send a value as the reply.

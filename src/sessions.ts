@@ -11,14 +11,14 @@ export class SessionBudget {
   /** Sessions without clients or joins, least recently active first, with the map holding each. */
   readonly #idle = new Map<Session, Sessions>()
 
-  constructor (readonly maxSessions: number, readonly idleTtl: number, private readonly counters: Counters) {}
+  constructor (readonly maxSessions: number, readonly idleTtl: number) {}
 
   /** Whether one more session may be held, after evicting the least recently active idle one if need be. */
   makeRoom (): boolean {
     if (this.#held < this.maxSessions) return true
     for (const [s, sessions] of this.#idle) {
       sessions.forget(s)
-      this.counters.evicted()
+      sessions.counters.evicted()
       return true
     }
     return false
@@ -51,11 +51,11 @@ export class SessionBudget {
   }
 }
 
-/** The sessions of one kind. */
+/** The sessions of one kind, and that kind's counters (the event log and the budget count there too). */
 export class Sessions {
   readonly #map = new Map<string, Session>()
 
-  constructor (readonly kind: string, private readonly budget: SessionBudget, private readonly create: (id: string) => Session) {}
+  constructor (readonly kind: string, readonly counters: Counters, private readonly budget: SessionBudget, private readonly create: (id: string) => Session) {}
 
   get size (): number { return this.#map.size }
 

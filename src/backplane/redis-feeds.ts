@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis'
 import { assertConnected, unavailable } from './redis-connection.js'
-import { compareStreamIds, isStreamId, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { compareStreamIds, isStreamId, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
 import type { BackplaneEvent, BackplaneSink, BackplaneStats } from './types.js'
 
 interface Feed {
@@ -74,7 +74,7 @@ export class Feeds {
     const event: BackplaneEvent = { id: message.slice(0, a), type: message.slice(a + 1, b), data: message.slice(b + 1) }
     const stats = this.#stats
     stats.received++
-    stats.lagMs = Math.max(0, Date.now() - Number(event.id.slice(0, event.id.indexOf('-'))))
+    stats.lagMs = Math.max(0, Date.now() - streamIdTime(event.id))
     stats.maxLagMs = Math.max(stats.maxLagMs, stats.lagMs)
     if (feed.queue !== undefined) feed.queue.push(event)
     else this.#emit(feed, event)

@@ -19,6 +19,11 @@ export const PUBLISH_SHA = createHash('sha1').update(PUBLISH_SCRIPT).digest('hex
 // A stream id as Redis makes them; both parts must be exact JavaScript integers to be compared.
 const STREAM_ID = /^(\d{1,16})-(\d{1,16})$/
 
+/** A stream id's milliseconds part: when Redis appended the entry. */
+export function streamIdTime (id: string): number {
+  return Number(id.slice(0, id.indexOf('-')))
+}
+
 /** Orders two stream ids (`'' ` counts as `0-0`). */
 export function compareStreamIds (a: string, b: string): number {
   const i = a.indexOf('-')

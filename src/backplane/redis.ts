@@ -19,7 +19,7 @@ import {
 import { assertConnected, connect, unavailable } from './redis-connection.js'
 import { Feeds } from './redis-feeds.js'
 import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type ResolvedRedisOptions } from './redis-options.js'
-import { compareStreamIds, isStreamId, PUBLISH_SCRIPT, PUBLISH_SHA, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { compareStreamIds, isStreamId, PUBLISH_SCRIPT, PUBLISH_SHA, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
 import { initialBackplaneStats, type Backplane, type BackplaneRead, type BackplaneSink, type BackplaneStats } from './types.js'
 
 /**
@@ -196,6 +196,11 @@ class RedisBackplane implements Backplane {
 
   compareIds (a: string, b: string): number {
     return compareStreamIds(a, b)
+  }
+
+  /** A stream id's milliseconds part: when Redis appended the event. */
+  eventTime (id: string): number {
+    return streamIdTime(id)
   }
 
   stats (): BackplaneStats {

@@ -92,6 +92,8 @@ export interface Backplane {
   read (kind: string, sessionId: string, afterId: string): Promise<BackplaneRead>
   /** Orders two ids of this backplane: negative, zero or positive. */
   compareIds (a: string, b: string): number
+  /** When the event `id` was appended (ms since the epoch), if its id tells; for the `backplane_lag_seconds` metric. */
+  eventTime?: (id: string) => number | undefined
   stats (): BackplaneStats
 }
 

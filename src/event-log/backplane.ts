@@ -7,7 +7,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Backplane, BackplaneEvent, BackplaneStats } from '../backplane/types.js'
 import { Frame } from '../batch.js'
-import type { Counters } from '../counters.js'
 import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
 import { encodeEvent, encodeJsonEvent, resyncFrame } from '../frame.js'
@@ -26,6 +25,22 @@ interface Read {
   readonly coveredId: string | undefined
 }
 
+/**
+ * Measures the backplane: publish latency and lag. Two implementations, chosen once: {@link UNTIMED_BACKPLANE}
+ * (no `metrics` option) and `BackplaneTimes` (src/metrics/histogram.ts).
+ */
+export interface BackplaneTimer {
+  /** A publish starts: its start time, for {@link published}. */
+  publishing (): number
+  /** The publish that {@link publishing} returned `started` for was persisted. */
+  published (started: number): void
+  /** The event `id` arrived here from the backplane. */
+  arrived (id: string): void
+}
+
+/** The backplane timer of a hub without metrics: no clock read. */
+export const UNTIMED_BACKPLANE: BackplaneTimer = Object.freeze({ publishing: () => 0, published () {}, arrived () {} })
+
 export class BackplaneLog implements EventLog {
   readonly #kinds = new Map<string, Sessions>()
 
@@ -33,7 +48,7 @@ export class BackplaneLog implements EventLog {
     private readonly backplane: Backplane,
     private readonly ids: EventIds,
     private readonly options: ResolvedOptions,
-    private readonly counters: Counters,
+    private readonly timer: BackplaneTimer,
     private readonly log: FastifyBaseLogger,
     private readonly now: () => number
   ) {}
@@ -61,8 +76,12 @@ export class BackplaneLog implements EventLog {
     const max = this.options.maxEventBytes
     if (size > max) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, max)
     const kind = sessions.kind
+    const started = this.timer.publishing()
     const persisted = this.backplane.publish(kind, sessionId, type, json)
-    persisted.then(() => { this.counters.broadcast() }, (err: unknown) => {
+    persisted.then(() => {
+      sessions.counters.broadcast()
+      this.timer.published(started)
+    }, (err: unknown) => {
       this.log.error({ err, kind, sessionId, type }, 'sse broadcast not persisted')
     })
     return persisted
@@ -114,6 +133,7 @@ export class BackplaneLog implements EventLog {
 
   /** One event of a session this process follows, from whichever process broadcast it: encoded once here. */
   #deliver (kind: string, sessionId: string, event: BackplaneEvent): void {
+    this.timer.arrived(event.id)
     const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
     if (s === undefined) return
     s.send(new Frame(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
@@ -121,9 +141,10 @@ export class BackplaneLog implements EventLog {
 
   /** Events of the session were lost before reaching this process: every client here, and every one joining, gets a `resync`. */
   #resync (kind: string, sessionId: string, newestId: string): void {
-    const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
+    const sessions = this.#kinds.get(kind) as Sessions
+    const s = sessions.get(sessionId)
     if (s === undefined) return
-    this.counters.resynced(s.clients.size)
+    sessions.counters.resynced(s.clients.size)
     for (const client of s.clients.values()) client.covered = undefined
     // seq 0: every client gets it, whatever its replay covered.
     s.send(new Frame(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())

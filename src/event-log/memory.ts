@@ -5,7 +5,6 @@
 import type { BackplaneStats } from '../backplane/types.js'
 import { initialBackplaneStats } from '../backplane/types.js'
 import { Frame } from '../batch.js'
-import type { Counters } from '../counters.js'
 import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
 import { encodeJsonEvent, isSafeEventId, resyncFrame } from '../frame.js'
@@ -21,7 +20,6 @@ export class MemoryLog implements EventLog {
   constructor (
     private readonly ids: EventIds,
     private readonly options: ResolvedOptions,
-    private readonly counters: Counters,
     private readonly now: () => number
   ) {
     this.#maxEventBytes = options.maxEventBytes
@@ -44,7 +42,7 @@ export class MemoryLog implements EventLog {
     if (frame.length > this.#maxEventBytes) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(frame.length, this.#maxEventBytes)
     const s = sessions.obtain(sessionId, true) as Session
     ;(s.retained as History).push(seq, frame)
-    this.counters.broadcast()
+    sessions.counters.broadcast()
     const now = this.now()
     if (s.streams === 0) {
       // perf note 25: no Frame to make for a session nobody watches.

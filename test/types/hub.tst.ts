@@ -5,9 +5,13 @@ import sseHub, {
   type ConversationSSEEventType,
   type DebateEvents,
   type HubStats,
+  type MetricsOptions,
+  type RejectReason,
+  type Rejections,
   type SseHub,
   type SseHubOptions
 } from '../../src/index.js'
+import { Registry } from 'prom-client'
 
 // An application's own event, added by declaration merging.
 declare module '../../src/index.js' {
@@ -86,5 +90,24 @@ describe('the design names', () => {
     expect(app.sse.getDebateClientCount('s')).type.toBe<number>()
     expect(app.sse.hasDebateClients('s')).type.toBe<boolean>()
     expect(app.sse.sendConversationHeartbeat('s')).type.toBe<void>()
+  })
+})
+
+describe('the metrics option', () => {
+  test('takes a prom-client Registry, and a prefix', () => {
+    expect(app.register).type.toBeCallableWith(sseHub, { metrics: { registry: new Registry() } })
+    expect(app.register).type.toBeCallableWith(sseHub, { metrics: { registry: new Registry(), prefix: 'myapp_sse_' } })
+    expect<SseHubOptions['metrics']>().type.toBe<MetricsOptions | undefined>()
+  })
+
+  test('needs a registry', () => {
+    expect(app.register).type.not.toBeCallableWith(sseHub, { metrics: {} })
+    expect(app.register).type.not.toBeCallableWith(sseHub, { metrics: { registry: {} } })
+    expect(app.register).type.not.toBeCallableWith(sseHub, { metrics: { registry: new Registry(), prefix: 1 } })
+  })
+
+  test('getStats() counts rejections by reason', () => {
+    expect(app.sse.getStats().rejections).type.toBe<Rejections>()
+    expect<keyof Rejections>().type.toBe<RejectReason>()
   })
 })
