@@ -315,3 +315,13 @@ t.test('inject works for streams (payloadAsStream + AbortSignal)', async (t) => 
   controller.abort()
   await eventually(() => app.sse.getConversationClientCount('inj') === 0, 'removed on abort')
 })
+
+t.test('a stream whose head Node refuses (a bad header set by a hook) is answered with an error and leaves no session', async (t) => {
+  const app = await buildApp({ heartbeatInterval: 0 })
+  app.addHook('onRequest', async (request, reply) => { reply.header('x-bad', 'line\nbreak') })
+  const url = await listen(app, t)
+  const res = await fetch(`${url}/conversations/s/stream`, { headers: { accept: 'text/event-stream' } })
+  t.equal(res.status, 500)
+  await res.body?.cancel()
+  t.match(app.sse.getStats(), { clients: 0, clientsConnected: 0, conversations: { sessions: 0 } })
+})
