@@ -34,7 +34,8 @@ const DEFAULT_VARIANTS = ['hub', 'hub-add', 'node-http', 'fastify-sse', 'better-
 // fastify-raw (opt-in): Fastify routing with raw writes, the floor of what a Fastify route costs per connection.
 // hub-baseline (opt-in): another build of the hub, BENCH_HUB_BASELINE=<its dist/index.js>, for before/after runs.
 // hub-metrics (opt-in): the hub with the `metrics` option (a prom-client registry), for the cost of metrics.
-const ALL_VARIANTS = [...DEFAULT_VARIANTS, 'fastify-raw', 'hub-baseline', 'hub-metrics']
+// hub-reswrite (opt-in): the hub writing through res.write() (a wrapped write), for what the direct socket path buys.
+const ALL_VARIANTS = [...DEFAULT_VARIANTS, 'fastify-raw', 'hub-baseline', 'hub-metrics', 'hub-reswrite']
 const LABEL: Record<string, string> = {
   hub: 'fastify-sse-hub',
   'hub-add': 'fastify-sse-hub (addConversationClient)',
@@ -43,7 +44,8 @@ const LABEL: Record<string, string> = {
   'better-sse': 'better-sse',
   'fastify-raw': 'fastify (raw writes)',
   'hub-baseline': 'fastify-sse-hub (baseline build)',
-  'hub-metrics': 'fastify-sse-hub (metrics)'
+  'hub-metrics': 'fastify-sse-hub (metrics)',
+  'hub-reswrite': 'fastify-sse-hub (res.write)'
 }
 const variants = (flag('variants')?.split(',') ?? DEFAULT_VARIANTS).filter((v) => ALL_VARIANTS.includes(v))
 const reps = Number(flag('reps') ?? (quick ? 1 : 3))

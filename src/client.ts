@@ -35,8 +35,10 @@ export function clientOf (target: RawResponse | Socket): Client {
 
 // A class, not an object literal (perf note 6).
 export class Client {
-  /** The socket written to directly, when the response allows it (see {@link directSocket}). */
+  /** The response's HTTP/1 socket, when the direct path can apply (see {@link directSocket}). */
   readonly socket: Socket | undefined
+  /** Whether writes go straight to {@link socket}: confirmed by the first write that finds no byte held by the response. */
+  #direct = false
   /** Whether the socket's high-water mark is above `maxBufferedBytes`, so staying under it vouches for nothing (perf note 19). */
   readonly markAboveLimit: boolean
   /** The round of its session's fan-out that last wrote to it (see `FanOut.unwritten`). */
@@ -80,7 +82,7 @@ export class Client {
     if (part === undefined) return WRITTEN
     let underMark: boolean
     try {
-      underMark = writeBatch(this, part)
+      underMark = writeBatch(this.res, this.#direct || this.#confirmDirect() ? this.socket : undefined, part)
     } catch (err) {
       this.log.warn({ kind: this.session.kind, sessionId: this.session.id, clientId: this.id, err }, 'sse client dropped: write failed')
       return FAILED
@@ -90,6 +92,17 @@ export class Client {
     if ((!underMark || this.markAboveLimit) && this.res.writableLength > maxBufferedBytes) return TOO_SLOW
     counters.sent(part.events, part.bytes, part.heartbeats)
     return WRITTEN
+  }
+
+  /**
+   * Whether the response holds no byte of its own, so a direct write cannot overtake one: Node 24 and later keep
+   * the first chunks of a response in it until the next tick, for instance. Checked until it holds once.
+   */
+  #confirmDirect (): boolean {
+    const socket = this.socket
+    if (socket === undefined || this.res.writableLength !== socket.writableLength) return false
+    this.#direct = true
+    return true
   }
 
   /** Calls `onClose` when the response closes and `onPeerEnd` when the peer closes its side (`this` is the response or socket). */
@@ -120,32 +133,24 @@ export class Client {
  * The socket an HTTP/1 response body can be written to directly (perf note 17), or undefined when writes
  * must go through `res.write()`: an HTTP/2 compatibility response, a response without a real socket
  * (`fastify.inject`), one not (yet) the current response of its connection (pipelining), a HEAD request,
- * or a Node whose response does not work as the direct path assumes: a boolean `chunkedEncoding`, and
- * every byte written so far handed to the socket (nothing held by the response itself).
- * Call it after the response's first write.
+ * or a Node whose response has no boolean `chunkedEncoding` (the framing would be unknown). Call it after
+ * the response's first write; {@link Client} also waits until the response holds no byte of its own.
  */
 export function directSocket (res: unknown): Socket | undefined {
   if (!(res instanceof ServerResponse)) return undefined
   const socket: unknown = res.socket
   if (!(socket instanceof Socket) || socket.destroyed || res.req.method === 'HEAD') return undefined
-  if (typeof res.chunkedEncoding !== 'boolean' || res.writableLength !== socket.writableLength) return undefined
+  if (typeof res.chunkedEncoding !== 'boolean') return undefined
   return socket
 }
 
 const responseWrite = ServerResponse.prototype.write
 
-/** Where a client's bytes go: its response, and the response's socket when the direct path applies. */
-export interface Target {
-  readonly res: ServerResponse | { write: (chunk: Buffer) => boolean }
-  readonly socket: Socket | undefined
-}
-
 /**
- * Writes a batch: straight to the socket when it can, else through `res.write()`. True when the bytes
+ * Writes a batch: straight to `socket` when given and it can, else through `res.write()`. True when the bytes
  * went to the socket and it holds less than its high-water mark; false when the caller must measure.
  */
-export function writeBatch (target: Target, batch: Batch): boolean {
-  const { socket, res } = target
+export function writeBatch (res: ServerResponse | { write: (chunk: Buffer) => boolean }, socket: Socket | undefined, batch: Batch): boolean {
   // A wrapped res.write (compression, instrumentation) must see every byte; a socket that no longer takes
   // writes (peer half-closed) leaves them to Node, which counts them in writableLength.
   if (socket === undefined || !socket.writable || res.write !== responseWrite) {

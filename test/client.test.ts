@@ -75,3 +75,21 @@ t.test('covered: events a backplane replay already gave are skipped until the fi
   t.same(c.unsent(batch, true)?.frames.map((f) => f.id), ['3'])
   t.equal(c.covered, undefined, 'cleared at the first event it lacks')
 })
+
+t.test('the direct path waits until the response holds no byte of its own (Node 24 keeps its first chunks until the next tick)', async (t) => {
+  const { res } = await response(t, true)
+  const socket = res.socket as Socket
+  let held = 5
+  Object.defineProperty(res, 'writableLength', { configurable: true, get: () => socket.writableLength + held })
+  const written: unknown[] = []
+  const socketWrite = socket.write.bind(socket) as (...args: unknown[]) => boolean
+  socket.write = ((...args: unknown[]) => { written.push(args[0]); return socketWrite(...args) }) as typeof socket.write
+  const c = new Client('c', res, 0, undefined, session, silent, 0, undefined, 1 << 20)
+  const first = new Batch([frame(1, 10)])
+  t.equal(c.write(first, true, 1 << 20, new Counters()), WRITTEN)
+  t.notOk(written.includes(first.chunked()), 'through res.write() while the response held bytes')
+  held = 0
+  const second = new Batch([frame(2, 10)])
+  t.equal(c.write(second, true, 1 << 20, new Counters()), WRITTEN)
+  t.ok(written.includes(second.chunked()), 'straight to the socket, its chunk framed once, once nothing is held')
+})
