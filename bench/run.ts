@@ -38,7 +38,7 @@ const DEFAULT_VARIANTS = ['hub', 'hub-add', 'node-http', 'fastify-sse', 'better-
 const ALL_VARIANTS = [...DEFAULT_VARIANTS, 'fastify-raw', 'hub-baseline', 'hub-metrics', 'hub-reswrite']
 const LABEL: Record<string, string> = {
   hub: 'fastify-sse-hub',
-  'hub-add': 'fastify-sse-hub (addConversationClient)',
+  'hub-add': 'hub (add…Client)',
   'node-http': 'node:http',
   'fastify-sse': '@fastify/sse',
   'better-sse': 'better-sse',
