@@ -278,3 +278,24 @@ const TOOLING_WARNINGS: ReadonlyArray<{ name: string, code: string, message: str
 export function isToolingWarning (warning: Error & { code?: string }): boolean {
   return TOOLING_WARNINGS.some((w) => warning.name === w.name && warning.code === w.code && warning.message === w.message)
 }
+
+/** The part of a tap test the component helpers use. */
+export interface TapLike {
+  test: (name: string, extra: { skip: string }, cb: () => void) => unknown
+  teardown: (fn: () => unknown) => void
+  fail: (msg: string) => void
+}
+
+/**
+ * A real component (`what`) could not start: a loud skip, or a failure when the environment variable `require` is
+ * '1' (CI sets it, so a missing component fails CI instead of skipping). `install` says how to get it.
+ */
+export function componentMissing (t: TapLike, what: string, err: unknown, install: string, require: string): void {
+  const reason = `SKIPPING the ${what}: it could not be started (${(err as Error).message}). ${install}, or set ${require}=1 to make this a failure.`
+  if (process.env[require] === '1') {
+    t.fail(reason.replace('SKIPPING', 'FAILING'))
+  } else {
+    console.error(`\n*** ${reason}\n`)
+    t.test(what, { skip: reason }, () => {})
+  }
+}

@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { build } from '../example-server.js'
-import { connect, listen, token, waitFor } from './helper.js'
+import { componentMissing, connect, listen, token, waitFor } from './helper.js'
 import { freePort } from './redis-helper.js'
 
 const BINARY = process.env.SSE_HUB_PROMETHEUS ?? 'prometheus'
@@ -57,13 +57,7 @@ async function prometheusOrSkip (target: string): Promise<string | undefined> {
     }, 'prometheus ready', 30_000)
     return api
   } catch (err) {
-    const reason = `SKIPPING the Prometheus end-to-end test: no prometheus could be started (${(err as Error).message}). Install prometheus (Debian: apt-get install prometheus), or set SSE_HUB_REQUIRE_PROMETHEUS=1 to make this a failure.`
-    if (process.env.SSE_HUB_REQUIRE_PROMETHEUS === '1') {
-      t.fail(reason.replace('SKIPPING', 'FAILING'))
-    } else {
-      console.error(`\n*** ${reason}\n`)
-      t.test('Prometheus end-to-end test', { skip: reason }, () => {})
-    }
+    componentMissing(t, 'Prometheus end-to-end test', err, 'Install prometheus (Debian: apt-get install prometheus)', 'SSE_HUB_REQUIRE_PROMETHEUS')
     return undefined
   }
 }

@@ -9,7 +9,7 @@ import net from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../src/index.js'
-import { buildApp, listen } from './helper.js'
+import { buildApp, componentMissing, listen, type TapLike } from './helper.js'
 
 const BINARY = process.env.SSE_HUB_REDIS_SERVER ?? 'redis-server'
 
@@ -104,12 +104,6 @@ export async function instance (
   return { app, url }
 }
 
-interface TapLike {
-  test: (name: string, extra: { skip: string }, cb: () => void) => unknown
-  teardown: (fn: () => unknown) => void
-  fail: (msg: string) => void
-}
-
 /**
  * The file's private Redis, or undefined after a loud skip. With SSE_HUB_REQUIRE_REDIS=1
  * a Redis that cannot start fails the file instead.
@@ -120,13 +114,7 @@ export async function redisOrSkip (t: TapLike): Promise<RedisServer | undefined>
     t.teardown(() => server.kill())
     return server
   } catch (err) {
-    const reason = `SKIPPING the Redis backplane tests: no private redis-server could be started (${(err as Error).message}). Install redis-server, or set SSE_HUB_REQUIRE_REDIS=1 to make this a failure.`
-    if (process.env.SSE_HUB_REQUIRE_REDIS === '1') {
-      t.fail(reason.replace('SKIPPING', 'FAILING'))
-    } else {
-      console.error(`\n*** ${reason}\n`)
-      t.test('Redis backplane tests', { skip: reason }, () => {})
-    }
+    componentMissing(t, 'Redis backplane tests (a private redis-server)', err, 'Install redis-server', 'SSE_HUB_REQUIRE_REDIS')
     return undefined
   }
 }

@@ -3,7 +3,9 @@ import t from 'tap'
 import { Frame } from '../src/batch.js'
 import { Join, Session } from '../src/session.js'
 import type { FanOutHost } from '../src/fanout.js'
-import type { RetainedEvents } from '../src/event-log/types.js'
+import { NO_REPLAY, type RetainedEvents } from '../src/event-log/types.js'
+import { Counters } from '../src/counters.js'
+import { SessionBudget, Sessions } from '../src/sessions.js'
 
 const nothing: RetainedEvents = { length: 0, bytes: 0, clear () {} }
 const host = { tuning: { sliceMs: 3, checkEvery: 32 }, maxQueuedBytes: 1 << 20, period: 0, write () {} } as unknown as FanOutHost
@@ -23,4 +25,27 @@ t.test('without clients, a frame is held for each joining client and its broadca
   s.send(new Frame(0, Buffer.from(':')), 6)
   t.equal(s.lastSeq, 7, 'a frame every client gets (seq 0) is not an event of the session')
   t.equal(join.held.length, 2)
+})
+
+t.test('a replay without a join ends none; a session forgotten twice is forgotten once', async (t) => {
+  const s = new Session('s', 'conversation', nothing, host, 1)
+  const join = new Join()
+  s.joins.add(join)
+  NO_REPLAY.endJoin(s)
+  t.equal(s.joins.size, 1, 'a synchronous replay holds nothing for anyone')
+  t.same(NO_REPLAY.frames, [])
+
+  const counters = new Counters()
+  const budget = new SessionBudget(10, 1000)
+  const sessions = new Sessions('conversation', counters, budget, (id) => new Session(id, 'conversation', nothing, host, 1))
+  const made = sessions.obtain('a', false) as Session
+  t.equal(sessions.size, 1)
+  sessions.forget(made)
+  sessions.forget(made)
+  t.equal(sessions.size, 0)
+  t.ok(budget.makeRoom(), 'the budget counted it once')
+  const again = sessions.obtain('a', false) as Session
+  t.not(again, made, 'a new session under the same id')
+  sessions.forget(made)
+  t.equal(sessions.get('a'), again, 'forgetting the old one leaves the new one alone')
 })
