@@ -21,7 +21,8 @@ async function clientCount (r: Redis): Promise<number> {
 
 if (redis !== undefined) {
   t.test('Redis killed -9 mid-stream: clients stay, broadcasts fail loudly, then everything resumes by itself', async (t) => {
-    const a = await instance(t, redis)
+    // Fail-fast broadcasts (waiting for Redis is test/redis-retry.test.ts).
+    const a = await instance(t, redis, { publishRetryMs: 0 })
     const b = await instance(t, redis)
     const idle = await instance(t, redis) // follows no session
     const ca = await connect(`${a.url}/conversations/k1/stream`)

@@ -1,11 +1,15 @@
 /*
- * A private redis-server per test file, on a free loopback port, without persistence,
- * that a test can kill -9 and restart on the same port. When none can be started the
+ * A private redis-server per test file, on a free loopback port, without persistence (or with an
+ * fsync'd append-only file, so a kill -9 loses nothing), that a test can kill -9 and restart on the
+ * same port; and a proxy in front of it that can lose a reply. When none can be started the
  * Redis tests skip with a loud reason, unless SSE_HUB_REQUIRE_REDIS=1 (CI), then they fail.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../src/index.js'
@@ -28,24 +32,38 @@ export class RedisServer {
   #proc: ChildProcess | undefined
   #log = ''
 
-  private constructor (readonly port: number) {}
+  /** Where the append-only file is kept, for a persistent server. */
+  readonly #dir: string | undefined
+
+  private constructor (readonly port: number, persistent: boolean) {
+    this.#dir = persistent ? mkdtempSync(join(tmpdir(), 'sse-hub-redis-')) : undefined
+  }
 
   get url (): string {
     return `redis://127.0.0.1:${this.port}`
   }
 
-  /** Starts redis-server on a free port; rejects within `timeoutMs` when it cannot. */
-  static async start (timeoutMs = 10_000): Promise<RedisServer> {
-    const server = new RedisServer(await freePort())
-    await server.restart(timeoutMs)
+  /**
+   * Starts redis-server on a free port; rejects within `timeoutMs` when it cannot. `persistent`: every
+   * write is fsync'd to an append-only file before its reply, so a restart after kill -9 has all of it.
+   */
+  static async start (timeoutMs = 10_000, persistent = false): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), persistent)
+    try {
+      await server.restart(timeoutMs)
+    } catch (err) {
+      server.#removeData()
+      throw err
+    }
     return server
   }
 
-  /** (Re)starts the server on its port, with empty data (no persistence). */
+  /** (Re)starts the server on its port: with empty data, or a persistent server's data. */
   async restart (timeoutMs = 10_000): Promise<void> {
     if (this.#proc !== undefined) throw new Error('redis-server is already running')
     this.#log = ''
-    const proc = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const persistence = this.#dir === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.#dir]
+    const proc = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.#proc = proc
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { fail(new Error(`redis-server did not start within ${timeoutMs} ms: ${this.#log.slice(-500)}`)) }, timeoutMs)
@@ -83,6 +101,16 @@ export class RedisServer {
     await exited
   }
 
+  /** kill -9, and remove a persistent server's data. */
+  async stop (): Promise<void> {
+    await this.kill()
+    this.#removeData()
+  }
+
+  #removeData (): void {
+    if (this.#dir !== undefined) rmSync(this.#dir, { recursive: true, force: true })
+  }
+
   /** A fresh client for the test itself (the caller quits it). */
   client (): Redis {
     return new Redis(this.url, { maxRetriesPerRequest: 1, lazyConnect: false })
@@ -95,7 +123,7 @@ export class RedisServer {
  */
 export async function instance (
   t: { teardown: (fn: () => unknown) => void },
-  redis: RedisServer,
+  redis: { readonly url: string },
   backplane: Omit<RedisBackplaneOptions, 'url'> = {},
   options: SseHubOptions = {}
 ): Promise<{ app: FastifyInstance, url: string }> {
@@ -108,10 +136,10 @@ export async function instance (
  * The file's private Redis, or undefined after a loud skip. With SSE_HUB_REQUIRE_REDIS=1
  * a Redis that cannot start fails the file instead.
  */
-export async function redisOrSkip (t: TapLike): Promise<RedisServer | undefined> {
+export async function redisOrSkip (t: TapLike, persistent = false): Promise<RedisServer | undefined> {
   try {
-    const server = await RedisServer.start()
-    t.teardown(() => server.kill())
+    const server = await RedisServer.start(10_000, persistent)
+    t.teardown(() => server.stop())
     return server
   } catch (err) {
     componentMissing(t, 'Redis backplane tests (a private redis-server)', err, 'Install redis-server', 'SSE_HUB_REQUIRE_REDIS')
@@ -119,3 +147,72 @@ export async function redisOrSkip (t: TapLike): Promise<RedisServer | undefined>
   }
 }
 
+
+/**
+ * A TCP proxy in front of a Redis server that can lose one reply: {@link cutAfter} arms it, and the
+ * next connection that sends the given command has the server's answer to it dropped and is cut, as
+ * when a connection fails after Redis ran a command and before its reply arrived.
+ */
+export class ReplyCutter {
+  readonly #server: net.Server
+  readonly #sockets = new Set<net.Socket>()
+  #armed: { command: string, cut: () => void } | undefined
+
+  private constructor (server: net.Server) {
+    this.#server = server
+  }
+
+  get url (): string {
+    return `redis://127.0.0.1:${(this.#server.address() as net.AddressInfo).port}`
+  }
+
+  static async start (redis: RedisServer, t: { teardown: (fn: () => unknown) => void }): Promise<ReplyCutter> {
+    const server = net.createServer()
+    const proxy = new ReplyCutter(server)
+    server.on('connection', (client) => { proxy.#pipe(client, net.connect(redis.port, '127.0.0.1')) })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    t.teardown(async () => {
+      for (const s of proxy.#sockets) s.destroy()
+      server.close()
+      await once(server, 'close')
+    })
+    return proxy
+  }
+
+  /** Resolves once a connection sent `command` (as Redis spells it, e.g. `evalsha`), Redis answered, and the answer was dropped and the connection cut. */
+  async cutAfter (command: string): Promise<void> {
+    await new Promise<void>((resolve) => { this.#armed = { command: `\r\n${command.toLowerCase()}\r\n`, cut: resolve } })
+  }
+
+  #pipe (client: net.Socket, upstream: net.Socket): void {
+    let cutting: (() => void) | undefined
+    for (const s of [client, upstream]) {
+      this.#sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        this.#sockets.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.on('data', (chunk: Buffer) => {
+      const armed = this.#armed
+      if (armed !== undefined && chunk.toString().toLowerCase().includes(armed.command)) {
+        this.#armed = undefined
+        cutting = armed.cut
+      }
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk: Buffer) => {
+      if (cutting === undefined) {
+        client.write(chunk)
+        return
+      }
+      // Redis answered: the command ran. The answer is lost with the connection.
+      client.destroy()
+      upstream.destroy()
+      cutting()
+    })
+  }
+}

@@ -24,6 +24,19 @@ export interface RedisBackplaneOptions {
   connectTimeout?: number
   /** Milliseconds a Redis command may take on the connections the hub opens before it fails. Default 5000. */
   commandTimeout?: number
+  /**
+   * Milliseconds a broadcast may wait for Redis while it is unreachable (connection lost, or a
+   * command failed with a connection error or timed out). A session's broadcasts wait in order and,
+   * once Redis answers, are appended exactly once each (a broadcast whose reply was lost is re-sent
+   * and recognised by its producer id and sequence number). Past it the broadcast rejects with
+   * `FST_ERR_SSE_HUB_BROADCAST_FAILED`. `0`: a broadcast fails at once while Redis is unreachable. Default 5000.
+   */
+  publishRetryMs?: number
+  /**
+   * Bytes of broadcasts (event type and data) held while Redis is unreachable: past it a new
+   * broadcast rejects at once with `FST_ERR_SSE_HUB_BROADCAST_FAILED`, so memory stays bounded. Default 1048576 (1 MiB).
+   */
+  publishRetryBytes?: number
   /** More ioredis options for the connections opened from `url` (password, tls, db, …). */
   redisOptions?: RedisOptions
 }
@@ -31,7 +44,7 @@ export interface RedisBackplaneOptions {
 /** Checked options with their defaults: exactly one of `url` and `client`. */
 export type ResolvedRedisOptions = Required<Omit<RedisBackplaneOptions, 'url' | 'client'>> & Pick<RedisBackplaneOptions, 'url' | 'client'>
 
-const DEFAULTS = { keyPrefix: 'sse-hub:', maxLen: 1000, streamTtl: 86_400_000, connectTimeout: 10_000, commandTimeout: 5000, redisOptions: {} }
+const DEFAULTS = { keyPrefix: 'sse-hub:', maxLen: 1000, streamTtl: 86_400_000, connectTimeout: 10_000, commandTimeout: 5000, publishRetryMs: 5000, publishRetryBytes: 1_048_576, redisOptions: {} }
 
 const positive = (min: number, max: number) => (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
 
@@ -43,6 +56,8 @@ const CHECKS: { readonly [K in keyof RedisBackplaneOptions]-?: [(v: unknown) => 
   streamTtl: [positive(0, Number.MAX_SAFE_INTEGER), 'must be an integer >= 0'],
   connectTimeout: [positive(1, 2 ** 31 - 1), 'must be an integer from 1 to 2147483647'],
   commandTimeout: [positive(1, 2 ** 31 - 1), 'must be an integer from 1 to 2147483647'],
+  publishRetryMs: [positive(0, 2 ** 31 - 1), 'must be an integer from 0 to 2147483647'],
+  publishRetryBytes: [positive(1, Number.MAX_SAFE_INTEGER), 'must be an integer >= 1'],
   redisOptions: [(v) => typeof v === 'object' && v !== null, 'must be an object']
 }
 

@@ -6,13 +6,45 @@ import { createHash } from 'node:crypto'
 import type { BackplaneEvent } from './types.js'
 
 /*
- * KEYS[1] the session's stream. ARGV: maxLen, ttl ms, type, data, channel (the stream's
- * name without any ioredis keyPrefix: channels are not prefixed). Append and announce
- * in one step, so the channel's order is the stream's order.
+ * KEYS[1] the session's stream, KEYS[2] its producers hash ({@link producersKey}). ARGV: maxLen,
+ * ttl ms, type, data, channel (the stream's name without any ioredis keyPrefix: channels are not
+ * prefixed), producer id, sequence number, the first sequence number of the producer's current run
+ * of broadcasts to this session (each run's numbers are consecutive and above those of earlier
+ * runs), and the oldest sequence number whose reply the producer still waits for. Appends and
+ * announces in one step, so the channel's order is the stream's order. A (producer, sequence)
+ * already stored is not appended again: the script answers with the id it stored then, so a
+ * broadcast whose reply was lost can be re-sent. The hash holds `<producer>:<seq>` → id for the
+ * broadcasts whose reply may still be missing, and `<producer>` → the range of those sequence
+ * numbers, which the next call of the producer prunes.
  */
-export const PUBLISH_SCRIPT = `local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'd', ARGV[4])
-if ARGV[2] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-redis.call('PUBLISH', ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+export const PUBLISH_SCRIPT = `local p, seq, base, ack = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local low, high = seq, seq - 1
+local range = redis.call('HGET', KEYS[2], p)
+if range then
+  local i = string.find(range, ' ')
+  low, high = tonumber(string.sub(range, 1, i - 1)), tonumber(string.sub(range, i + 1))
+  if low < base then
+    for n = low, math.min(high, base - 1) do redis.call('HDEL', KEYS[2], p .. ':' .. n) end
+    low = base
+  end
+  while low < ack and low <= high do
+    redis.call('HDEL', KEYS[2], p .. ':' .. low)
+    low = low + 1
+  end
+end
+local id = redis.call('HGET', KEYS[2], p .. ':' .. seq)
+if not id then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'd', ARGV[4])
+  redis.call('HSET', KEYS[2], p .. ':' .. seq, id)
+  if low > high then low = seq end
+  if seq > high then high = seq end
+  redis.call('PUBLISH', ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+end
+redis.call('HSET', KEYS[2], p, low .. ' ' .. high)
+if ARGV[2] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 return id`
 export const PUBLISH_SHA = createHash('sha1').update(PUBLISH_SCRIPT).digest('hex')
 
@@ -43,6 +75,14 @@ export type Entry = [id: string, fields: string[]]
 export function toEvent (entry: Entry): BackplaneEvent {
   // The publish script writes the fields in this order: t, d.
   return { id: entry[0], type: entry[1][1] as string, data: entry[1][3] as string }
+}
+
+/**
+ * Where the publish script records, per session, which (producer, sequence number) it stored under
+ * which id: beside the stream, with the stream's TTL.
+ */
+export function producersKey (streamKey: string): string {
+  return `${streamKey}:producers`
 }
 
 /** A session's stream key, which is also its channel's name. */

@@ -7,19 +7,17 @@
  * resubscribes, reads what it missed from the stream (XRANGE after the last id
  * it delivered) and only then lets live events through, so nothing is skipped
  * or doubled; history that no longer covers the outage becomes a `resync`.
- * This module owns the connections, publishing and replay reads; the subscriber
- * side is in redis-feeds.ts, options in redis-options.ts, the stream format in redis-stream.ts.
+ * This module owns the connections and replay reads; broadcasts (their retries) are
+ * in redis-publish.ts, the subscriber side in redis-feeds.ts, options in redis-options.ts,
+ * the stream format and publish script in redis-stream.ts.
  */
 import type { Redis, RedisOptions } from 'ioredis'
-import {
-  FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE,
-  FST_ERR_SSE_HUB_BROADCAST_FAILED,
-  FST_ERR_SSE_HUB_INVALID_OPTION
-} from '../errors.js'
+import { FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE, FST_ERR_SSE_HUB_INVALID_OPTION } from '../errors.js'
 import { assertConnected, connect, unavailable } from './redis-connection.js'
 import { Feeds } from './redis-feeds.js'
+import { Publisher } from './redis-publish.js'
 import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type ResolvedRedisOptions } from './redis-options.js'
-import { compareStreamIds, isStreamId, PUBLISH_SCRIPT, PUBLISH_SHA, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { compareStreamIds, isStreamId, PUBLISH_SCRIPT, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
 import { initialBackplaneStats, type Backplane, type BackplaneRead, type BackplaneSink, type BackplaneStats } from './types.js'
 
 /**
@@ -46,6 +44,7 @@ class RedisBackplane implements Backplane {
   readonly #o: ResolvedRedisOptions
   readonly #stats: BackplaneStats = initialBackplaneStats('redis', false)
   readonly #feeds: Feeds
+  readonly #publisher: Publisher
 
   #sink: BackplaneSink | undefined
   #cmd: Redis | undefined
@@ -56,6 +55,7 @@ class RedisBackplane implements Backplane {
   constructor (options: ResolvedRedisOptions) {
     this.#o = options
     this.#feeds = new Feeds(options.keyPrefix, this.#stats, this.#onError)
+    this.#publisher = new Publisher(options, this.#stats)
   }
 
   readonly #onError = (err: Error): void => {
@@ -71,9 +71,11 @@ class RedisBackplane implements Backplane {
   /*
    * Load the publish script as the first command on a (re)connected command connection: with it
    * cached, EVALSHA never meets NOSCRIPT, whose EVAL retry could let a later broadcast overtake.
+   * Then the broadcasts that waited for Redis are sent, behind it on the same connection.
    */
   readonly #onCmdReady = (): void => {
     ;(this.#cmd as Redis).script('LOAD', PUBLISH_SCRIPT).catch(this.#onError)
+    this.#publisher.retry()
   }
 
   readonly #onClose = (): void => {
@@ -84,7 +86,7 @@ class RedisBackplane implements Backplane {
     if (this.#sink !== undefined) throw new FST_ERR_SSE_HUB_INVALID_OPTION("'backplane': this redisBackplane() already serves a hub; create one per hub")
     this.#sink = sink
     const o = this.#o
-    // Fail fast instead of queueing while disconnected, and never resend a command whose reply was lost (no double XADD).
+    // No ioredis queue while disconnected, and no command re-sent by ioredis: the publisher holds and re-sends broadcasts itself, in order.
     const own: RedisOptions = {
       lazyConnect: true,
       enableOfflineQueue: false,
@@ -101,6 +103,7 @@ class RedisBackplane implements Backplane {
     this.#cmd = cmd
     this.#sub = sub
     this.#feeds.attach(sink, cmd, sub)
+    this.#publisher.attach(cmd)
     for (const conn of [cmd, sub]) {
       conn.on('error', this.#onError)
       conn.on('ready', this.#onReady)
@@ -129,6 +132,7 @@ class RedisBackplane implements Backplane {
   async close (): Promise<void> {
     this.#closed = true
     this.#feeds.stop()
+    this.#publisher.close()
     const cmd = this.#cmd as Redis
     ;(this.#sub as Redis).disconnect()
     if (this.#o.client === undefined) {
@@ -143,24 +147,8 @@ class RedisBackplane implements Backplane {
   }
 
   publish (kind: string, sessionId: string, type: string, data: string): Promise<string> {
-    const cmd = this.#cmd as Redis
     const key = streamKey(this.#o.keyPrefix, kind, sessionId)
-    const args = [key, this.#o.maxLen, this.#o.streamTtl, type, data, key] as const
-    const stats = this.#stats
-    const persisted = cmd.status !== 'ready'
-      ? Promise.reject(new Error(`Redis connection is ${cmd.status}`))
-      : (cmd.evalsha(PUBLISH_SHA, 1, ...args) as Promise<string>).catch((err: Error) => {
-          // The script cache was flushed (SCRIPT FLUSH): send the script itself.
-          if (!err.message.startsWith('NOSCRIPT')) throw err
-          return cmd.eval(PUBLISH_SCRIPT, 1, ...args) as Promise<string>
-        })
-    return persisted.then((id) => {
-      stats.published++
-      return id
-    }, (err: Error) => {
-      stats.publishFailures++
-      throw new FST_ERR_SSE_HUB_BROADCAST_FAILED(err.message, { cause: err })
-    })
+    return this.#publisher.publish(key, key, type, data)
   }
 
   subscribe (kind: string, sessionId: string): Promise<void> {

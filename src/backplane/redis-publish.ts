@@ -1,0 +1,234 @@
+/*
+ * The Redis backplane's broadcasts: this producer's id and sequence numbers, the broadcasts of each
+ * session on their way to Redis (in order), holding them while Redis is unreachable (for up to
+ * publishRetryMs and publishRetryBytes), and re-sending them, which the publish script makes idempotent.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { FST_ERR_SSE_HUB_BROADCAST_FAILED } from '../errors.js'
+import type { ResolvedRedisOptions } from './redis-options.js'
+import { PUBLISH_SCRIPT, PUBLISH_SHA, producersKey } from './redis-stream.js'
+import type { BackplaneStats } from './types.js'
+
+interface Broadcast {
+  readonly seq: number
+  readonly type: string
+  readonly data: string
+  readonly bytes: number
+  /** Past it (ms since the epoch) a broadcast not sent yet is rejected. */
+  readonly deadline: number
+  /** Sent and its reply not in yet. */
+  sent: boolean
+  readonly resolve: (id: string) => void
+  readonly reject: (err: Error) => void
+}
+
+/** One session's broadcasts not settled yet, oldest first. */
+interface Lane {
+  readonly key: string
+  readonly channel: string
+  readonly queue: Broadcast[]
+  inFlight: number
+  /**
+   * A send failed because Redis was unreachable: nothing more is sent until every reply is in and,
+   * unless it was a timeout (the connection is up), the connection was ready again after `readyAt`.
+   */
+  blocked: boolean
+  /** The value of `Publisher.#readies` when the lane's send failed with a lost connection; -1 for a timeout. */
+  readyAt: number
+  /** The lane's first sequence number: its broadcasts are numbered from it, one after another. */
+  readonly base: number
+  /** Broadcasts numbered so far. */
+  count: number
+}
+
+/**
+ * Whether `err` says Redis could not be reached (the connection closed or is not writable, or the
+ * command timed out), so the broadcast may be re-sent; a reply from Redis is not.
+ */
+function unreachable (err: Error): boolean {
+  return err.name !== 'ReplyError'
+}
+
+/**
+ * Sends the broadcasts of one Redis backplane. Of its stats, counts `published` and `publishFailures`.
+ * Each broadcast carries (producer, sequence number); a session's broadcasts are sent in order, and
+ * after a failure to reach Redis they wait until the command connection is ready again (`retry()`),
+ * for up to `publishRetryMs` each, while the data held stays under `publishRetryBytes`.
+ */
+export class Publisher {
+  /** This backplane's producer id: sequence numbers are unique under it. */
+  readonly producer = randomUUID()
+  readonly #stats: BackplaneStats
+  readonly #o: ResolvedRedisOptions
+  readonly #lanes = new Map<string, Lane>()
+
+  #cmd: Redis | undefined
+  /** Above every sequence number of a dropped lane: where a new lane starts. */
+  #nextBase = 1
+  /** Bytes of type and data of the broadcasts not settled yet. */
+  #held = 0
+  /** Lanes waiting for Redis. */
+  #blocked = 0
+  /** Times the command connection was ready again (`retry()`). */
+  #readies = 0
+  /** The one deadline check: set while a broadcast waits for Redis, at `#timerAt`. */
+  #timer: NodeJS.Timeout | undefined
+  #timerAt = Infinity
+  #closed = false
+
+  constructor (options: ResolvedRedisOptions, stats: BackplaneStats) {
+    this.#o = options
+    this.#stats = stats
+  }
+
+  /** The command connection (before any `publish`). */
+  attach (cmd: Redis): void {
+    this.#cmd = cmd
+  }
+
+  publish (key: string, channel: string, type: string, data: string): Promise<string> {
+    return new Promise<string>((resolve, reject) => {
+      const bytes = type.length + data.length
+      const waiting = this.#blocked > 0 || (this.#cmd as Redis).status !== 'ready'
+      if (this.#closed || (waiting && this.#o.publishRetryMs > 0 && this.#held + bytes > this.#o.publishRetryBytes)) {
+        const why = this.#closed ? 'the backplane is closed' : `Redis is unreachable and ${this.#held} bytes of broadcasts wait for it (publishRetryBytes ${this.#o.publishRetryBytes})`
+        this.#fail(reject, new Error(why))
+        return
+      }
+      let lane = this.#lanes.get(key)
+      if (lane === undefined) {
+        lane = { key, channel, queue: [], inFlight: 0, blocked: false, readyAt: 0, base: this.#nextBase, count: 0 }
+        this.#lanes.set(key, lane)
+      }
+      this.#held += bytes
+      lane.queue.push({ seq: lane.base + lane.count++, type, data, bytes, deadline: Date.now() + this.#o.publishRetryMs, sent: false, resolve, reject })
+      this.#pump(lane)
+    })
+  }
+
+  /** For the command connection's `ready` event (after the script is loaded): send what waits. */
+  readonly retry = (): void => {
+    this.#readies++
+    for (const lane of this.#lanes.values()) {
+      this.#unblock(lane)
+      this.#pump(lane)
+    }
+  }
+
+  /** Rejects every broadcast not settled yet; no more timer. */
+  close (): void {
+    this.#closed = true
+    clearTimeout(this.#timer)
+    for (const lane of this.#lanes.values()) {
+      for (const b of lane.queue) this.#fail(b.reject, new Error('the backplane closed before Redis stored the broadcast'))
+    }
+    this.#lanes.clear()
+    this.#held = 0
+  }
+
+  /** Sends the lane's broadcasts not sent yet, in order, unless it waits for Redis; rejects those past their deadline. */
+  #pump (lane: Lane): void {
+    const cmd = this.#cmd as Redis
+    if (lane.blocked || cmd.status !== 'ready') {
+      this.#expire(lane, new Error(cmd.status === 'ready' ? 'Redis connection lost' : `Redis connection is ${cmd.status}`))
+      return
+    }
+    for (const b of lane.queue) {
+      if (b.sent) continue
+      b.sent = true
+      lane.inFlight++
+      // The oldest broadcast not settled is the queue's first: the records of those before it can go.
+      const ack = (lane.queue[0] as Broadcast).seq
+      const args = [lane.key, producersKey(lane.key), this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack]
+      this.#send(cmd, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
+    }
+    this.#forget(lane)
+  }
+
+  #settled (lane: Lane, b: Broadcast, id: string | undefined, err: Error | undefined): void {
+    // After close() every broadcast was rejected already.
+    if (this.#closed) return
+    lane.inFlight--
+    if (err !== undefined && unreachable(err) && Date.now() < b.deadline) {
+      // Re-sent once every reply of the lane is in, in order: a later broadcast sent meanwhile failed the same way.
+      b.sent = false
+      if (!lane.blocked) {
+        lane.blocked = true
+        this.#blocked++
+        // A command that timed out can be re-sent at once; after a lost connection, not before it is ready again.
+        lane.readyAt = err.message === 'Command timed out' ? -1 : this.#readies
+      }
+    } else {
+      this.#remove(lane, b)
+      if (err === undefined) {
+        this.#stats.published++
+        b.resolve(id as string)
+      } else {
+        this.#fail(b.reject, err)
+      }
+    }
+    this.#unblock(lane)
+    this.#pump(lane)
+  }
+
+  /** A blocked lane whose replies are all in may send again: after a timeout, or once the connection was ready again. */
+  #unblock (lane: Lane): void {
+    if (lane.blocked && lane.inFlight === 0 && lane.readyAt < this.#readies) {
+      lane.blocked = false
+      this.#blocked--
+    }
+  }
+
+  /** Rejects the broadcasts of a waiting lane that are past their deadline; the deadline check is set for the others. */
+  #expire (lane: Lane, reason: Error): void {
+    const now = Date.now()
+    for (const b of lane.queue.filter((x) => !x.sent)) {
+      if (now < b.deadline) {
+        // Deadlines grow along a lane: the first one waiting is the lane's earliest.
+        this.#checkAt(b.deadline)
+        break
+      }
+      this.#remove(lane, b)
+      this.#fail(b.reject, new Error(`${reason.message}; not stored within publishRetryMs (${this.#o.publishRetryMs} ms)`, { cause: reason }))
+    }
+    this.#forget(lane)
+  }
+
+  /** Sets the deadline check for `at` unless it is due earlier already. */
+  #checkAt (at: number): void {
+    if (this.#closed || at >= this.#timerAt) return
+    clearTimeout(this.#timer)
+    this.#timerAt = at
+    this.#timer = setTimeout(() => {
+      this.#timerAt = Infinity
+      for (const lane of this.#lanes.values()) this.#pump(lane)
+    }, Math.max(0, at - Date.now())).unref()
+  }
+
+  #send (cmd: Redis, args: ReadonlyArray<string | number>): Promise<string> {
+    return (cmd.evalsha(PUBLISH_SHA, 2, ...args) as Promise<string>).catch((err: Error) => {
+      // The script cache was flushed (SCRIPT FLUSH): send the script itself.
+      if (!err.message.startsWith('NOSCRIPT')) throw err
+      return cmd.eval(PUBLISH_SCRIPT, 2, ...args) as Promise<string>
+    })
+  }
+
+  #remove (lane: Lane, b: Broadcast): void {
+    lane.queue.splice(lane.queue.indexOf(b), 1)
+    this.#held -= b.bytes
+  }
+
+  /** A lane with nothing left is dropped; the session's next lane numbers its broadcasts above this one's. */
+  #forget (lane: Lane): void {
+    if (lane.queue.length === 0 && lane.inFlight === 0 && this.#lanes.get(lane.key) === lane) {
+      this.#lanes.delete(lane.key)
+      this.#nextBase = Math.max(this.#nextBase, lane.base + lane.count)
+    }
+  }
+
+  #fail (reject: (err: Error) => void, err: Error): void {
+    this.#stats.publishFailures++
+    reject(new FST_ERR_SSE_HUB_BROADCAST_FAILED(err.message, { cause: err }))
+  }
+}
