@@ -15,6 +15,7 @@ import { instance, redisOrSkip, ReplyCutter, type RedisServer } from './redis-he
 const redis = await redisOrSkip(t, true)
 
 const connected = (app: FastifyInstance): boolean => app.sse.getStats().backplane.connected
+const errors = (app: FastifyInstance): number => app.sse.getStats().backplane.errors
 
 type Entry = [string, string[]]
 
@@ -98,8 +99,10 @@ if (redis !== undefined) {
     await Promise.all(sent)
     // In flight when Redis dies: some ran, some did not, their replies are lost.
     for (let i = 5; i < 25; i++) broadcast(i)
+    const before = [errors(a.app), errors(b.app)]
     await redis.kill()
-    await waitFor(() => !connected(a.app) && !connected(b.app), 'hubs notice the loss')
+    // Both of a hub's connections closed: its command connection is not ready any more, so a broadcast waits.
+    await waitFor(() => !connected(a.app) && errors(a.app) >= (before[0] as number) + 2 && !connected(b.app) && errors(b.app) >= (before[1] as number) + 2, 'the hub notices the loss')
     // Made while Redis is down: they wait.
     for (let i = 25; i < 40; i++) broadcast(i)
     await redis.restart()
@@ -119,17 +122,21 @@ if (redis !== undefined) {
 
   t.test('publishRetryMs 0: a broadcast while Redis is down fails at once', async (t) => {
     const a = await instance(t, redis, { publishRetryMs: 0 })
+    const before = [errors(a.app)]
     await redis.kill()
     t.teardown(() => redis.restart())
-    await waitFor(() => !connected(a.app), 'the hub notices the loss')
+    // Both of a hub's connections closed: its command connection is not ready any more, so a broadcast waits.
+    await waitFor(() => !connected(a.app) && errors(a.app) >= (before[0] as number) + 2, 'the hub notices the loss')
     await t.rejects(a.app.sse.broadcastToConversation('ff', 'conversation_token', token('x')), { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED' })
     t.equal(a.app.sse.getStats().backplane.publishFailures, 1)
   })
 
   t.test('past publishRetryBytes a broadcast rejects at once; those held are stored when Redis is back', async (t) => {
     const a = await instance(t, redis, { publishRetryBytes: 300, publishRetryMs: 60_000 })
+    const before = [errors(a.app)]
     await redis.kill()
-    await waitFor(() => !connected(a.app), 'the hub notices the loss')
+    // Both of a hub's connections closed: its command connection is not ready any more, so a broadcast waits.
+    await waitFor(() => !connected(a.app) && errors(a.app) >= (before[0] as number) + 2, 'the hub notices the loss')
     const held = a.app.sse.broadcastToConversation('bytes', 'conversation_token', token('held'))
     await t.rejects(a.app.sse.broadcastToConversation('bytes', 'conversation_token', token('x'.repeat(200))), { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /publishRetryBytes 300/ })
     await redis.restart()
@@ -141,8 +148,10 @@ if (redis !== undefined) {
   t.test('a broadcast that waits past publishRetryMs rejects and is never stored; the next ones go on', async (t) => {
     const a = await instance(t, redis, { publishRetryMs: 200 })
     const c = await connect(`${a.url}/conversations/late/stream`)
+    const before = [errors(a.app)]
     await redis.kill()
-    await waitFor(() => !connected(a.app), 'the hub notices the loss')
+    // Both of a hub's connections closed: its command connection is not ready any more, so a broadcast waits.
+    await waitFor(() => !connected(a.app) && errors(a.app) >= (before[0] as number) + 2, 'the hub notices the loss')
     await t.rejects(a.app.sse.broadcastToConversation('late', 'conversation_token', token('late')), { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /not stored within publishRetryMs \(200 ms\)/ })
     await redis.restart()
     await waitFor(() => connected(a.app), 'the hub reconnects')
@@ -155,9 +164,11 @@ if (redis !== undefined) {
 
   t.test('close() rejects the broadcasts still waiting', async (t) => {
     const app = await buildApp({ backplane: redisBackplane({ url: redis.url, publishRetryMs: 60_000 }) })
+    const before = [errors(app)]
     await redis.kill()
     t.teardown(() => redis.restart())
-    await waitFor(() => !connected(app), 'the hub notices the loss')
+    // Both of a hub's connections closed: its command connection is not ready any more, so a broadcast waits.
+    await waitFor(() => !connected(app) && errors(app) >= (before[0] as number) + 2, 'the hub notices the loss')
     const waiting = app.sse.broadcastToConversation('closing', 'conversation_token', token('w'))
     await app.close()
     await t.rejects(waiting, { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /closed/ })
