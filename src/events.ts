@@ -42,14 +42,38 @@ export interface ResyncEvent {
   reason: 'unknown_event_id' | 'history_trimmed'
 }
 
+/**
+ * Sent by the hub to a client that joins without `Last-Event-ID`, or whose id is unknown or older than the
+ * history, when the `snapshot` option answers for the session: the application's state of the session, with the
+ * SSE `id:` of the newest event that state includes. Every event after that id follows, then live events.
+ */
+export interface SnapshotEvent<S = unknown> {
+  sessionId: string
+  reason: 'join' | 'unknown_event_id' | 'history_trimmed'
+  /** What the `snapshot` option returned as `state`. */
+  state: S
+}
+
+/**
+ * Sent by the hub after a closed session's final event, without an `id:`; then the response ends. A client
+ * should stop for good: reconnecting with the final event's id is answered 204 No Content.
+ */
+export interface ClosedEvent {
+  sessionId: string
+  /** The id of the session's final event, `''` when it has none. */
+  lastEventId: string
+}
+
 /** Events the hub itself sends; they cannot be broadcast by the application. */
 export interface HubEvents {
   connection_established: ConnectionEstablishedEvent
   resync: ResyncEvent
+  snapshot: SnapshotEvent
+  closed: ClosedEvent
 }
 
 /** Event types reserved by the hub. */
-export const RESERVED_EVENT_TYPES: ReadonlySet<string> = new Set<keyof HubEvents>(['connection_established', 'resync'])
+export const RESERVED_EVENT_TYPES: ReadonlySet<string> = new Set<keyof HubEvents>(['connection_established', 'resync', 'snapshot', 'closed'])
 
 /** A persona taking part in a conversation. */
 export interface ConversationParticipant {
