@@ -106,7 +106,7 @@ if (redis !== undefined) {
     const r = redis.client()
     t.teardown(() => r.quit())
     // The session's stream is replaced by something XRANGE refuses, then the subscriber drops.
-    await r.set('sse-hub:conversation:f1', 'not a stream')
+    await r.set('sse-hub:{conversation:f1}', 'not a stream')
     await r.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
     await waitFor(() => logged.includes('WRONGTYPE'), 'the failed catch-up')
     t.equal(connected(app), false, 'not connected while behind')
@@ -114,7 +114,7 @@ if (redis !== undefined) {
     await app.sse.broadcastToConversation('f2', 'conversation_token', token('fine'))
     await healthy.receive(1)
     t.same(tokens(healthy), ['fine'])
-    await r.del('sse-hub:conversation:f1')
+    await r.del('sse-hub:{conversation:f1}')
     // Published while the retry is pending: held, and also read by the retry.
     await app.sse.broadcastToConversation('f1', 'conversation_token', token('1'))
     await waitFor(() => connected(app), 'the retry succeeds')

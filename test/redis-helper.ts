@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../src/index.js'
-import { buildApp, componentMissing, listen, type TapLike } from './helper.js'
+import { buildApp, componentMissing, listen, waitFor, type TapLike } from './helper.js'
 
 const BINARY = process.env.SSE_HUB_REDIS_SERVER ?? 'redis-server'
 
@@ -35,7 +35,8 @@ export class RedisServer {
   /** Where the append-only file is kept, for a persistent server. */
   readonly #dir: string | undefined
 
-  private constructor (readonly port: number, persistent: boolean) {
+  /** `extra`: more redis-server arguments (a cluster node's). */
+  private constructor (readonly port: number, persistent: boolean, readonly extra: readonly string[]) {
     this.#dir = persistent ? mkdtempSync(join(tmpdir(), 'sse-hub-redis-')) : undefined
   }
 
@@ -47,8 +48,9 @@ export class RedisServer {
    * Starts redis-server on a free port; rejects within `timeoutMs` when it cannot. `persistent`: every
    * write is fsync'd to an append-only file before its reply, so a restart after kill -9 has all of it.
    */
-  static async start (timeoutMs = 10_000, persistent = false): Promise<RedisServer> {
-    const server = new RedisServer(await freePort(), persistent)
+  static async start (timeoutMs = 10_000, persistent = false, extra: (port: number) => string[] = () => []): Promise<RedisServer> {
+    const port = await freePort()
+    const server = new RedisServer(port, persistent, extra(port))
     try {
       await server.restart(timeoutMs)
     } catch (err) {
@@ -63,7 +65,7 @@ export class RedisServer {
     if (this.#proc !== undefined) throw new Error('redis-server is already running')
     this.#log = ''
     const persistence = this.#dir === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.#dir]
-    const proc = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'notice', ...this.extra], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.#proc = proc
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { fail(new Error(`redis-server did not start within ${timeoutMs} ms: ${this.#log.slice(-500)}`)) }, timeoutMs)
@@ -89,6 +91,10 @@ export class RedisServer {
       proc.stdout?.on('data', onData)
       proc.stderr?.on('data', (c: Buffer) => { this.#log += c.toString() })
     })
+  }
+
+  get running (): boolean {
+    return this.#proc !== undefined
   }
 
   /** kill -9, and wait until the process is gone. */
@@ -118,16 +124,16 @@ export class RedisServer {
 }
 
 /**
- * One hub (the test routes of {@link buildApp}) on the Redis backplane of `redis`, listening on a
+ * One hub (the test routes of {@link buildApp}) on the Redis backplane of `redis` (a server or a cluster), listening on a
  * free port and closed when the test ends: N of them in one process share Redis as N processes would.
  */
 export async function instance (
   t: { teardown: (fn: () => unknown) => void },
-  redis: { readonly url: string },
+  redis: { readonly url: string } | RedisCluster,
   backplane: Omit<RedisBackplaneOptions, 'url'> = {},
   options: SseHubOptions = {}
 ): Promise<{ app: FastifyInstance, url: string }> {
-  const app = await buildApp({ ...options, backplane: redisBackplane({ url: redis.url, connectTimeout: 2000, ...backplane }) })
+  const app = await buildApp({ ...options, backplane: redisBackplane({ ...(redis instanceof RedisCluster ? { cluster: redis.nodes } : { url: redis.url }), connectTimeout: 2000, ...backplane }) })
   const url = await listen(app, t)
   return { app, url }
 }
@@ -147,6 +153,139 @@ export async function redisOrSkip (t: TapLike, persistent = false): Promise<Redi
   }
 }
 
+/**
+ * A private Redis Cluster: three masters and three replicas from `redis-server --cluster-enabled yes`
+ * on free loopback ports (their node files in a tmp dir, no persistence, a short node timeout so a
+ * failover takes a few seconds), joined with `redis-cli --cluster create`. {@link clusterOrSkip} starts one.
+ */
+export class RedisCluster {
+  private constructor (readonly servers: RedisServer[], readonly dir: string) {}
+
+  /** Some nodes to start from, for the `cluster` option. */
+  get nodes (): Array<{ host: string, port: number }> {
+    return this.servers.map((s) => ({ host: '127.0.0.1', port: s.port }))
+  }
+
+  static async start (): Promise<RedisCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'sse-hub-cluster-'))
+    const servers: RedisServer[] = []
+    const cluster = new RedisCluster(servers, dir)
+    try {
+      for (let i = 0; i < 6; i++) {
+        servers.push(await RedisServer.start(10_000, false, (port) => [
+          '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-node-timeout', '1000'
+        ]))
+      }
+      await run(CLI, ['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '1', '--cluster-yes'])
+      await cluster.settled()
+    } catch (err) {
+      await cluster.stop()
+      throw err
+    }
+    return cluster
+  }
+
+  /** Waits until every running node says `cluster_state:ok` and knows the same masters for all 16384 slots. */
+  async settled (ms = 20_000): Promise<void> {
+    await waitFor(async () => {
+      const views = await Promise.all(this.servers.filter((s) => s.running).map(async (s) => {
+        const r = s.client()
+        try {
+          const info = await r.cluster('INFO')
+          return info.includes('cluster_state:ok') && info.includes('cluster_slots_ok:16384') ? JSON.stringify(await this.#owners(r)) : 'not ok'
+        } finally {
+          r.disconnect()
+        }
+      }))
+      return views.every((v) => v !== 'not ok' && v === views[0])
+    }, 'the cluster is ok on every node', ms)
+  }
+
+  async #owners (r: Redis): Promise<Array<[number, number, number]>> {
+    const slots = await r.cluster('SLOTS')
+    return slots.map((e): [number, number, number] => [e[0], e[1], (e[2] as [string, number, string, unknown[]])[1]]).sort((x, y) => x[0] - y[0])
+  }
+
+  /** The server of the master that holds `slot` now. */
+  async master (slot: number): Promise<RedisServer> {
+    const s = this.servers.find((x) => x.running) as RedisServer
+    const r = s.client()
+    try {
+      const owner = (await this.#owners(r)).find(([from, to]) => from <= slot && slot <= to) as [number, number, number]
+      return this.servers.find((x) => x.port === owner[2]) as RedisServer
+    } finally {
+      r.disconnect()
+    }
+  }
+
+  /** The running masters' servers. */
+  async masters (): Promise<RedisServer[]> {
+    const r = (this.servers.find((x) => x.running) as RedisServer).client()
+    try {
+      const ports = new Set((await this.#owners(r)).map(([, , port]) => port))
+      return this.servers.filter((s) => ports.has(s.port))
+    } finally {
+      r.disconnect()
+    }
+  }
+
+  /**
+   * Moves `slot` (with its keys) from its master to `to`, as `redis-cli --cluster reshard` does:
+   * IMPORTING / MIGRATING, MIGRATE of its keys, then SETSLOT NODE on every master. `during` runs
+   * while the slot is half-migrated (clients get ASK or TRYAGAIN).
+   */
+  async migrate (slot: number, to: RedisServer, during: () => Promise<void> = async () => {}): Promise<void> {
+    const from = await this.master(slot)
+    const src = from.client()
+    const dst = to.client()
+    try {
+      const [fromId, toId] = await Promise.all([src.cluster('MYID'), dst.cluster('MYID')]) as [string, string]
+      await dst.cluster('SETSLOT', slot, 'IMPORTING', fromId)
+      await src.cluster('SETSLOT', slot, 'MIGRATING', toId)
+      await during()
+      for (;;) {
+        const keys = await src.cluster('GETKEYSINSLOT', slot, 100) as string[]
+        if (keys.length === 0) break
+        await src.migrate('127.0.0.1', to.port, '', 0, 5000, 'KEYS', ...keys)
+      }
+      for (const m of await this.masters()) {
+        const r = m.client()
+        await r.cluster('SETSLOT', slot, 'NODE', toId).finally(() => r.disconnect())
+      }
+    } finally {
+      src.disconnect()
+      dst.disconnect()
+    }
+  }
+
+  async stop (): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.stop()))
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+const CLI = process.env.SSE_HUB_REDIS_CLI ?? 'redis-cli'
+
+async function run (command: string, args: string[]): Promise<void> {
+  const proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  proc.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  proc.stderr.on('data', (c: Buffer) => { out += c.toString() })
+  const [code] = await once(proc, 'exit') as [number | null]
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${String(code)}: ${out.slice(-500)}`)
+}
+
+/** The file's private Redis Cluster, or undefined after a loud skip (a failure with SSE_HUB_REQUIRE_REDIS=1). */
+export async function clusterOrSkip (t: TapLike): Promise<RedisCluster | undefined> {
+  try {
+    const cluster = await RedisCluster.start()
+    t.teardown(() => cluster.stop())
+    return cluster
+  } catch (err) {
+    componentMissing(t, 'Redis Cluster tests (a private 6-node redis-server cluster)', err, 'Install redis-server (with redis-cli)', 'SSE_HUB_REQUIRE_REDIS')
+    return undefined
+  }
+}
 
 /**
  * A TCP proxy in front of a Redis server that can lose one reply: {@link cutAfter} arms it, and the

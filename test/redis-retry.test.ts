@@ -21,7 +21,7 @@ type Entry = [string, string[]]
 
 /** The tokens stored in a conversation's stream, in order, with their ids. */
 async function stored (r: Redis, sessionId: string): Promise<Array<[id: string, token: string]>> {
-  const entries = await r.xrange(`sse-hub:conversation:${sessionId}`, '-', '+') as Entry[]
+  const entries = await r.xrange(`sse-hub:{conversation:${sessionId}}`, '-', '+') as Entry[]
   return entries.map(([id, fields]) => [id, JSON.parse(fields[3] as string).token as string])
 }
 
@@ -34,9 +34,9 @@ function client (t: { teardown: (fn: () => unknown) => void }, server: RedisServ
 if (redis !== undefined) {
   t.test('the publish script stores a (producer, sequence number) once, answers a repeat with its id, and prunes what was answered', async (t) => {
     const r = client(t, redis)
-    const key = 'sse-hub:conversation:script'
+    const key = 'sse-hub:{conversation:script}'
     const run = (producer: string, seq: number, base: number, ack: number, data: string): Promise<string> =>
-      r.eval(PUBLISH_SCRIPT, 2, key, `${key}:producers`, 1000, 60_000, 'e', data, key, producer, seq, base, ack) as Promise<string>
+      r.eval(PUBLISH_SCRIPT, 2, key, `${key}:producers`, 1000, 60_000, 'e', data, key, producer, seq, base, ack, 'PUBLISH') as Promise<string>
     const first = await run('p1', 1, 1, 1, 'a')
     t.equal(await run('p1', 1, 1, 1, 'a'), first, 'a repeat answers with the stored id')
     t.equal(await r.xlen(key), 1, 'and appends nothing')

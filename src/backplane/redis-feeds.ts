@@ -3,9 +3,9 @@
  * subscription per session however many hub subscribers, each event delivered to the sink once and
  * in order, and the catch-up from the streams after the subscriber lost its connection.
  */
-import type { Redis } from 'ioredis'
-import { assertConnected, unavailable } from './redis-connection.js'
+import { unavailable } from './redis-connection.js'
 import { compareStreamIds, isStreamId, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import type { Topology } from './redis-topology.js'
 import type { BackplaneEvent, BackplaneSink, BackplaneStats } from './types.js'
 
 interface Feed {
@@ -32,8 +32,7 @@ export class Feeds {
   readonly #feeds = new Map<string, Feed>()
 
   #sink: BackplaneSink | undefined
-  #cmd: Redis | undefined
-  #sub: Redis | undefined
+  #topology: Topology | undefined
   #stopped = false
   /** The subscriber lost its connection: resubscribe and catch up when both connections are ready. */
   #recoverWanted = false
@@ -47,10 +46,9 @@ export class Feeds {
   }
 
   /** Where events go, and the connections to follow the sessions on (before any other call but `unsubscribe`). */
-  attach (sink: BackplaneSink, cmd: Redis, sub: Redis): void {
+  attach (sink: BackplaneSink, topology: Topology): void {
     this.#sink = sink
-    this.#cmd = cmd
-    this.#sub = sub
+    this.#topology = topology
   }
 
   /** Whether a catch-up is owed: the subscriber lost its connection and the sessions are not read again yet. */
@@ -58,13 +56,13 @@ export class Feeds {
     return this.#recoverWanted
   }
 
-  /** For the subscriber's `close` event. */
+  /** For a lost subscriber connection (or subscriptions Redis dropped). */
   readonly onSubClose = (): void => {
     // Whatever is published from now on until the subscription is back must be read from the streams.
     this.#recoverWanted = true
   }
 
-  /** For the subscriber's `message` event. */
+  /** For a message on a subscribed channel. */
   readonly onMessage = (channel: string, message: string): void => {
     const feed = this.#feeds.get(channel)
     const a = message.indexOf('\n')
@@ -107,12 +105,10 @@ export class Feeds {
 
   async #follow (feed: Feed): Promise<void> {
     try {
-      const cmd = this.#cmd as Redis
-      const sub = this.#sub as Redis
-      assertConnected(cmd, sub)
-      await sub.subscribe(feed.key)
+      const topology = this.#topology as Topology
+      await topology.subscribe(feed.key)
       // Where the session stands now: the point to catch up from if the connection drops later.
-      const newest = await cmd.xrevrange(feed.key, '+', '-', 'COUNT', 1) as Entry[]
+      const newest = await topology.cmd.xrevrange(feed.key, '+', '-', 'COUNT', 1) as Entry[]
       const id = newest[0]?.[0] ?? '0-0'
       if (compareStreamIds(id, feed.lastId) > 0) feed.lastId = id
     } catch (err) {
@@ -126,9 +122,8 @@ export class Feeds {
     if (feed === undefined || --feed.refs > 0) return
     this.#feeds.delete(key)
     this.#stats.subscriptions = this.#feeds.size
-    const sub = this.#sub as Redis
     // Messages that still arrive for it are ignored; a resubscription after an outage leaves it out.
-    if (sub.status === 'ready') sub.unsubscribe(key).catch(this.#onError)
+    ;(this.#topology as Topology).unsubscribe(key)
   }
 
   /** Delivers `event` unless the sink already has it (the seam between a catch-up read and live messages). */
@@ -149,9 +144,8 @@ export class Feeds {
   }
 
   async #recoverPass (): Promise<void> {
-    const cmd = this.#cmd as Redis
-    const sub = this.#sub as Redis
-    while (this.#recoverWanted && !this.#stopped && cmd.status === 'ready' && sub.status === 'ready') {
+    const topology = this.#topology as Topology
+    while (this.#recoverWanted && !this.#stopped && topology.ready) {
       this.#recoverWanted = false
       const feeds = [...this.#feeds.values()]
       if (feeds.length === 0) continue
@@ -160,26 +154,21 @@ export class Feeds {
       // hold never outgrows one pass.
       for (const f of feeds) f.queue = []
       try {
-        await sub.subscribe(...feeds.map((f) => f.key))
-        const pipeline = cmd.pipeline()
-        for (const f of feeds) {
-          pipeline.xrange(f.key, f.lastId, '+')
-          pipeline.xrevrange(f.key, '+', '-', 'COUNT', 1)
-        }
-        const replies = await pipeline.exec() as Array<[Error | null, Entry[]]>
+        // On a Cluster, where each session's slot is now (after a failover, or a slot that moved).
+        await topology.refresh()
+        const replies = await Promise.all(feeds.map((f) => this.#reread(topology, f)))
         let behind = false
         feeds.forEach((f, i) => {
-          const [err, entries] = replies[2 * i] as [Error | null, Entry[]]
+          const reply = replies[i] as Error | [Entry[], Entry[]]
           // One unsubscribed while reading is skipped: its clients are gone.
-          if (this.#feeds.get(f.key) === f) {
-            if (err === null) {
-              this.#catchUp(f, entries, (replies[2 * i + 1] as [null, Entry[]])[1])
-            } else {
-              // This session's key cannot be read (e.g. it is not a stream any more): it stays
-              // behind and is retried; the other sessions go on.
-              this.#onError(err)
-              behind = true
-            }
+          if (this.#feeds.get(f.key) !== f) return
+          if (reply instanceof Error) {
+            // This session cannot be followed again yet (its shard is away, or its key is not a
+            // stream any more): it stays behind and is retried; the other sessions go on.
+            this.#onError(reply)
+            behind = true
+          } else {
+            this.#catchUp(f, reply[0], reply[1])
           }
         })
         if (behind) throw new Error('some sessions could not be caught up')
@@ -190,6 +179,19 @@ export class Feeds {
         this.#retryTimer = setTimeout(() => { this.recover() }, 1000).unref()
         break
       }
+    }
+  }
+
+  /** Subscribes to a feed again, then reads what it missed and its newest entry; an error is answered, not thrown. */
+  async #reread (topology: Topology, f: Feed): Promise<Error | [Entry[], Entry[]]> {
+    try {
+      await topology.subscribe(f.key)
+      return await Promise.all([
+        topology.cmd.xrange(f.key, f.lastId, '+') as Promise<Entry[]>,
+        topology.cmd.xrevrange(f.key, '+', '-', 'COUNT', 1) as Promise<Entry[]>
+      ])
+    } catch (err) {
+      return err as Error
     }
   }
 

@@ -2,18 +2,31 @@
  * The options of redisBackplane(): their type and documentation, defaults and checks
  * (FST_ERR_SSE_HUB_INVALID_OPTION), and how a Redis URL is shown in messages.
  */
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { FST_ERR_SSE_HUB_INVALID_OPTION } from '../errors.js'
 
-/** Options of {@link redisBackplane}. Give `url` or `client`. */
+/** A Redis Cluster node to start from. */
+export interface RedisClusterNode {
+  host: string
+  port: number
+}
+
+/** Options of {@link redisBackplane}. Give `url`, `cluster` or `client`. */
 export interface RedisBackplaneOptions {
   /** Where Redis is, e.g. `redis://127.0.0.1:6379` (`rediss://` for TLS). The hub opens and closes two connections. */
   url?: string
   /**
-   * Your ioredis client instead of `url`: the hub sends its commands through it and opens one
-   * `client.duplicate()` for its subscriptions. `fastify.close()` leaves your client open.
+   * A Redis Cluster (Redis 7 or later) instead of `url`: some of its nodes, e.g. `[{ host: '10.0.0.1', port: 6379 }]`;
+   * the others are found from them. A session's keys share one hash slot; its live events go over
+   * sharded pub/sub (`SPUBLISH` / `SSUBSCRIBE`), on the shard that holds it. See docs/redis.md.
    */
-  client?: Redis
+  cluster?: readonly RedisClusterNode[]
+  /**
+   * Your ioredis client instead of `url`: the hub sends its commands through it and opens one
+   * `client.duplicate()` for its subscriptions (for a `Cluster`, one connection per master that holds
+   * a followed session). `fastify.close()` leaves your client open.
+   */
+  client?: Redis | Cluster
   /** Prefix of every key and channel the hub uses. Default `'sse-hub:'`. */
   keyPrefix?: string
   /** Events kept per session stream (`XADD … MAXLEN ~ maxLen`: at least this many). Default 1000. */
@@ -37,19 +50,23 @@ export interface RedisBackplaneOptions {
    * broadcast rejects at once with `FST_ERR_SSE_HUB_BROADCAST_FAILED`, so memory stays bounded. Default 1048576 (1 MiB).
    */
   publishRetryBytes?: number
-  /** More ioredis options for the connections opened from `url` (password, tls, db, …). */
+  /** More ioredis options for the connections opened from `url` or to `cluster` nodes (password, tls, db, …). */
   redisOptions?: RedisOptions
 }
 
-/** Checked options with their defaults: exactly one of `url` and `client`. */
-export type ResolvedRedisOptions = Required<Omit<RedisBackplaneOptions, 'url' | 'client'>> & Pick<RedisBackplaneOptions, 'url' | 'client'>
+/** Checked options with their defaults: exactly one of `url`, `cluster` and `client`. */
+export type ResolvedRedisOptions = Required<Omit<RedisBackplaneOptions, 'url' | 'cluster' | 'client'>> & Pick<RedisBackplaneOptions, 'url' | 'cluster' | 'client'>
 
 const DEFAULTS = { keyPrefix: 'sse-hub:', maxLen: 1000, streamTtl: 86_400_000, connectTimeout: 10_000, commandTimeout: 5000, publishRetryMs: 5000, publishRetryBytes: 1_048_576, redisOptions: {} }
 
 const positive = (min: number, max: number) => (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
 
+const isNode = (n: unknown): boolean => typeof n === 'object' && n !== null && typeof (n as RedisClusterNode).host === 'string' &&
+  (n as RedisClusterNode).host !== '' && positive(1, 65535)((n as RedisClusterNode).port)
+
 const CHECKS: { readonly [K in keyof RedisBackplaneOptions]-?: [(v: unknown) => boolean, string] } = {
   url: [(v) => typeof v === 'string' && /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL'],
+  cluster: [(v) => Array.isArray(v) && v.length > 0 && v.every(isNode), 'must be a non-empty array of { host, port }'],
   client: [(v) => typeof v === 'object' && v !== null && typeof (v as Redis).duplicate === 'function' && typeof (v as Redis).xrange === 'function', 'must be an ioredis client'],
   keyPrefix: [(v) => typeof v === 'string' && v.length <= 128, 'must be a string of at most 128 characters'],
   maxLen: [positive(1, 100_000_000), 'must be an integer from 1 to 100000000'],
@@ -73,8 +90,8 @@ export function resolveRedisOptions (options: RedisBackplaneOptions): ResolvedRe
     if (!check[0](value)) throw new FST_ERR_SSE_HUB_INVALID_OPTION(`redisBackplane '${key}': ${check[1]}`)
     resolved[key] = value
   }
-  if ((resolved.url === undefined) === (resolved.client === undefined)) {
-    throw new FST_ERR_SSE_HUB_INVALID_OPTION('redisBackplane: give exactly one of `url` and `client`')
+  if ([resolved.url, resolved.cluster, resolved.client].filter((v) => v !== undefined).length !== 1) {
+    throw new FST_ERR_SSE_HUB_INVALID_OPTION('redisBackplane: give exactly one of `url`, `cluster` and `client`')
   }
   return resolved as unknown as ResolvedRedisOptions
 }

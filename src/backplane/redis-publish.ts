@@ -4,10 +4,10 @@
  * publishRetryMs and publishRetryBytes), and re-sending them, which the publish script makes idempotent.
  */
 import { randomUUID } from 'node:crypto'
-import type { Redis } from 'ioredis'
 import { FST_ERR_SSE_HUB_BROADCAST_FAILED } from '../errors.js'
 import type { ResolvedRedisOptions } from './redis-options.js'
 import { PUBLISH_SCRIPT, PUBLISH_SHA, producersKey } from './redis-stream.js'
+import type { Commands, Topology } from './redis-topology.js'
 import type { BackplaneStats } from './types.js'
 
 interface Broadcast {
@@ -63,7 +63,11 @@ export class Publisher {
   readonly #o: ResolvedRedisOptions
   readonly #lanes = new Map<string, Lane>()
 
-  #cmd: Redis | undefined
+  #cmd: Commands | undefined
+  /** The command announcing an event ('PUBLISH' or 'SPUBLISH'). */
+  #announce = 'PUBLISH'
+  /** Broadcasts of a lane in flight at once. */
+  #window = Infinity
   /** Above every sequence number of a dropped lane: where a new lane starts. */
   #nextBase = 1
   /** Bytes of type and data of the broadcasts not settled yet. */
@@ -82,15 +86,22 @@ export class Publisher {
     this.#stats = stats
   }
 
-  /** The command connection (before any `publish`). */
-  attach (cmd: Redis): void {
-    this.#cmd = cmd
+  /** The topology: its command connection, how it announces, how many broadcasts of a session it sends at once (before any `publish`). */
+  attach (topology: Topology): void {
+    this.#cmd = topology.cmd
+    this.#announce = topology.announce
+    this.#window = topology.window
+  }
+
+  /** Whether broadcasts wait for Redis after a failure to reach it. */
+  get waiting (): boolean {
+    return this.#blocked > 0
   }
 
   publish (key: string, channel: string, type: string, data: string): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const bytes = type.length + data.length
-      const waiting = this.#blocked > 0 || (this.#cmd as Redis).status !== 'ready'
+      const waiting = this.#blocked > 0 || (this.#cmd as Commands).status !== 'ready'
       if (this.#closed || (waiting && this.#o.publishRetryMs > 0 && this.#held + bytes > this.#o.publishRetryBytes)) {
         const why = this.#closed ? 'the backplane is closed' : `Redis is unreachable and ${this.#held} bytes of broadcasts wait for it (publishRetryBytes ${this.#o.publishRetryBytes})`
         this.#fail(reject, new Error(why))
@@ -129,18 +140,19 @@ export class Publisher {
 
   /** Sends the lane's broadcasts not sent yet, in order, unless it waits for Redis; rejects those past their deadline. */
   #pump (lane: Lane): void {
-    const cmd = this.#cmd as Redis
+    const cmd = this.#cmd as Commands
     if (lane.blocked || cmd.status !== 'ready') {
       this.#expire(lane, new Error(cmd.status === 'ready' ? 'Redis connection lost' : `Redis connection is ${cmd.status}`))
       return
     }
     for (const b of lane.queue) {
       if (b.sent) continue
+      if (lane.inFlight >= this.#window) break // perf note 40
       b.sent = true
       lane.inFlight++
       // The oldest broadcast not settled is the queue's first: the records of those before it can go.
       const ack = (lane.queue[0] as Broadcast).seq
-      const args = [lane.key, producersKey(lane.key), this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack]
+      const args = [lane.key, producersKey(lane.key), this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, this.#announce]
       this.#send(cmd, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
     }
     this.#forget(lane)
@@ -206,7 +218,7 @@ export class Publisher {
     }, Math.max(0, at - Date.now())).unref()
   }
 
-  #send (cmd: Redis, args: ReadonlyArray<string | number>): Promise<string> {
+  #send (cmd: Commands, args: ReadonlyArray<string | number>): Promise<string> {
     return (cmd.evalsha(PUBLISH_SHA, 2, ...args) as Promise<string>).catch((err: Error) => {
       // The script cache was flushed (SCRIPT FLUSH): send the script itself.
       if (!err.message.startsWith('NOSCRIPT')) throw err

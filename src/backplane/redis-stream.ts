@@ -10,7 +10,8 @@ import type { BackplaneEvent } from './types.js'
  * ttl ms, type, data, channel (the stream's name without any ioredis keyPrefix: channels are not
  * prefixed), producer id, sequence number, the first sequence number of the producer's current run
  * of broadcasts to this session (each run's numbers are consecutive and above those of earlier
- * runs), and the oldest sequence number whose reply the producer still waits for. Appends and
+ * runs), the oldest sequence number whose reply the producer still waits for, and the command that
+ * announces (`PUBLISH`, or `SPUBLISH` on a Redis Cluster: the channel is KEYS[1]'s name, so its slot). Appends and
  * announces in one step, so the channel's order is the stream's order. A (producer, sequence)
  * already stored is not appended again: the script answers with the id it stored then, so a
  * broadcast whose reply was lost can be re-sent. The hash holds `<producer>:<seq>` → id for the
@@ -38,7 +39,7 @@ if not id then
   redis.call('HSET', KEYS[2], p .. ':' .. seq, id)
   if low > high then low = seq end
   if seq > high then high = seq end
-  redis.call('PUBLISH', ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+  redis.call(ARGV[10], ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
 end
 redis.call('HSET', KEYS[2], p, low .. ' ' .. high)
 if ARGV[2] ~= '0' then
@@ -85,7 +86,11 @@ export function producersKey (streamKey: string): string {
   return `${streamKey}:producers`
 }
 
-/** A session's stream key, which is also its channel's name. */
+/**
+ * A session's stream key, which is also its channel's name. `kind:sessionId` is its hash tag, so on a
+ * Redis Cluster every key derived from it by a suffix ({@link producersKey}) and its channel share
+ * one slot: the publish script touches one shard.
+ */
 export function streamKey (keyPrefix: string, kind: string, sessionId: string): string {
-  return `${keyPrefix}${kind}:${sessionId}`
+  return `${keyPrefix}{${kind}:${sessionId}}`
 }

@@ -7,17 +7,20 @@
  * resubscribes, reads what it missed from the stream (XRANGE after the last id
  * it delivered) and only then lets live events through, so nothing is skipped
  * or doubled; history that no longer covers the outage becomes a `resync`.
- * This module owns the connections and replay reads; broadcasts (their retries) are
+ * This module owns start/close and replay reads; the connections are a topology (one server in
+ * redis-topology.ts, a Cluster with sharded pub/sub in redis-cluster.ts); broadcasts (their retries) are
  * in redis-publish.ts, the subscriber side in redis-feeds.ts, options in redis-options.ts,
  * the stream format and publish script in redis-stream.ts.
  */
-import type { Redis, RedisOptions } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
 import { FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE, FST_ERR_SSE_HUB_INVALID_OPTION } from '../errors.js'
-import { assertConnected, connect, unavailable } from './redis-connection.js'
+import { ClusterTopology } from './redis-cluster.js'
+import { unavailable } from './redis-connection.js'
 import { Feeds } from './redis-feeds.js'
 import { Publisher } from './redis-publish.js'
-import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type ResolvedRedisOptions } from './redis-options.js'
-import { compareStreamIds, isStreamId, PUBLISH_SCRIPT, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type RedisClusterNode, type ResolvedRedisOptions } from './redis-options.js'
+import { compareStreamIds, isStreamId, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { ownOptions, ServerTopology, type Topology, type TopologyEvents } from './redis-topology.js'
 import { initialBackplaneStats, type Backplane, type BackplaneRead, type BackplaneSink, type BackplaneStats } from './types.js'
 
 /**
@@ -31,12 +34,23 @@ export function redisBackplane (options: RedisBackplaneOptions): Backplane {
 }
 
 /**
- * The backplane for an environment: Redis when `REDIS_URL` is set, else `'memory'`.
- * `fastify.register(sseHub, { backplane: backplaneFromEnv() })`.
+ * The backplane for an environment: a Redis Cluster when `REDIS_CLUSTER_NODES` is set
+ * (`host:port,host:port,…`, some of its nodes), Redis when `REDIS_URL` is set, else `'memory'`
+ * (both set: `FST_ERR_SSE_HUB_INVALID_OPTION`). `fastify.register(sseHub, { backplane: backplaneFromEnv() })`.
  */
 export function backplaneFromEnv (env: Record<string, string | undefined> = process.env): Backplane | 'memory' {
-  const url = env.REDIS_URL
-  return url === undefined || url === '' ? 'memory' : redisBackplane({ url })
+  const url = env.REDIS_URL ?? ''
+  const nodes = env.REDIS_CLUSTER_NODES ?? ''
+  if (url !== '' && nodes !== '') throw new FST_ERR_SSE_HUB_INVALID_OPTION('set one of REDIS_URL and REDIS_CLUSTER_NODES, not both')
+  if (nodes !== '') {
+    return redisBackplane({
+      cluster: nodes.split(',').map((node) => {
+        const at = node.lastIndexOf(':')
+        return { host: node.slice(0, at).trim(), port: Number(node.slice(at + 1)) }
+      })
+    })
+  }
+  return url === '' ? 'memory' : redisBackplane({ url })
 }
 
 class RedisBackplane implements Backplane {
@@ -47,8 +61,7 @@ class RedisBackplane implements Backplane {
   readonly #publisher: Publisher
 
   #sink: BackplaneSink | undefined
-  #cmd: Redis | undefined
-  #sub: Redis | undefined
+  #topology: Topology | undefined
   #started = false
   #closed = false
 
@@ -63,65 +76,59 @@ class RedisBackplane implements Backplane {
     ;(this.#sink as BackplaneSink).log.warn({ err }, 'sse-hub redis backplane error')
   }
 
-  readonly #onReady = (): void => {
-    if (this.#started) this.#stats.reconnects++
-    this.#feeds.recover()
+  readonly #events: TopologyEvents = {
+    error: this.#onError,
+    closed: () => { if (this.#started && !this.#closed) this.#stats.errors++ },
+    ready: () => {
+      if (this.#started) this.#stats.reconnects++
+      this.#feeds.recover()
+    },
+    commandsReady: () => { this.#publisher.retry() },
+    stalled: () => this.#publisher.waiting,
+    lost: () => { this.#feeds.onSubClose() },
+    subscribable: () => { this.#feeds.recover() },
+    message: (channel, message) => { this.#feeds.onMessage(channel, message) }
   }
 
-  /*
-   * Load the publish script as the first command on a (re)connected command connection: with it
-   * cached, EVALSHA never meets NOSCRIPT, whose EVAL retry could let a later broadcast overtake.
-   * Then the broadcasts that waited for Redis are sent, behind it on the same connection.
-   */
-  readonly #onCmdReady = (): void => {
-    ;(this.#cmd as Redis).script('LOAD', PUBLISH_SCRIPT).catch(this.#onError)
-    this.#publisher.retry()
-  }
-
-  readonly #onClose = (): void => {
-    if (this.#started && !this.#closed) this.#stats.errors++
+  /** One server (`url`, or a caller's `Redis`) or a Cluster (`cluster`, or a caller's `Cluster`). */
+  async #connectTopology (): Promise<Topology> {
+    const o = this.#o
+    const own = ownOptions(o)
+    // Loaded here, not with the plugin (perf note 33).
+    const ioredis = await import('ioredis')
+    const client = o.client
+    if (o.cluster !== undefined || client?.isCluster === true) {
+      const subscriberOptions = { ...(client as Cluster | undefined)?.options.redisOptions, ...o.redisOptions, ...own }
+      const cmd = (client as Cluster | undefined) ?? new ioredis.Cluster(o.cluster as RedisClusterNode[], {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        clusterRetryStrategy: own.retryStrategy,
+        redisOptions: subscriberOptions
+      })
+      return new ClusterTopology(cmd, client === undefined, subscriberOptions, ioredis.Redis, this.#events)
+    }
+    const cmd = (client as Redis | undefined) ?? new ioredis.Redis(o.url as string, { ...o.redisOptions, ...own })
+    return new ServerTopology(cmd, client === undefined, own, this.#events)
   }
 
   async start (sink: BackplaneSink): Promise<void> {
     if (this.#sink !== undefined) throw new FST_ERR_SSE_HUB_INVALID_OPTION("'backplane': this redisBackplane() already serves a hub; create one per hub")
     this.#sink = sink
     const o = this.#o
-    // No ioredis queue while disconnected, and no command re-sent by ioredis: the publisher holds and re-sends broadcasts itself, in order.
-    const own: RedisOptions = {
-      lazyConnect: true,
-      enableOfflineQueue: false,
-      autoResubscribe: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: o.connectTimeout,
-      commandTimeout: o.commandTimeout,
-      retryStrategy: (times) => Math.min(times * 100, 2000)
-    }
-    // Loaded here, not with the plugin (perf note 33).
-    const cmd = o.client ?? new (await import('ioredis')).Redis(o.url as string, { ...o.redisOptions, ...own })
-    const sub = cmd.duplicate(own)
-    this.#cmd = cmd
-    this.#sub = sub
-    this.#feeds.attach(sink, cmd, sub)
-    this.#publisher.attach(cmd)
-    for (const conn of [cmd, sub]) {
-      conn.on('error', this.#onError)
-      conn.on('ready', this.#onReady)
-      conn.on('close', this.#onClose)
-    }
-    cmd.on('ready', this.#onCmdReady)
-    sub.on('close', this.#feeds.onSubClose)
-    sub.on('message', this.#feeds.onMessage)
+    const topology = await this.#connectTopology()
+    this.#topology = topology
+    this.#feeds.attach(sink, topology)
+    this.#publisher.attach(topology)
 
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((resolve, reject) => {
       timer = setTimeout(() => { reject(new Error(`no connection within ${o.connectTimeout} ms`)) }, o.connectTimeout)
     })
     try {
-      await Promise.race([Promise.all([connect(cmd), connect(sub)]).then(() => cmd.script('LOAD', PUBLISH_SCRIPT)), timeout])
+      await Promise.race([topology.connect(), timeout])
     } catch (err) {
       await this.close()
-      const where = o.url === undefined ? 'the given client' : redactUrl(o.url)
+      const where = o.url !== undefined ? redactUrl(o.url) : o.cluster !== undefined ? `the cluster at ${o.cluster.map((n) => `${n.host}:${n.port}`).join(',')}` : 'the given client'
       throw new FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE(`cannot connect to Redis (${where}): ${(err as Error).message}`, { cause: err })
     } finally {
       clearTimeout(timer)
@@ -133,17 +140,7 @@ class RedisBackplane implements Backplane {
     this.#closed = true
     this.#feeds.stop()
     this.#publisher.close()
-    const cmd = this.#cmd as Redis
-    ;(this.#sub as Redis).disconnect()
-    if (this.#o.client === undefined) {
-      cmd.disconnect()
-    } else {
-      // Not ours to close: only take our listeners back.
-      cmd.removeListener('error', this.#onError)
-      cmd.removeListener('ready', this.#onReady)
-      cmd.removeListener('close', this.#onClose)
-      cmd.removeListener('ready', this.#onCmdReady)
-    }
+    ;(this.#topology as Topology).close()
   }
 
   publish (kind: string, sessionId: string, type: string, data: string): Promise<string> {
@@ -161,9 +158,10 @@ class RedisBackplane implements Backplane {
 
   async read (kind: string, sessionId: string, afterId: string): Promise<BackplaneRead> {
     const key = streamKey(this.#o.keyPrefix, kind, sessionId)
-    const cmd = this.#cmd as Redis
+    const topology = this.#topology as Topology
+    const cmd = topology.cmd
     try {
-      assertConnected(cmd, this.#sub as Redis)
+      if (!topology.ready) throw new Error('Redis connection is not ready')
       const valid = isStreamId(afterId)
       if (valid) {
         // Inclusive start: the first entry is afterId itself when it is still retained.
@@ -192,7 +190,7 @@ class RedisBackplane implements Backplane {
   }
 
   stats (): BackplaneStats {
-    this.#stats.connected = !this.#closed && (this.#cmd as Redis).status === 'ready' && (this.#sub as Redis).status === 'ready' && !this.#feeds.recoverWanted
+    this.#stats.connected = !this.#closed && (this.#topology as Topology).ready && !this.#feeds.recoverWanted
     return { ...this.#stats }
   }
 }
