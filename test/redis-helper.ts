@@ -173,7 +173,9 @@ export class RedisCluster {
     try {
       for (let i = 0; i < 6; i++) {
         servers.push(await RedisServer.start(10_000, false, (port) => [
-          '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-node-timeout', '1000'
+          '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-node-timeout', '1000',
+          // A replica's first sync at once (not after the default 5 s), so a failover can happen soon after the start.
+          '--repl-diskless-sync-delay', '0'
         ]))
       }
       await run(CLI, ['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '1', '--cluster-yes'])
@@ -185,14 +187,16 @@ export class RedisCluster {
     return cluster
   }
 
-  /** Waits until every running node says `cluster_state:ok` and knows the same masters for all 16384 slots. */
+  /** Waits until every running node says `cluster_state:ok` and knows the same masters for all 16384 slots, and every replica is in sync. */
   async settled (ms = 20_000): Promise<void> {
     await waitFor(async () => {
       const views = await Promise.all(this.servers.filter((s) => s.running).map(async (s) => {
         const r = s.client()
         try {
           const info = await r.cluster('INFO')
-          return info.includes('cluster_state:ok') && info.includes('cluster_slots_ok:16384') ? JSON.stringify(await this.#owners(r)) : 'not ok'
+          const replication = await r.info('replication')
+          const synced = !replication.includes('role:slave') || replication.includes('master_link_status:up')
+          return synced && info.includes('cluster_state:ok') && info.includes('cluster_slots_ok:16384') ? JSON.stringify(await this.#owners(r)) : 'not ok'
         } finally {
           r.disconnect()
         }
