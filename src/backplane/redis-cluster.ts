@@ -94,19 +94,17 @@ export class ClusterTopology implements Topology {
 
   readonly #onProbe = (): void => {
     if (!this.#events.stalled()) return
-    this.refresh().then(() => { this.#events.commandsReady() }, this.#events.error)
+    void this.refresh().then(() => { this.#events.commandsReady() })
   }
 
+  /** Settles when ioredis read the slots again; a failure (no node answered) leaves them as they were, and what then fails reports itself. */
   refresh (): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.cmd.refreshSlotsCache((err) => { if (err == null) resolve(); else reject(err) })
-    })
+    return new Promise((resolve) => { this.cmd.refreshSlotsCache(() => { resolve() }) })
   }
 
   async subscribe (channel: string): Promise<void> {
-    if (!this.ready) throw new Error(`Redis Cluster is ${this.cmd.status}`)
-    const owner = this.cmd.slots[keySlot(channel)]?.[0]
-    if (owner === undefined) throw new Error(`no master serves the slot of ${channel}`)
+    // Known once connected: ioredis keeps the last master it learned of every slot.
+    const owner = (this.cmd.slots[keySlot(channel)] as string[])[0] as string
     const shard = this.#shard(owner)
     await shard.ready
     await shard.conn.ssubscribe(channel)
