@@ -1,19 +1,23 @@
 /*
- * Two hub instances through Redis versus one in-memory hub: end-to-end latency
- * (broadcast call -> event parsed by a client) p50/p99, and delivered events/s.
+ * Two hub instances through Redis, and through a Redis Cluster, versus one in-memory hub:
+ * end-to-end latency (broadcast call -> event parsed by a client) p50/p99, and delivered events/s.
  *
- *   npx tsx bench/redis-two-instances.ts [--clients 100] [--events 2000]
+ *   npx tsx bench/redis-two-instances.ts [--clients 100] [--events 2000] [--no-cluster]
  *
  * Starts a private redis-server (no persistence) on a free 127.0.0.1 port, or uses
- * REDIS_URL when set. Everything (servers, Redis client, SSE clients) runs on
+ * REDIS_URL when set; and a private cluster of three masters (no replicas, no persistence,
+ * `redis-cli --cluster create`), or uses REDIS_CLUSTER_NODES when set. Everything (servers, Redis client, SSE clients) runs on
  * 127.0.0.1; the clients share this process with the servers, so the absolute
  * figures include their parsing, and the comparison is what matters. Bounded:
  * each phase gives up after 60 s.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import Fastify, { type FastifyInstance } from 'fastify'
 import sseHub, { redisBackplane, type SseHubOptions } from '../src/index.js'
@@ -50,6 +54,63 @@ async function startRedis (): Promise<{ url: string, stop: () => void }> {
     })
   })
   return { url: `redis://127.0.0.1:${port}`, stop: () => { proc.kill('SIGKILL') } }
+}
+
+/** Three cluster masters on free ports, joined by redis-cli; `stop` kills them and removes their node files. */
+async function startCluster (): Promise<{ nodes: Array<{ host: string, port: number }>, stop: () => void }> {
+  const given = process.env.REDIS_CLUSTER_NODES
+  if (given !== undefined) {
+    return { nodes: given.split(',').map((n) => ({ host: n.slice(0, n.lastIndexOf(':')), port: Number(n.slice(n.lastIndexOf(':') + 1)) })), stop: () => {} }
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'sse-hub-bench-cluster-'))
+  const procs: ChildProcess[] = []
+  const ports: number[] = []
+  const stop = (): void => {
+    for (const p of procs) p.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort()
+      const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes',
+        '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] })
+      procs.push(proc)
+      ports.push(port)
+      await waitReady(proc)
+    }
+    const cli = spawn('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes'], { stdio: 'ignore' })
+    const [code] = await once(cli, 'exit') as [number | null]
+    if (code !== 0) throw new Error(`redis-cli --cluster create exited with ${String(code)}`)
+    // Every node agrees the cluster is ok before the hubs connect.
+    const deadline = Date.now() + 20_000
+    for (const port of ports) {
+      for (;;) {
+        const info = execFileSync('redis-cli', ['-p', String(port), 'cluster', 'info']).toString()
+        if (info.includes('cluster_state:ok')) break
+        if (Date.now() > deadline) throw new Error('the cluster did not become ok in 20 s')
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    }
+  } catch (err) {
+    stop()
+    throw err
+  }
+  return { nodes: ports.map((port) => ({ host: '127.0.0.1', port })), stop }
+}
+
+async function waitReady (proc: ChildProcess): Promise<void> {
+  let out = ''
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error('redis-server did not start in 10 s')) }, 10_000)
+    proc.once('error', reject)
+    proc.stdout?.on('data', (c: Buffer) => {
+      out += c.toString()
+      if (out.includes('Ready to accept connections')) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  })
 }
 
 async function hub (options: SseHubOptions): Promise<{ app: FastifyInstance, url: string }> {
@@ -152,6 +213,7 @@ async function run (label: string, publishers: FastifyInstance[], urls: string[]
 }
 
 const redis = await startRedis()
+const cluster = process.argv.includes('--no-cluster') ? undefined : await startCluster()
 try {
   const memory = await hub({})
   const mem = await run('memory', [memory.app], [memory.url])
@@ -163,6 +225,16 @@ try {
   const lag = a.app.sse.getStats().backplane.maxLagMs
   await Promise.all([a.app.close(), b.app.close()])
 
+  let clu: Result | undefined
+  let clusterLag = 0
+  if (cluster !== undefined) {
+    const ca = await hub({ backplane: redisBackplane({ cluster: cluster.nodes }) })
+    const cb = await hub({ backplane: redisBackplane({ cluster: cluster.nodes }) })
+    clu = await run('cluster', [ca.app, cb.app], [ca.url, cb.url])
+    clusterLag = ca.app.sse.getStats().backplane.maxLagMs
+    await Promise.all([ca.app.close(), cb.app.close()])
+  }
+
   const f = (n: number): string => n.toFixed(2).padStart(9)
   const g = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(12)
   console.log(`\n${CLIENTS} SSE clients, ${LATENCY_EVENTS} latency events, ${EVENTS} throughput events, Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs\n`)
@@ -170,8 +242,10 @@ try {
   console.log('|--------------------------------------------|---------------:|---------------:|-------------------:|')
   console.log(`| in-memory, 1 instance                      |      ${f(mem.p50)} |      ${f(mem.p99)} |       ${g(mem.eventsPerSec)} |`)
   console.log(`| Redis, 2 instances (clients split, 2 pubs) |      ${f(red.p50)} |      ${f(red.p99)} |       ${g(red.eventsPerSec)} |`)
-  console.log(`\nRedis backplane max lag (XADD -> arrival at an instance): ${lag} ms`)
+  if (clu !== undefined) console.log(`| Cluster (3 masters), 2 instances          |      ${f(clu.p50)} |      ${f(clu.p99)} |       ${g(clu.eventsPerSec)} |`)
+  console.log(`\nRedis backplane max lag (XADD -> arrival at an instance): ${lag} ms${clu === undefined ? '' : `; cluster: ${clusterLag} ms`}`)
 } finally {
   redis.stop()
+  cluster?.stop()
 }
 process.exit(0)

@@ -101,7 +101,7 @@ t.test('shutdown ends the streams of every kind', async (t) => {
 
 const redis = await redisOrSkip(t)
 if (redis !== undefined) {
-  t.test('with Redis, a kind\'s events live under <keyPrefix><kind>:<id> and reach every instance', async (t) => {
+  t.test('with Redis, a kind\'s events live under <keyPrefix>{<kind>:<id>} and reach every instance', async (t) => {
     const make = async (): Promise<{ app: FastifyInstance, url: string }> => {
       const app = await chatApp({ backplane: redisBackplane({ url: redis.url, keyPrefix: 'k:', connectTimeout: 2000 }) })
       return { app, url: await listen(app, t) }
@@ -113,7 +113,7 @@ if (redis !== undefined) {
     const cmd = new Redis(redis.url)
     t.teardown(() => cmd.disconnect())
     // The stream, and beside it the record of which broadcasts it stored (test/redis-retry.test.ts).
-    t.same((await cmd.keys('k:*')).sort(), ['k:chat:lobby', 'k:chat:lobby:producers'])
+    t.same((await cmd.keys('k:*')).sort(), ['k:{chat:lobby}', 'k:{chat:lobby}:producers'])
     viewer.close()
     await waitFor(() => two.app.sse.getStats().backplane.subscriptions === 0, 'unsubscribed')
   })

@@ -42,7 +42,7 @@ interface Shard {
  */
 export class ClusterTopology implements Topology {
   readonly announce = 'SPUBLISH'
-  /** One broadcast per session in flight: ioredis re-routes a failed command itself, which could reorder a pipeline (perf note 40). */
+  /** One broadcast per session in flight: ioredis re-routes a failed command itself, which could reorder a pipeline (perf note 39). */
   readonly window = 1
   readonly cmd: Cluster
   readonly #own: boolean

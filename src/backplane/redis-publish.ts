@@ -147,7 +147,7 @@ export class Publisher {
     }
     for (const b of lane.queue) {
       if (b.sent) continue
-      if (lane.inFlight >= this.#window) break // perf note 40
+      if (lane.inFlight >= this.#window) break // perf note 39
       b.sent = true
       lane.inFlight++
       // The oldest broadcast not settled is the queue's first: the records of those before it can go.

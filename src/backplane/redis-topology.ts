@@ -36,7 +36,7 @@ export interface TopologyEvents {
 export interface Topology {
   /** The command the publish script announces an event with. */
   readonly announce: 'PUBLISH' | 'SPUBLISH'
-  /** A session's broadcasts sent before the first one's reply is in (perf note 40). */
+  /** A session's broadcasts sent before the first one's reply is in (perf note 39). */
   readonly window: number
   readonly cmd: Commands
   /** Whether both commands and subscriptions can work now. */

@@ -1,0 +1,57 @@
+/*
+ * The Redis backplane's feeds (src/backplane/redis-feeds.ts) against a real redis-server, with the
+ * subscriptions scripted: whether a session's last client leaves before or after its resubscription
+ * answers depends on two connections' timing, so here the test decides the order.
+ */
+import t from 'tap'
+import type { FastifyBaseLogger } from 'fastify'
+import { Feeds } from '../src/backplane/redis-feeds.js'
+import type { Topology } from '../src/backplane/redis-topology.js'
+import { initialBackplaneStats, type BackplaneEvent } from '../src/backplane/types.js'
+import { redisOrSkip } from './redis-helper.js'
+
+const redis = await redisOrSkip(t)
+
+if (redis !== undefined) {
+  t.test('a session whose last client left while its catch-up was read is skipped: nothing delivered, nothing held', async (t) => {
+    const cmd = redis.client()
+    t.teardown(() => cmd.disconnect())
+    const key = 'sse-hub:{conversation:gone}'
+    await cmd.xadd(key, '*', 't', 'conversation_token', 'd', '{}')
+    let release = (): void => {}
+    let subscribes = 0
+    const topology: Topology = {
+      announce: 'PUBLISH',
+      window: Infinity,
+      cmd,
+      ready: true,
+      connect: async () => {},
+      refresh: async () => {},
+      // The first subscription answers at once; the resubscription when the test releases it.
+      subscribe: async () => { if (subscribes++ > 0) await new Promise<void>((resolve) => { release = resolve }) },
+      unsubscribe: () => {},
+      close: () => {}
+    }
+    const delivered: BackplaneEvent[] = []
+    const errors: Error[] = []
+    const stats = initialBackplaneStats('redis', true)
+    const feeds = new Feeds('sse-hub:', stats, (err) => { errors.push(err) })
+    feeds.attach({ deliver: (_k, _s, e) => { delivered.push(e) }, resync: () => { t.fail('no resync') }, log: {} as FastifyBaseLogger }, topology)
+    await feeds.subscribe('conversation', 'gone')
+    // The subscriber is lost; an event is appended meanwhile; the catch-up pass resubscribes.
+    feeds.onSubClose()
+    await cmd.xadd(key, '*', 't', 'conversation_token', 'd', '{"n":1}')
+    feeds.recover()
+    await new Promise((resolve) => setImmediate(resolve))
+    t.equal(subscribes, 2, 'the catch-up pass waits for its resubscription')
+    feeds.unsubscribe('conversation', 'gone')
+    release()
+    await new Promise((resolve) => setImmediate(resolve))
+    await cmd.ping() // the pass's reads are answered before this
+    await new Promise((resolve) => setImmediate(resolve))
+    t.same(delivered, [], 'the event it missed is not delivered: its clients are gone')
+    t.same(errors, [])
+    t.equal(stats.catchUps, 0)
+    t.equal(feeds.recoverWanted, false, 'and the pass is done')
+  })
+}
