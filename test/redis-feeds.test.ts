@@ -54,4 +54,42 @@ if (redis !== undefined) {
     t.equal(stats.catchUps, 0)
     t.equal(feeds.recoverWanted, false, 'and the pass is done')
   })
+
+  t.test('a subscription made after its session\'s last client left is undone; one the session needs again is kept', async (t) => {
+    const cmd = redis.client()
+    t.teardown(() => cmd.disconnect())
+    const calls: string[] = []
+    const gates: Array<() => void> = []
+    const topology: Topology = {
+      announce: 'PUBLISH',
+      window: Infinity,
+      cmd,
+      ready: true,
+      connect: async () => {},
+      refresh: async () => {},
+      subscribe: async (channel) => {
+        await new Promise<void>((resolve) => { gates.push(resolve) })
+        calls.push(`subscribed ${channel}`)
+      },
+      unsubscribe: (channel) => { calls.push(`unsubscribe ${channel}`) },
+      close: () => {}
+    }
+    const feeds = new Feeds('sse-hub:', initialBackplaneStats('redis', true), (err) => { t.error(err) })
+    feeds.attach({ deliver: () => {}, resync: () => {}, log: {} as FastifyBaseLogger }, topology)
+    const left = feeds.subscribe('conversation', 'left')
+    feeds.unsubscribe('conversation', 'left')
+    ;(gates.shift() as () => void)()
+    await left
+    t.same(calls, ['unsubscribe sse-hub:{conversation:left}', 'subscribed sse-hub:{conversation:left}', 'unsubscribe sse-hub:{conversation:left}'],
+      'undone once made: the unsubscription sent while it was being made may have come first')
+
+    calls.length = 0
+    const first = feeds.subscribe('conversation', 'back')
+    feeds.unsubscribe('conversation', 'back')
+    const again = feeds.subscribe('conversation', 'back')
+    for (const open of gates.splice(0)) open()
+    await Promise.all([first, again])
+    t.same(calls.filter((c) => c.startsWith('unsubscribe')), ['unsubscribe sse-hub:{conversation:back}'], 'followed again: the subscription stays')
+    t.equal(calls.at(-1), 'subscribed sse-hub:{conversation:back}')
+  })
 }

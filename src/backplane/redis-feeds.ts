@@ -107,6 +107,9 @@ export class Feeds {
     try {
       const topology = this.#topology as Topology
       await topology.subscribe(feed.key)
+      // Its last client left while the subscription was made (on a Cluster, before the subscriber knew the
+      // channel): undo it now that it is made, unless the session is followed again meanwhile.
+      if (!this.#feeds.has(feed.key)) topology.unsubscribe(feed.key)
       // Where the session stands now: the point to catch up from if the connection drops later.
       const newest = await topology.cmd.xrevrange(feed.key, '+', '-', 'COUNT', 1) as Entry[]
       const id = newest[0]?.[0] ?? '0-0'
