@@ -242,7 +242,7 @@ try {
   console.log('|--------------------------------------------|---------------:|---------------:|-------------------:|')
   console.log(`| in-memory, 1 instance                      |      ${f(mem.p50)} |      ${f(mem.p99)} |       ${g(mem.eventsPerSec)} |`)
   console.log(`| Redis, 2 instances (clients split, 2 pubs) |      ${f(red.p50)} |      ${f(red.p99)} |       ${g(red.eventsPerSec)} |`)
-  if (clu !== undefined) console.log(`| Cluster (3 masters), 2 instances          |      ${f(clu.p50)} |      ${f(clu.p99)} |       ${g(clu.eventsPerSec)} |`)
+  if (clu !== undefined) console.log(`| Cluster (3 masters), 2 instances           |      ${f(clu.p50)} |      ${f(clu.p99)} |       ${g(clu.eventsPerSec)} |`)
   console.log(`\nRedis backplane max lag (XADD -> arrival at an instance): ${lag} ms${clu === undefined ? '' : `; cluster: ${clusterLag} ms`}`)
 } finally {
   redis.stop()
