@@ -58,7 +58,7 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   // One code path for HTTP/1.1 and HTTP/2: the routes below do not depend on the server type.
   const app = Fastify(serverOptions as FastifyServerOptions) as unknown as FastifyInstance
 
-  // Scaling past one process: with REDIS_URL set, every instance shares one set of sessions through Redis.
+  // Scaling past one process: with REDIS_URL (or REDIS_CLUSTER_NODES) set, every instance shares one set of sessions through Redis.
   const hubOptions: SseHubOptions = { ...opts.hub, backplane: opts.hub?.backplane ?? backplaneFromEnv() }
   const registry = opts.metrics === true ? metricsRegistry() : undefined
   if (registry !== undefined) hubOptions.metrics = { registry }
