@@ -167,7 +167,7 @@ export class Publisher {
       if (err === undefined) {
         this.#stats.published++
         b.resolve(id as string)
-      } else if (err.message === 'SSE_HUB_SESSION_CLOSED') {
+      } else if (err.message.endsWith('SSE_HUB_SESSION_CLOSED')) {
         // The script refused it: nothing was stored or sent.
         b.reject(new FST_ERR_SSE_HUB_SESSION_CLOSED(lane.key))
       } else {
