@@ -116,6 +116,16 @@ export class SessionRegistry<E extends EventMap<E>> {
     return true
   }
 
+  /**
+   * The id of the newest event of `sessionId` broadcast or received here, for a `snapshot` hook that keeps the
+   * state in memory; undefined when there is none, or this process holds nothing of the session (with a
+   * backplane, a process holds the sessions it has clients of: keep the ids your broadcasts resolve with).
+   */
+  lastEventId (sessionId: string): string | undefined {
+    const s = this.#sessions.get(sessionId)
+    return s === undefined ? undefined : this.#log.lastEventId(s)
+  }
+
   /** Number of open streams of a session. */
   count (sessionId: string): number {
     return this.#sessions.get(sessionId)?.clients.size ?? 0
