@@ -132,8 +132,8 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   }
 
   /** Sends the final event of a conversation (if given) and closes it; see {@link SessionRegistry.close}. */
-  closeConversation<K extends keyof C & string>(sessionId: string, type?: K, payload?: C[K]): Promise<string> {
-    return this.conversations.close(sessionId, type, payload)
+  closeConversation<K extends keyof C & string>(sessionId: string, ...final: [] | [type: K, payload: C[K]]): Promise<string> {
+    return this.conversations.close(sessionId, ...final)
   }
 
   /** Open streams of a conversation. */
@@ -167,8 +167,8 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   }
 
   /** Sends the final event of a debate (if given) and closes it; see {@link SessionRegistry.close}. */
-  closeDebate<K extends keyof D & string>(debateId: string, type?: K, payload?: D[K]): Promise<string> {
-    return this.debates.close(debateId, type, payload)
+  closeDebate<K extends keyof D & string>(debateId: string, ...final: [] | [type: K, payload: D[K]]): Promise<string> {
+    return this.debates.close(debateId, ...final)
   }
 
   /** Open streams of a debate. */

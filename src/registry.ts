@@ -102,8 +102,9 @@ export class SessionRegistry<E extends EventMap<E>> {
    * Resolves with the final event's id (without one: the session's newest id, '' when it has none).
    * Idempotent: closing a closed session resolves with that id again and sends nothing.
    */
-  close<K extends keyof E & string>(sessionId: string, type?: K, payload?: E[K]): Promise<string> {
+  close<K extends keyof E & string>(sessionId: string, ...final: [] | [type: K, payload: E[K]]): Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
+    const [type, payload] = final
     const json = type === undefined ? undefined : broadcastJson(type, payload, this.#hub.now())
     return this.#log.closeSession(this.#sessions, sessionId, type, json)
   }
