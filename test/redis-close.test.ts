@@ -179,3 +179,26 @@ if (redis !== undefined) {
     t.same((await fromStart.receive(4)).map((e) => e.event), ['snapshot', 'conversation_token', 'conversation_token', 'conversation_token'], 'from the start: the newest historySize events')
   })
 }
+
+if (redis !== undefined) {
+  t.test('a join that reads the closed marker before this instance had the final event ends no client early', async (t) => {
+    const a = await instance(t, redis, { keyPrefix: 'early:' })
+    const x = await connect(`${a.url}/conversations/e/stream`)
+    const one = await a.app.sse.broadcastToConversation('e', 'conversation_token', token('one'))
+    await x.receive(1)
+    const r = redis.client()
+    t.teardown(() => r.quit())
+    // The window between another instance's close and its notice reaching this one: the marker is stored.
+    await r.set('early:conversation:e:closed', one)
+    const y = await connect(`${a.url}/conversations/e/stream`)
+    await y.receive(1)
+    t.same(ids(y), [one], 'the history from its start')
+    t.equal(a.app.sse.getConversationClientCount('e'), 2, 'both stay until the notice')
+    t.notOk(x.ended)
+    await r.publish('early:conversation:e', `closed\n${one}`)
+    for (const c of [x, y]) {
+      await c.end()
+      t.same(c.received.map((e) => e.event), ['conversation_token', 'closed'])
+    }
+  })
+}
