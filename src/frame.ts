@@ -109,3 +109,18 @@ export function establishedJson (clientId: string, sessionId: string, kind: stri
 export function resyncFrame (sessionId: string, newestId: string, reason: 'unknown_event_id' | 'history_trimmed', timestamp: number): Buffer {
   return encodeJsonEvent(newestId, 'resync', eventJson('resync', { sessionId, reason }, timestamp))
 }
+
+/**
+ * A `closed` event: without an `id:`, so the client keeps the final event's id (a reconnect with it gets 204).
+ */
+export function closedFrame (sessionId: string, lastEventId: string, timestamp: number): Buffer {
+  return encodeJsonEvent(undefined, 'closed', eventJson('closed', { sessionId, lastEventId }, timestamp))
+}
+
+/**
+ * A `snapshot` event: the `snapshot` option's state of a session, its `id:` the newest event the state includes
+ * (empty: none). Throws what JSON.stringify throws.
+ */
+export function snapshotFrame (lastEventId: string, sessionId: string, reason: 'join' | 'unknown_event_id' | 'history_trimmed', state: unknown, timestamp: number): Buffer {
+  return encodeJsonEvent(lastEventId, 'snapshot', eventJson('snapshot', { sessionId, reason, state }, timestamp))
+}

@@ -36,7 +36,7 @@ if (redis !== undefined) {
     const errors: Error[] = []
     const stats = initialBackplaneStats('redis', true)
     const feeds = new Feeds('sse-hub:', stats, (err) => { errors.push(err) })
-    feeds.attach({ deliver: (_k, _s, e) => { delivered.push(e) }, resync: () => { t.fail('no resync') }, log: {} as FastifyBaseLogger }, topology)
+    feeds.attach({ deliver: (_k, _s, e) => { delivered.push(e) }, resync: () => { t.fail('no resync') }, closed: () => { t.fail('not closed') }, log: {} as FastifyBaseLogger }, topology)
     await feeds.subscribe('conversation', 'gone')
     // The subscriber is lost; an event is appended meanwhile; the catch-up pass resubscribes.
     feeds.onSubClose()
@@ -75,7 +75,7 @@ if (redis !== undefined) {
       close: () => {}
     }
     const feeds = new Feeds('sse-hub:', initialBackplaneStats('redis', true), (err) => { t.error(err) })
-    feeds.attach({ deliver: () => {}, resync: () => {}, log: {} as FastifyBaseLogger }, topology)
+    feeds.attach({ deliver: () => {}, resync: () => {}, closed: () => {}, log: {} as FastifyBaseLogger }, topology)
     const left = feeds.subscribe('conversation', 'left')
     feeds.unsubscribe('conversation', 'left')
     ;(gates.shift() as () => void)()

@@ -4,7 +4,7 @@
  * in order, and the catch-up from the streams after the subscriber lost its connection.
  */
 import { unavailable } from './redis-connection.js'
-import { compareStreamIds, isStreamId, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { CLOSED_FIELD, CLOSED_NOTICE, compareStreamIds, isStreamId, producersKey, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
 import type { Topology } from './redis-topology.js'
 import type { BackplaneEvent, BackplaneSink, BackplaneStats } from './types.js'
 
@@ -19,6 +19,8 @@ interface Feed {
   lastId: string
   /** Live events held back while the feed catches up after an outage. */
   queue: BackplaneEvent[] | undefined
+  /** A close notice held back with them: the final id. */
+  closing: string | undefined
 }
 
 /**
@@ -65,6 +67,12 @@ export class Feeds {
   /** For a message on a subscribed channel. */
   readonly onMessage = (channel: string, message: string): void => {
     const feed = this.#feeds.get(channel)
+    if (feed !== undefined && message.startsWith(CLOSED_NOTICE)) {
+      const id = message.slice(CLOSED_NOTICE.length)
+      if (feed.queue !== undefined) feed.closing = id
+      else (this.#sink as BackplaneSink).closed(feed.kind, feed.sessionId, id)
+      return
+    }
     const a = message.indexOf('\n')
     const b = message.indexOf('\n', a + 1)
     // Not ours (unsubscribed meanwhile, or published by someone else on our channel): ignore.
@@ -88,7 +96,7 @@ export class Feeds {
     const key = streamKey(this.#keyPrefix, kind, sessionId)
     let feed = this.#feeds.get(key)
     if (feed === undefined) {
-      const created: Feed = { kind, sessionId, key, refs: 0, ready: Promise.resolve(), lastId: '0-0', queue: undefined }
+      const created: Feed = { kind, sessionId, key, refs: 0, ready: Promise.resolve(), lastId: '0-0', queue: undefined, closing: undefined }
       created.ready = this.#follow(created)
       feed = created
       this.#feeds.set(key, feed)
@@ -162,7 +170,7 @@ export class Feeds {
         const replies = await Promise.all(feeds.map((f) => this.#reread(topology, f)))
         let behind = false
         feeds.forEach((f, i) => {
-          const reply = replies[i] as Error | [Entry[], Entry[]]
+          const reply = replies[i] as Error | [Entry[], Entry[], string | null]
           // One unsubscribed while reading is skipped: its clients are gone.
           if (this.#feeds.get(f.key) !== f) return
           if (reply instanceof Error) {
@@ -171,7 +179,7 @@ export class Feeds {
             this.#onError(reply)
             behind = true
           } else {
-            this.#catchUp(f, reply[0], reply[1])
+            this.#catchUp(f, reply[0], reply[1], reply[2])
           }
         })
         if (behind) throw new Error('some sessions could not be caught up')
@@ -185,20 +193,22 @@ export class Feeds {
     }
   }
 
-  /** Subscribes to a feed again, then reads what it missed and its newest entry; an error is answered, not thrown. */
-  async #reread (topology: Topology, f: Feed): Promise<Error | [Entry[], Entry[]]> {
+  /** Subscribes to a feed again, then reads what it missed, its newest entry and its closed marker; an error is answered, not thrown. */
+  async #reread (topology: Topology, f: Feed): Promise<Error | [Entry[], Entry[], string | null]> {
     try {
       await topology.subscribe(f.key)
       return await Promise.all([
         topology.cmd.xrange(f.key, f.lastId, '+') as Promise<Entry[]>,
-        topology.cmd.xrevrange(f.key, '+', '-', 'COUNT', 1) as Promise<Entry[]>
+        topology.cmd.xrevrange(f.key, '+', '-', 'COUNT', 1) as Promise<Entry[]>,
+        // A close whose notice was missed while the subscriber was away.
+        topology.cmd.hget(producersKey(f.key), CLOSED_FIELD)
       ])
     } catch (err) {
       return err as Error
     }
   }
 
-  #catchUp (feed: Feed, entries: Entry[], newest: Entry[]): void {
+  #catchUp (feed: Feed, entries: Entry[], newest: Entry[], closed: string | null | undefined): void {
     let events = feed.queue as BackplaneEvent[]
     feed.queue = undefined
     if (feed.lastId === '0-0' || entries[0]?.[0] === feed.lastId) {
@@ -213,5 +223,9 @@ export class Feeds {
       ;(this.#sink as BackplaneSink).resync(feed.kind, feed.sessionId, newestId)
     }
     for (const event of events) this.#emit(feed, event)
+    // A notice held with the events, else the closed state read with them.
+    const closing = feed.closing ?? closed ?? undefined
+    feed.closing = undefined
+    if (closing !== undefined) (this.#sink as BackplaneSink).closed(feed.kind, feed.sessionId, closing)
   }
 }

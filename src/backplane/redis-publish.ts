@@ -4,7 +4,7 @@
  * publishRetryMs and publishRetryBytes), and re-sending them, which the publish script makes idempotent.
  */
 import { randomUUID } from 'node:crypto'
-import { FST_ERR_SSE_HUB_BROADCAST_FAILED } from '../errors.js'
+import { FST_ERR_SSE_HUB_BROADCAST_FAILED, FST_ERR_SSE_HUB_SESSION_CLOSED } from '../errors.js'
 import type { ResolvedRedisOptions } from './redis-options.js'
 import { PUBLISH_SCRIPT, PUBLISH_SHA, producersKey } from './redis-stream.js'
 import type { Commands, Topology } from './redis-topology.js'
@@ -14,6 +14,8 @@ interface Broadcast {
   readonly seq: number
   readonly type: string
   readonly data: string
+  /** '' for a broadcast; for a close, the closed TTL (ms, '-1' for none) — see the publish script. */
+  readonly closing: string
   readonly bytes: number
   /** Past it (ms since the epoch) a broadcast not sent yet is rejected. */
   readonly deadline: number
@@ -98,7 +100,8 @@ export class Publisher {
     return this.#blocked > 0
   }
 
-  publish (key: string, channel: string, type: string, data: string): Promise<string> {
+  /** A broadcast; with `closing` (see {@link Broadcast.closing}), a close after the final event `type` ('' for none). */
+  publish (key: string, channel: string, type: string, data: string, closing = ''): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const bytes = type.length + data.length
       const waiting = this.#blocked > 0 || (this.#cmd as Commands).status !== 'ready'
@@ -113,7 +116,7 @@ export class Publisher {
         this.#lanes.set(key, lane)
       }
       this.#held += bytes
-      lane.queue.push({ seq: lane.base + lane.count++, type, data, bytes, deadline: Date.now() + this.#o.publishRetryMs, sent: false, resolve, reject })
+      lane.queue.push({ seq: lane.base + lane.count++, type, data, closing, bytes, deadline: Date.now() + this.#o.publishRetryMs, sent: false, resolve, reject })
       this.#pump(lane)
     })
   }
@@ -152,7 +155,7 @@ export class Publisher {
       lane.inFlight++
       // The oldest broadcast not settled is the queue's first: the records of those before it can go.
       const ack = (lane.queue[0] as Broadcast).seq
-      const args = [lane.key, producersKey(lane.key), this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, this.#announce]
+      const args = [lane.key, producersKey(lane.key), this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, this.#announce, b.closing]
       this.#send(cmd, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
     }
     this.#forget(lane)
@@ -176,6 +179,9 @@ export class Publisher {
       if (err === undefined) {
         this.#stats.published++
         b.resolve(id as string)
+      } else if (err.message.endsWith('SSE_HUB_SESSION_CLOSED')) {
+        // The script refused it: nothing was stored or sent.
+        b.reject(new FST_ERR_SSE_HUB_SESSION_CLOSED(lane.key))
       } else {
         this.#fail(b.reject, err)
       }

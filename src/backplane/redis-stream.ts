@@ -17,6 +17,13 @@ import type { BackplaneEvent } from './types.js'
  * broadcast whose reply was lost can be re-sent. The hash holds `<producer>:<seq>` → id for the
  * broadcasts whose reply may still be missing, and `<producer>` → the range of those sequence
  * numbers, which the next call of the producer prunes.
+ * ARGV[11] is '' for a broadcast; for a close, the closed TTL in ms ('-1': none): the final event (when
+ * the type is not '') is appended, then the hash's {@link CLOSED_FIELD} set to its id (else the newest id, ''
+ * when none), the TTL applied to both keys, and `closed\n<id>` announced after the event. A broadcast to a
+ * closed session is refused (SSE_HUB_SESSION_CLOSED); a close of one answers its id again. The marker is a
+ * field of the producers hash, not a key of its own: a key that never exists would make every call of the
+ * script answer TRYAGAIN while its slot migrates between Cluster nodes (a multi-key command whose keys are
+ * not all on one side).
  */
 export const PUBLISH_SCRIPT = `local p, seq, base, ack = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local low, high = seq, seq - 1
@@ -34,17 +41,39 @@ if range then
   end
 end
 local id = redis.call('HGET', KEYS[2], p .. ':' .. seq)
+local closing = ARGV[11] ~= ''
 if not id then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'd', ARGV[4])
+  local closed = redis.call('HGET', KEYS[2], 'closed')
+  if closed then
+    if closing then return closed end
+    return redis.error_reply('SSE_HUB_SESSION_CLOSED')
+  end
+  if ARGV[3] ~= '' then
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'd', ARGV[4])
+    redis.call(ARGV[10], ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+  else
+    local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+    id = newest and newest[1] or ''
+  end
   redis.call('HSET', KEYS[2], p .. ':' .. seq, id)
   if low > high then low = seq end
   if seq > high then high = seq end
-  redis.call(ARGV[10], ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
 end
 redis.call('HSET', KEYS[2], p, low .. ' ' .. high)
 if ARGV[2] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+if closing and not redis.call('HGET', KEYS[2], 'closed') then
+  redis.call('HSET', KEYS[2], 'closed', id)
+  if ARGV[11] == '-1' then
+    redis.call('PERSIST', KEYS[1])
+    redis.call('PERSIST', KEYS[2])
+  else
+    redis.call('PEXPIRE', KEYS[1], ARGV[11])
+    redis.call('PEXPIRE', KEYS[2], ARGV[11])
+  end
+  redis.call(ARGV[10], ARGV[5], 'closed\\n' .. id)
 end
 return id`
 export const PUBLISH_SHA = createHash('sha1').update(PUBLISH_SCRIPT).digest('hex')
@@ -85,6 +114,15 @@ export function toEvent (entry: Entry): BackplaneEvent {
 export function producersKey (streamKey: string): string {
   return `${streamKey}:producers`
 }
+
+/**
+ * The field of a session's producers hash that holds its final id once it is closed (producer ids are
+ * UUIDs, so no producer's field is named so). The hash then lives as long as the closed session.
+ */
+export const CLOSED_FIELD = 'closed'
+
+/** A channel message that says the session was closed: this, then the final id. */
+export const CLOSED_NOTICE = 'closed\n'
 
 /**
  * A session's stream key, which is also its channel's name. `kind:sessionId` is its hash tag, so on a

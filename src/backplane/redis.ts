@@ -19,7 +19,7 @@ import { unavailable } from './redis-connection.js'
 import { Feeds } from './redis-feeds.js'
 import { Publisher } from './redis-publish.js'
 import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type RedisClusterNode, type ResolvedRedisOptions } from './redis-options.js'
-import { compareStreamIds, isStreamId, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { CLOSED_FIELD, compareStreamIds, isStreamId, producersKey, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
 import { ownOptions, ServerTopology, type Topology, type TopologyEvents } from './redis-topology.js'
 import { initialBackplaneStats, type Backplane, type BackplaneRead, type BackplaneSink, type BackplaneStats } from './types.js'
 
@@ -148,6 +148,21 @@ class RedisBackplane implements Backplane {
     return this.#publisher.publish(key, key, type, data)
   }
 
+  closeSession (kind: string, sessionId: string, type: string | undefined, data: string | undefined, ttlMs: number): Promise<string> {
+    const key = streamKey(this.#o.keyPrefix, kind, sessionId)
+    return this.#publisher.publish(key, key, type ?? '', data ?? '', ttlMs === Infinity ? '-1' : String(ttlMs))
+  }
+
+  async closedSession (kind: string, sessionId: string): Promise<string | undefined> {
+    const topology = this.#topology as Topology
+    try {
+      if (!topology.ready) throw new Error('Redis connection is not ready')
+      return await topology.cmd.hget(producersKey(streamKey(this.#o.keyPrefix, kind, sessionId)), CLOSED_FIELD) ?? undefined
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
   subscribe (kind: string, sessionId: string): Promise<void> {
     return this.#feeds.subscribe(kind, sessionId)
   }
@@ -156,12 +171,13 @@ class RedisBackplane implements Backplane {
     this.#feeds.unsubscribe(kind, sessionId)
   }
 
-  async read (kind: string, sessionId: string, afterId: string): Promise<BackplaneRead> {
+  async read (kind: string, sessionId: string, afterId: string | undefined): Promise<BackplaneRead> {
     const key = streamKey(this.#o.keyPrefix, kind, sessionId)
     const topology = this.#topology as Topology
     const cmd = topology.cmd
     try {
       if (!topology.ready) throw new Error('Redis connection is not ready')
+      if (afterId === undefined) return { found: true, events: (await cmd.xrange(key, '-', '+') as Entry[]).map(toEvent) }
       const valid = isStreamId(afterId)
       if (valid) {
         // Inclusive start: the first entry is afterId itself when it is still retained.

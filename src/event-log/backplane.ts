@@ -13,7 +13,7 @@ import { encodeEvent, encodeJsonEvent, resyncFrame } from '../frame.js'
 import type { ResolvedOptions } from '../options.js'
 import { Join, type Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
-import { Replay, type EventLog, type RetainedEvents, type ResyncReason } from './types.js'
+import { FROM_START, Replay, type EventLog, type RetainedEvents, type ResyncReason } from './types.js'
 
 // A session's history is in the backplane: a process keeps none, so a session without clients is forgotten.
 const NOTHING: RetainedEvents = Object.freeze({ length: 0, bytes: 0, clear () {} })
@@ -57,6 +57,7 @@ export class BackplaneLog implements EventLog {
     await this.backplane.start({
       deliver: (kind, sessionId, event) => { this.#deliver(kind, sessionId, event) },
       resync: (kind, sessionId, newestId) => { this.#resync(kind, sessionId, newestId) },
+      closed: (kind, sessionId, lastEventId) => { this.#closed(kind, sessionId, lastEventId) },
       log: this.log
     })
   }
@@ -72,13 +73,13 @@ export class BackplaneLog implements EventLog {
    * without it. A failure rejects the promise and is logged, so a caller that does not await it hears of it.
    */
   append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string> {
-    const size = encodeJsonEvent(undefined, type, json).length
-    const max = this.options.maxEventBytes
-    if (size > max) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, max)
+    this.#checkSize(type, json)
     const kind = sessions.kind
     const started = this.timer.publishing()
     const persisted = this.backplane.publish(kind, sessionId, type, json)
-    persisted.then(() => {
+    persisted.then((id) => {
+      const s = sessions.get(sessionId)
+      if (s !== undefined && (s.lastId === undefined || this.backplane.compareIds(id, s.lastId) > 0)) s.lastId = id
       sessions.counters.broadcast()
       this.timer.published(started)
     }, (err: unknown) => {
@@ -87,14 +88,40 @@ export class BackplaneLog implements EventLog {
     return persisted
   }
 
-  async replay (s: Session, lastEventId: string | undefined): Promise<Replay> {
+  /** The backplane closes it; this process learns it, as every other, from the backplane ({@link BackplaneSink.closed}). */
+  closeSession (sessions: Sessions, sessionId: string, type: string | undefined, json: string | undefined): Promise<string> {
+    if (type !== undefined) this.#checkSize(type, json as string)
+    const kind = sessions.kind
+    const closing = this.backplane.closeSession(kind, sessionId, type, json, this.options.closedSessionTtl)
+    closing.catch((err: unknown) => { this.log.error({ err, kind, sessionId, type }, 'sse session not closed') })
+    return closing
+  }
+
+  #checkSize (type: string, json: string): void {
+    const size = encodeJsonEvent(undefined, type, json).length
+    const max = this.options.maxEventBytes
+    if (size > max) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, max)
+  }
+
+  lastEventId (s: Session): string | undefined { return s.lastId }
+
+  async replay (s: Session, lastEventId: string | undefined | typeof FROM_START): Promise<Replay> {
     const join = new Join()
     s.joins.add(join)
     let read: Read | undefined
     try {
       await this.backplane.subscribe(s.kind, s.id)
       try {
-        if (lastEventId !== undefined) read = await this.#read(s, lastEventId)
+        // Subscribed first: a close after this read comes as a notice, and the join holds what it sends.
+        // Redis unreachable: a session followed here already (the only kind a live-only client can join
+        // then) learns of its close from that notice; a replay fails below anyway.
+        const closed = await this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
+        // With clients here, this process followed the session when it closed: its notice is on the way,
+        // after the final event, and ends them all (this one too); closing now could end them before that event.
+        if (closed !== undefined && s.clients.size === 0) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
+        // A closed session's new client gets the retained history from its start.
+        const after = lastEventId ?? (closed === undefined && s.closed === undefined ? undefined : FROM_START)
+        if (after !== undefined) read = await this.#read(s, after)
       } catch (err) {
         this.release(s)
         throw err
@@ -107,18 +134,23 @@ export class BackplaneLog implements EventLog {
     const backplane = this.backplane
     const covered = coveredId === undefined ? undefined : (id: string): boolean => backplane.compareIds(id, coveredId) <= 0
     if (read === undefined) return new Replay('none', [], 0, covered, join)
-    return new Replay(read.replay.outcome, read.replay.frames, read.replay.events, covered, join)
+    return new Replay(read.replay.outcome, read.replay.frames, read.replay.events, covered, join, read.replay.reason)
   }
 
   /** The replay after `lastEventId`, or a `resync`; no more than `historySize` events or `historyBytes` bytes, as in memory. */
-  async #read (s: Session, lastEventId: string): Promise<Read> {
-    const read = await this.backplane.read(s.kind, s.id, lastEventId)
+  async #read (s: Session, lastEventId: string | typeof FROM_START): Promise<Read> {
+    const read = await this.backplane.read(s.kind, s.id, lastEventId === FROM_START ? undefined : lastEventId)
     let newestId: string
     let reason: ResyncReason = 'history_trimmed'
     if (read.found) {
       const frames = read.events.map((e) => encodeEvent(e.id, e.type, e.data))
-      const bytes = frames.reduce((sum, f) => sum + f.length, 0)
+      let bytes = frames.reduce((sum, f) => sum + f.length, 0)
       const last = read.events[read.events.length - 1]
+      if (lastEventId === FROM_START) {
+        // From the start: the newest events that fit, as the in-memory history keeps them.
+        while (frames.length > this.options.historySize || bytes > this.options.historyBytes) bytes -= (frames.shift() as Buffer).length
+        return { replay: new Replay('none', frames, frames.length, undefined), coveredId: last?.id }
+      }
       if (frames.length <= this.options.historySize && bytes <= this.options.historyBytes) {
         return { replay: new Replay('replayed', frames, frames.length, undefined), coveredId: last === undefined ? lastEventId : last.id }
       }
@@ -128,7 +160,7 @@ export class BackplaneLog implements EventLog {
       reason = read.reason
     }
     const frame = resyncFrame(s.id, newestId, reason, this.now())
-    return { replay: new Replay('resync', [frame], 0, undefined), coveredId: newestId === '' ? undefined : newestId }
+    return { replay: new Replay('resync', [frame], 0, undefined, undefined, reason), coveredId: newestId === '' ? undefined : newestId }
   }
 
   /** One event of a session this process follows, from whichever process broadcast it: encoded once here. */
@@ -136,7 +168,15 @@ export class BackplaneLog implements EventLog {
     this.timer.arrived(event.id)
     const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
     if (s === undefined) return
+    s.lastId = event.id
     s.send(new Frame(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
+  }
+
+  /** A session this process may follow was closed: its clients here are ended after what was delivered. */
+  #closed (kind: string, sessionId: string, lastEventId: string): void {
+    const sessions = this.#kinds.get(kind) as Sessions
+    const s = sessions.get(sessionId)
+    if (s !== undefined) sessions.close(s, lastEventId, this.now())
   }
 
   /** Events of the session were lost before reaching this process: every client here, and every one joining, gets a `resync`. */

@@ -5,14 +5,14 @@
 import type { BackplaneStats } from '../backplane/types.js'
 import { initialBackplaneStats } from '../backplane/types.js'
 import { Frame } from '../batch.js'
-import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
+import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE, FST_ERR_SSE_HUB_SESSION_CLOSED } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
 import { encodeJsonEvent, isSafeEventId, resyncFrame } from '../frame.js'
 import { History } from '../history.js'
 import type { ResolvedOptions } from '../options.js'
 import type { Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
-import { NO_REPLAY, Replay, type EventLog } from './types.js'
+import { FROM_START, NO_REPLAY, Replay, type EventLog } from './types.js'
 
 export class MemoryLog implements EventLog {
   readonly #maxEventBytes: number
@@ -41,6 +41,7 @@ export class MemoryLog implements EventLog {
     const frame = encodeJsonEvent(id, type, json)
     if (frame.length > this.#maxEventBytes) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(frame.length, this.#maxEventBytes)
     const s = sessions.obtain(sessionId, true) as Session
+    if (s.closed !== undefined) throw new FST_ERR_SSE_HUB_SESSION_CLOSED(`${sessions.kind}:${sessionId}`)
     ;(s.retained as History).push(seq, frame)
     sessions.counters.broadcast()
     const now = this.now()
@@ -54,14 +55,37 @@ export class MemoryLog implements EventLog {
     return new Promise((resolve) => { s.send(new Frame(seq, frame), now, () => { resolve(id) }) })
   }
 
-  replay (s: Session, lastEventId: string | undefined): Replay {
-    if (lastEventId === undefined) return NO_REPLAY
+  closeSession (sessions: Sessions, sessionId: string, type: string | undefined, json: string | undefined): Promise<string> {
+    const found = sessions.get(sessionId)
+    if (found?.closed !== undefined) return Promise.resolve(found.closed)
+    // The final event is queued for the clients before they are ended, which writes what is queued first.
+    if (type !== undefined) void this.append(sessions, sessionId, type, json as string)
+    const s = sessions.obtain(sessionId, true) as Session
+    const id = s.lastSeq === 0 ? '' : this.ids.format(s.lastSeq)
+    sessions.close(s, id, this.now())
+    return Promise.resolve(id)
+  }
+
+  lastEventId (s: Session): string | undefined {
+    return s.lastSeq === 0 ? undefined : this.ids.format(s.lastSeq)
+  }
+
+  replay (s: Session, lastEventId: string | undefined | typeof FROM_START): Replay {
+    if (lastEventId === undefined) return s.closed === undefined ? NO_REPLAY : this.#everything(s)
+    if (lastEventId === FROM_START) return this.#everything(s)
     const history = s.retained as History
     const seq = isSafeEventId(lastEventId) ? this.ids.parse(lastEventId) : undefined
     const lookup = seq === undefined ? undefined : history.framesAfter(seq)
     if (lookup?.found === true) return new Replay('replayed', lookup.events > 0 ? [lookup.frames] : [], lookup.events, undefined)
     const newest = history.newestSeq
-    const frame = resyncFrame(s.id, newest === undefined ? '' : this.ids.format(newest), lookup?.reason ?? 'unknown_event_id', this.now())
-    return new Replay('resync', [frame], 0, undefined)
+    const reason = lookup?.reason ?? 'unknown_event_id'
+    const frame = resyncFrame(s.id, newest === undefined ? '' : this.ids.format(newest), reason, this.now())
+    return new Replay('resync', [frame], 0, undefined, undefined, reason)
+  }
+
+  /** A closed session's retained history from its start. */
+  #everything (s: Session): Replay {
+    const all = (s.retained as History).frames()
+    return new Replay('none', all.events > 0 ? [all.frames] : [], all.events, undefined)
   }
 }
