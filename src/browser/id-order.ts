@@ -14,9 +14,10 @@ function split (id: string): [head: string, tail: string] | undefined {
   return DECIMAL.test(tail) ? [id.slice(0, dash), tail] : undefined
 }
 
+/** -1 or 1 for two different decimals (equal ids never get here). */
 function compareDecimal (a: string, b: string): number {
   if (a.length !== b.length) return a.length < b.length ? -1 : 1
-  return a < b ? -1 : (a > b ? 1 : 0)
+  return a < b ? -1 : 1
 }
 
 /**

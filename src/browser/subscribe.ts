@@ -67,9 +67,9 @@ export function subscribe<E, S = unknown> (url: string | URL, options: Subscribe
 
   const source = new EventSourceClass(withLastEventId(String(url), options.lastEventId), { withCredentials: options.withCredentials === true })
   options.onStatus?.('connecting')
-  source.addEventListener('open', () => { if (status !== 'closed') setStatus('open') })
+  // A closed EventSource dispatches nothing more: these run only while the subscription is live.
+  source.addEventListener('open', () => { setStatus('open') })
   source.addEventListener('error', () => {
-    if (status === 'closed') return
     // CLOSED: the EventSource gave up (204 No Content, an HTTP error, not an event stream); it will not retry.
     if (source.readyState === CLOSED) deliver(end)
     else setStatus('reconnecting')
