@@ -94,7 +94,8 @@ export function subscribe<E, S = unknown> (url: string | URL, options: Subscribe
     guard('snapshot', () => { hold(options.onSnapshot!(event.state, event), () => {}) })
   }, deliver)
   listen(source, 'resync', (message, data) => {
-    if (message.lastEventId !== '') lastEventId = message.lastEventId
+    // Its `id:` is the session's newest id; empty when the session has none yet: a new history starts.
+    lastEventId = message.lastEventId === '' ? undefined : message.lastEventId
     const parsed = parse('resync', message.lastEventId, data, report)
     if (parsed === undefined || options.onResync === undefined) return
     const event = { ...(parsed.value as ResyncEvent), id: message.lastEventId }
