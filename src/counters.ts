@@ -12,6 +12,8 @@ export interface RegistryStats {
   clients: number
   /** Sessions held in memory, with or without clients (their history is kept for replay). */
   sessions: number
+  /** Closed sessions still remembered (`closedSessionTtl`). */
+  closed: number
   /** Events held for replay, all sessions together. */
   historyEvents: number
   /** Bytes held for replay, all sessions together. */
@@ -20,9 +22,10 @@ export interface RegistryStats {
 
 /** {@link RegistryStats} of one kind's sessions. */
 export function registryStats (sessions: Iterable<Session>, held: number): RegistryStats {
-  const stats: RegistryStats = { count: 0, clients: 0, sessions: held, historyEvents: 0, historyBytes: 0 }
+  const stats: RegistryStats = { count: 0, clients: 0, sessions: held, closed: 0, historyEvents: 0, historyBytes: 0 }
   for (const s of sessions) {
     if (s.clients.size > 0) stats.count++
+    if (s.closed !== undefined) stats.closed++
     stats.clients += s.clients.size
     stats.historyEvents += s.retained.length
     stats.historyBytes += s.retained.bytes

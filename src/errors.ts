@@ -120,3 +120,13 @@ export const FST_ERR_SSE_HUB_BROADCAST_FAILED = createError<[string, { cause: un
   'fastify-sse-hub: broadcast not persisted: %s',
   503
 )
+
+/**
+ * A broadcast to a session that was closed (`close…`): nothing was stored or sent. With a backplane, the
+ * broadcast's promise rejects with it.
+ */
+export const FST_ERR_SSE_HUB_SESSION_CLOSED = createError<[string]>(
+  'FST_ERR_SSE_HUB_SESSION_CLOSED',
+  'fastify-sse-hub: session %s is closed',
+  409
+)

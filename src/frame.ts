@@ -109,3 +109,10 @@ export function establishedJson (clientId: string, sessionId: string, kind: stri
 export function resyncFrame (sessionId: string, newestId: string, reason: 'unknown_event_id' | 'history_trimmed', timestamp: number): Buffer {
   return encodeJsonEvent(newestId, 'resync', eventJson('resync', { sessionId, reason }, timestamp))
 }
+
+/**
+ * A `closed` event: without an `id:`, so the client keeps the final event's id (a reconnect with it gets 204).
+ */
+export function closedFrame (sessionId: string, lastEventId: string, timestamp: number): Buffer {
+  return encodeJsonEvent(undefined, 'closed', eventJson('closed', { sessionId, lastEventId }, timestamp))
+}

@@ -83,6 +83,11 @@ export class History {
     return { found: true, frames: this.#read(this.#starts[next] as number, this.#byteEnd), events: end - next }
   }
 
+  /** The frames of every event kept (a copy, in order). */
+  frames (): { readonly frames: Buffer, readonly events: number } {
+    return { frames: this.#read(this.#byteStart, this.#byteEnd), events: this.#count }
+  }
+
   /** Forgets every event and gives the blocks back for reuse. */
   clear (): void {
     for (const block of this.#blocks) if (spare.length < MAX_SPARE_BLOCKS) spare.push(block)

@@ -76,7 +76,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
       options,
       log,
       limits: new ClientLimits(options),
-      budget: new SessionBudget(options.maxSessions, options.idleSessionTtl),
+      budget: new SessionBudget(options.maxSessions, options.idleSessionTtl, options.closedSessionTtl),
       eventLog,
       tuning: options.fanOutSlice,
       now
@@ -126,6 +126,11 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     return this.conversations.broadcast(sessionId, type, payload)
   }
 
+  /** Sends the final event of a conversation (if given) and closes it; see {@link SessionRegistry.close}. */
+  closeConversation<K extends keyof C & string>(sessionId: string, type?: K, payload?: C[K]): Promise<string> {
+    return this.conversations.close(sessionId, type, payload)
+  }
+
   /** Open streams of a conversation. */
   getConversationClientCount (sessionId: string): number {
     return this.conversations.count(sessionId)
@@ -154,6 +159,11 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   /** Sends a typed event to every client of a debate; see {@link SessionRegistry.broadcast}. */
   broadcastToDebate<K extends keyof D & string>(debateId: string, type: K, payload: D[K]): Promise<string> {
     return this.debates.broadcast(debateId, type, payload)
+  }
+
+  /** Sends the final event of a debate (if given) and closes it; see {@link SessionRegistry.close}. */
+  closeDebate<K extends keyof D & string>(debateId: string, type?: K, payload?: D[K]): Promise<string> {
+    return this.debates.close(debateId, type, payload)
   }
 
   /** Open streams of a debate. */

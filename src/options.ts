@@ -35,6 +35,11 @@ export interface SseHubOptions {
   maxConnectionAge?: number
   /** A session with no clients and no broadcast for this long (ms) is forgotten with its history. Default 600000. */
   idleSessionTtl?: number
+  /**
+   * A closed session (`close…`) is remembered this long (ms): its clients get its history, `closed`, or 204,
+   * and broadcasts to it are refused. Then it is forgotten. Default 3600000 (one hour).
+   */
+  closedSessionTtl?: number
   /** Base reconnection delay (ms) sent to clients in a `retry:` field. Default 3000. */
   retry?: number
   /** Up to this many ms are added at random to `retry` per client, so a restart does not cause a reconnect storm. Default 1000. */
@@ -99,6 +104,7 @@ const DEFAULTS: Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice' | 'metr
   cleanupInterval: 60_000,
   maxConnectionAge: 3_600_000,
   idleSessionTtl: 600_000,
+  closedSessionTtl: 3_600_000,
   retry: 3000,
   retryJitter: 1000,
   backplane: 'memory',
@@ -136,6 +142,7 @@ const CHECKS: { readonly [K in keyof SseHubOptions]-?: Check } = {
   cleanupInterval: integer(0, MAX_TIMER_MS),
   maxConnectionAge: integer(1, Number.MAX_SAFE_INTEGER, true),
   idleSessionTtl: integer(0, Number.MAX_SAFE_INTEGER, true),
+  closedSessionTtl: integer(1, Number.MAX_SAFE_INTEGER, true),
   retry: integer(0, MAX_TIMER_MS),
   retryJitter: integer(0, MAX_TIMER_MS),
   backplane: (v) => v === 'memory' || isBackplane(v) ? undefined : "must be 'memory' or a backplane such as redisBackplane({ url })",
@@ -184,7 +191,7 @@ function kindsProblem (v: unknown): string | undefined {
   return undefined
 }
 
-const BACKPLANE_METHODS = ['start', 'close', 'publish', 'subscribe', 'unsubscribe', 'read', 'compareIds', 'stats'] as const
+const BACKPLANE_METHODS = ['start', 'close', 'publish', 'closeSession', 'closedSession', 'subscribe', 'unsubscribe', 'read', 'compareIds', 'stats'] as const
 
 function isBackplane (v: unknown): v is Backplane {
   return typeof v === 'object' && v !== null && BACKPLANE_METHODS.every((m) => typeof (v as Record<string, unknown>)[m] === 'function')

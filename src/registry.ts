@@ -1,24 +1,23 @@
 /*
- * The sessions of one kind and that kind's public API: opening streams, broadcasting, removing clients,
- * heartbeats, cleanup and stats. Storing and replaying events is the event log's job; writing them,
- * the fan-out's and the client's; counting streams against the limits, the limits'.
+ * The sessions of one kind and that kind's public API: broadcasting, closing sessions, removing clients,
+ * heartbeats, cleanup and stats. Opening streams is the joiner's job (./join.ts); storing and replaying
+ * events, the event log's; writing them, the fan-out's and the client's; counting streams, the limits'.
  */
 import type { FastifyReply } from 'fastify'
-import { randomUUID } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { Batch, HEARTBEAT } from './batch.js'
+import { Batch, Frame, HEARTBEAT } from './batch.js'
 import { Client, clientOf, debugging, FAILED, WRITTEN, type RawResponse } from './client.js'
 import { registryStats, type Counters, type RegistryStats } from './counters.js'
-import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
-import { Replay, type EventLog } from './event-log/types.js'
+import type { EventLog } from './event-log/types.js'
 import type { EventMap, SessionKind } from './events.js'
 import type { FanOutHost, FanOutTimer } from './fanout.js'
+import { closedFrame } from './frame.js'
 import type { HubParts } from './hub.js'
+import { Joiner } from './join.js'
 import type { ResolvedOptions } from './options.js'
 import { Session } from './session.js'
 import { Sessions } from './sessions.js'
-import { commitHeaders, greeting, readLastEventId } from './stream.js'
 import { broadcastJson, checkSessionId } from './validate.js'
 
 /**
@@ -33,6 +32,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #limits: HubParts['limits']
   readonly #log: EventLog
   readonly #fanOut: FanOutHost
+  readonly #joiner: Joiner
   /** Counts `heartbeatIdle()` calls: the periods between them. */
   #period = 0
   // One listener of each per registry, not a closure per client (perf note 3).
@@ -48,11 +48,12 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#log = hub.eventLog
     const registry = this
     this.#fanOut = { tuning: hub.tuning, maxQueuedBytes: hub.options.maxBufferedBytes, timer, get period () { return registry.#period }, write (client, batch) { registry.#writeTo(client, batch) } }
-    this.#sessions = new Sessions(kind, counters, hub.budget, (id) => new Session(id, kind, this.#log.retained(), this.#fanOut, hub.now()))
+    this.#sessions = new Sessions(kind, counters, hub.budget, (id) => new Session(id, kind, this.#log.retained(), this.#fanOut, hub.now()), (s) => { this.#endSession(s) })
     hub.eventLog.serve(kind, this.#sessions)
     this.#onClose = function () { registry.#detach(clientOf(this)) }
     // The peer closed its side: the stream is over, finished without its last chunk (perf note 5).
     this.#onPeerEnd = function () { registry.#end(clientOf(this), false) }
+    this.#joiner = new Joiner(kind, hub, counters, this.#sessions, { onClose: this.#onClose, onPeerEnd: this.#onPeerEnd })
   }
 
   /**
@@ -78,104 +79,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    * `authorize` or a backplane it returns the client id itself, not a promise (perf note 2).
    */
   open (sessionId: string, reply: FastifyReply): string | Promise<string> {
-    checkSessionId(this.#opts.sessionIdPattern, sessionId)
-    if (this.#opts.authorize === undefined) return this.#start(sessionId, reply)
-    return this.#authorizeThenStart(sessionId, reply)
-  }
-
-  async #authorizeThenStart (sessionId: string, reply: FastifyReply): Promise<string> {
-    try {
-      const allowed = await (this.#opts.authorize as NonNullable<ResolvedOptions['authorize']>)(reply.request, { kind: this.kind, sessionId })
-      if (allowed === false) throw new FST_ERR_SSE_HUB_FORBIDDEN()
-    } catch (err) {
-      this.#counters.authorizeFailed(err)
-      throw err
-    }
-    return await this.#start(sessionId, reply)
-  }
-
-  #start (sessionId: string, reply: FastifyReply): string | Promise<string> {
-    const found = this.#sessions.get(sessionId)
-    const ip = this.#limits.admit(reply, found === undefined ? 0 : found.streams, this.#counters)
-    const clientId = randomUUID()
-    // The peer left while authorize ran: nothing to stream to, and 'close' has already fired.
-    if (reply.raw.destroyed) return clientId
-    const s = found ?? this.#sessions.obtain(sessionId, false)
-    if (s === undefined) throw this.#limits.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxSessions'), this.#counters, 'max_sessions')
-    // Not to be evicted while its client joins; settled again if it does not.
-    this.#sessions.busy(s)
-    const replay = this.#log.replay(s, readLastEventId(reply.request))
-    if (!(replay instanceof Replay)) return this.#attachLater(s, reply, clientId, ip, replay)
-    this.#attach(s, reply, clientId, ip, replay)
-    return clientId
-  }
-
-  /** Waits for a replay the log reads asynchronously, holding the client's place meanwhile. */
-  async #attachLater (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, reading: Promise<Replay>): Promise<string> {
-    this.#limits.take(ip)
-    let replay: Replay
-    try {
-      replay = await reading
-    } catch (err) {
-      this.#limits.give(ip)
-      this.#sessions.settle(s)
-      this.#limits.retryLater(reply) // unavailable: 503
-      throw err
-    }
-    // Nothing yields from here to the attach: the frames held for the client meanwhile follow its replay.
-    replay.endJoin(s)
-    this.#limits.give(ip)
-    if (this.#limits.closing) {
-      this.#abandon(s)
-      this.#limits.retryLater(reply)
-      throw new FST_ERR_SSE_HUB_CLOSING()
-    }
-    // The peer left while we waited.
-    if (reply.raw.destroyed) this.#abandon(s)
-    else this.#attach(s, reply, clientId, ip, replay)
-    return clientId
-  }
-
-  /** Gives up on a client that held the session's feed and was not attached. */
-  #abandon (s: Session): void {
-    this.#log.release(s)
-    this.#sessions.settle(s)
-  }
-
-  /** Commits the stream, writes the greeting and the replay, and tracks the client. */
-  #attach (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, replay: Replay): void {
-    const res = reply.raw
-    const now = this.#hub.now()
-    const hello = greeting(this.#opts.retry, this.#opts.retryJitter, clientId, s.id, this.kind, now)
-    let bytes: number
-    try {
-      commitHeaders(reply)
-      // perf note 9: without a replay the greeting is written as the string it is.
-      if (replay.frames.length === 0) {
-        res.write(hello)
-        bytes = Buffer.byteLength(hello)
-      } else {
-        const initial = Buffer.concat([Buffer.from(hello), ...replay.frames])
-        res.write(initial)
-        bytes = initial.length
-      }
-    } catch (err) {
-      // A header a hook set that Node refuses, say: nothing is tracked yet.
-      this.#abandon(s)
-      throw err
-    }
-    const counters = this.#counters
-    counters.connected()
-    counters.sent(replay.events, bytes, 0)
-    if (replay.outcome === 'replayed') counters.replayed()
-    else if (replay.outcome === 'resync') counters.resynced(1)
-
-    // The replay covers every event of the session up to now, queued ones included.
-    const client = new Client(clientId, res, now, ip, s, reply.log, s.lastSeq, replay.covered, this.#opts.maxBufferedBytes)
-    client.listen(this.#onClose, this.#onPeerEnd)
-    s.clients.set(clientId, client)
-    this.#limits.take(ip)
-    if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId, replay: replay.outcome }, 'sse client connected')
+    return this.#joiner.open(sessionId, reply)
   }
 
   /**
@@ -188,6 +92,20 @@ export class SessionRegistry<E extends EventMap<E>> {
   broadcast<K extends keyof E & string>(sessionId: string, type: K, payload: E[K]): Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
     return this.#log.append(this.#sessions, sessionId, type, broadcastJson(type, payload, this.#hub.now()))
+  }
+
+  /**
+   * Closes a session: sends the final event `type` (typed and checked like a {@link broadcast}; none when
+   * omitted), then `closed` to every client, and ends their streams. From then on, until `closedSessionTtl`
+   * has passed, a client gets the rest of the session, `closed` and the end, or 204 when it has everything;
+   * a broadcast to it throws (with a backplane: rejects) `FST_ERR_SSE_HUB_SESSION_CLOSED`.
+   * Resolves with the final event's id (without one: the session's newest id, '' when it has none).
+   * Idempotent: closing a closed session resolves with that id again and sends nothing.
+   */
+  close<K extends keyof E & string>(sessionId: string, type?: K, payload?: E[K]): Promise<string> {
+    checkSessionId(this.#opts.sessionIdPattern, sessionId)
+    const json = type === undefined ? undefined : broadcastJson(type, payload, this.#hub.now())
+    return this.#log.closeSession(this.#sessions, sessionId, type, json)
   }
 
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */
@@ -269,8 +187,9 @@ export class SessionRegistry<E extends EventMap<E>> {
    * a queued `resync` too, or the events after it would hide a gap), then the response.
    * `lastChunk` false: the peer has closed its side.
    */
-  #end (client: Client, lastChunk = true): void {
-    const unwritten = client.session.fanOut.unwritten(client)
+  #end (client: Client, lastChunk = true, last?: Frame): void {
+    const queued = client.session.fanOut.unwritten(client)
+    const unwritten = last === undefined ? queued : [...queued, last]
     if (unwritten.length > 0 && client.write(new Batch(unwritten), false, Infinity, this.#counters) === FAILED) {
       this.#detach(client)
       client.res.destroy()
@@ -280,6 +199,13 @@ export class SessionRegistry<E extends EventMap<E>> {
     // Headers are sent: this only tells end() to write no terminating chunk.
     if (!lastChunk) (client.res as ServerResponse).chunkedEncoding = false
     client.res.end()
+  }
+
+  /** A session was closed: its clients get what is queued for them, `closed`, and the end. */
+  #endSession (s: Session): void {
+    if (s.clients.size === 0) return
+    const closed = new Frame(0, closedFrame(s.id, s.closed as string, this.#hub.now()))
+    for (const client of s.clients.values()) this.#end(client, true, closed)
   }
 
   /**

@@ -18,6 +18,10 @@ export class Session {
   readonly fanOut: FanOut
   /** The sequence number of this session's newest event here. */
   lastSeq = 0
+  /** Once closed: the id of its final event ('' when it closed without any); undefined while open. */
+  closed: string | undefined = undefined
+  /** When it was closed. */
+  closedAt = 0
   /** When the session last had an event, or lost its last client. */
   lastActivity: number
 

@@ -1,6 +1,7 @@
 /*
  * Where sessions are held: each kind's map, and `maxSessions`, the bound every kind shares. A session
- * without clients stays only while it retains events for replay, least recently active evicted first.
+ * without clients stays only while it retains events for replay, least recently active evicted first;
+ * a closed one stays `closedSessionTtl`.
  */
 import type { Counters } from './counters.js'
 import type { Session } from './session.js'
@@ -10,16 +11,21 @@ export class SessionBudget {
   #held = 0
   /** Sessions without clients or joins, least recently active first, with the map holding each. */
   readonly #idle = new Map<Session, Sessions>()
+  /** Closed sessions, first closed first, with the map holding each. */
+  readonly #closed = new Map<Session, Sessions>()
 
-  constructor (readonly maxSessions: number, readonly idleTtl: number) {}
+  constructor (readonly maxSessions: number, readonly idleTtl: number, readonly closedTtl: number) {}
 
   /** Whether one more session may be held, after evicting the least recently active idle one if need be. */
   makeRoom (): boolean {
     if (this.#held < this.maxSessions) return true
-    for (const [s, sessions] of this.#idle) {
-      sessions.forget(s)
-      sessions.counters.evicted()
-      return true
+    // The least recently active idle session, else the first closed.
+    for (const held of [this.#idle, this.#closed]) {
+      for (const [s, sessions] of held) {
+        sessions.forget(s)
+        sessions.counters.evicted()
+        return true
+      }
     }
     return false
   }
@@ -29,6 +35,13 @@ export class SessionBudget {
   removed (s: Session): void {
     this.#held--
     this.#idle.delete(s)
+    this.#closed.delete(s)
+  }
+
+  /** `s` was closed: it is kept `closedSessionTtl` from now, clients or not. */
+  closed (s: Session, sessions: Sessions): void {
+    this.#idle.delete(s)
+    this.#closed.set(s, sessions)
   }
 
   /** `s` has no client and was just active: it goes last in the eviction order. */
@@ -42,10 +55,14 @@ export class SessionBudget {
     this.#idle.delete(s)
   }
 
-  /** Forgets the sessions idle for longer than `idleSessionTtl` at `now`. */
+  /** Forgets the sessions idle for longer than `idleSessionTtl`, and those closed longer than `closedSessionTtl`, at `now`. */
   expire (now: number): void {
     for (const [s, sessions] of this.#idle) {
-      if (now - s.lastActivity <= this.idleTtl) return
+      if (now - s.lastActivity <= this.idleTtl) break
+      sessions.forget(s)
+    }
+    for (const [s, sessions] of this.#closed) {
+      if (now - s.closedAt <= this.closedTtl) break
       sessions.forget(s)
     }
   }
@@ -55,7 +72,16 @@ export class SessionBudget {
 export class Sessions {
   readonly #map = new Map<string, Session>()
 
-  constructor (readonly kind: string, readonly counters: Counters, private readonly budget: SessionBudget, private readonly create: (id: string) => Session) {}
+  /**
+   * `create` makes a session; `ended` is called once when one is closed (`close`), to end its clients.
+   */
+  constructor (
+    readonly kind: string,
+    readonly counters: Counters,
+    private readonly budget: SessionBudget,
+    private readonly create: (id: string) => Session,
+    private readonly ended: (s: Session) => void
+  ) {}
 
   get size (): number { return this.#map.size }
 
@@ -86,9 +112,21 @@ export class Sessions {
    * when it retains nothing for replay, else it waits, idle, for `idleSessionTtl` or eviction.
    */
   settle (s: Session): void {
-    if (s.streams > 0) return
+    if (s.streams > 0 || s.closed !== undefined) return
     if (s.retained.length === 0) this.forget(s)
     else this.budget.idle(s, this)
+  }
+
+  /**
+   * Closes `s` after its event `lastEventId` ('' when none) at `now`: it is kept `closedSessionTtl`, and its
+   * clients are ended. Closing a closed session changes nothing.
+   */
+  close (s: Session, lastEventId: string, now: number): void {
+    if (s.closed !== undefined) return
+    s.closed = lastEventId
+    s.closedAt = now
+    if (this.#map.get(s.id) === s) this.budget.closed(s, this)
+    this.ended(s)
   }
 
   /** A client is joining `s`: it stays held, not evictable, until settled. */

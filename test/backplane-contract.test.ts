@@ -77,6 +77,8 @@ class ScriptedBackplane implements Backplane {
   }
 
   compareIds (a: string, b: string): number { return compareStreamIds(a, b) }
+  async closeSession (): Promise<string> { throw new Error('not scripted') }
+  async closedSession (): Promise<string | undefined> { return undefined }
 
   stats (): BackplaneStats {
     return { type: this.type, connected: true, subscriptions: 0, published: 0, publishFailures: 0, received: 0, lagMs: 0, maxLagMs: 0, errors: 0, reconnects: 0, catchUps: 0, resyncs: 0 }

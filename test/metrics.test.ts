@@ -248,6 +248,8 @@ class LocalBackplane implements Backplane {
   async subscribe (): Promise<void> {}
   unsubscribe (): void {}
   async read (): Promise<never> { throw new Error('no replay here') }
+  async closeSession (): Promise<never> { throw new Error('no closing here') }
+  async closedSession (): Promise<undefined> { return undefined }
   compareIds (a: string, b: string): number { return Number.parseInt(a) - Number.parseInt(b) }
   stats (): BackplaneStats {
     return { type: 'local', connected: true, subscriptions: 0, published: this.#n, publishFailures: 0, received: 0, lagMs: 0, maxLagMs: 0, errors: 0, reconnects: 0, catchUps: 0, resyncs: 0 }

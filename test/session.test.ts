@@ -36,8 +36,8 @@ t.test('a replay without a join ends none; a session forgotten twice is forgotte
   t.same(NO_REPLAY.frames, [])
 
   const counters = new Counters()
-  const budget = new SessionBudget(10, 1000)
-  const sessions = new Sessions('conversation', counters, budget, (id) => new Session(id, 'conversation', nothing, host, 1))
+  const budget = new SessionBudget(10, 1000, 1000)
+  const sessions = new Sessions('conversation', counters, budget, (id) => new Session(id, 'conversation', nothing, host, 1), () => {})
   const made = sessions.obtain('a', false) as Session
   t.equal(sessions.size, 1)
   sessions.forget(made)

@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis'
 import { assertConnected, unavailable } from './redis-connection.js'
-import { compareStreamIds, isStreamId, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { CLOSED_NOTICE, compareStreamIds, isStreamId, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
 import type { BackplaneEvent, BackplaneSink, BackplaneStats } from './types.js'
 
 interface Feed {
@@ -19,6 +19,8 @@ interface Feed {
   lastId: string
   /** Live events held back while the feed catches up after an outage. */
   queue: BackplaneEvent[] | undefined
+  /** A close notice held back with them: the final id. */
+  closing: string | undefined
 }
 
 /**
@@ -67,6 +69,12 @@ export class Feeds {
   /** For the subscriber's `message` event. */
   readonly onMessage = (channel: string, message: string): void => {
     const feed = this.#feeds.get(channel)
+    if (feed !== undefined && message.startsWith(CLOSED_NOTICE)) {
+      const id = message.slice(CLOSED_NOTICE.length)
+      if (feed.queue !== undefined) feed.closing = id
+      else (this.#sink as BackplaneSink).closed(feed.kind, feed.sessionId, id)
+      return
+    }
     const a = message.indexOf('\n')
     const b = message.indexOf('\n', a + 1)
     // Not ours (unsubscribed meanwhile, or published by someone else on our channel): ignore.
@@ -90,7 +98,7 @@ export class Feeds {
     const key = streamKey(this.#keyPrefix, kind, sessionId)
     let feed = this.#feeds.get(key)
     if (feed === undefined) {
-      const created: Feed = { kind, sessionId, key, refs: 0, ready: Promise.resolve(), lastId: '0-0', queue: undefined }
+      const created: Feed = { kind, sessionId, key, refs: 0, ready: Promise.resolve(), lastId: '0-0', queue: undefined, closing: undefined }
       created.ready = this.#follow(created)
       feed = created
       this.#feeds.set(key, feed)
@@ -208,5 +216,10 @@ export class Feeds {
       ;(this.#sink as BackplaneSink).resync(feed.kind, feed.sessionId, newestId)
     }
     for (const event of events) this.#emit(feed, event)
+    const closing = feed.closing
+    if (closing !== undefined) {
+      feed.closing = undefined
+      ;(this.#sink as BackplaneSink).closed(feed.kind, feed.sessionId, closing)
+    }
   }
 }

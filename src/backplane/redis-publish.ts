@@ -5,15 +5,17 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { Redis } from 'ioredis'
-import { FST_ERR_SSE_HUB_BROADCAST_FAILED } from '../errors.js'
+import { FST_ERR_SSE_HUB_BROADCAST_FAILED, FST_ERR_SSE_HUB_SESSION_CLOSED } from '../errors.js'
 import type { ResolvedRedisOptions } from './redis-options.js'
-import { PUBLISH_SCRIPT, PUBLISH_SHA, producersKey } from './redis-stream.js'
+import { closedKey, PUBLISH_SCRIPT, PUBLISH_SHA, producersKey } from './redis-stream.js'
 import type { BackplaneStats } from './types.js'
 
 interface Broadcast {
   readonly seq: number
   readonly type: string
   readonly data: string
+  /** '' for a broadcast; for a close, the closed TTL (ms, '-1' for none) — see the publish script. */
+  readonly closing: string
   readonly bytes: number
   /** Past it (ms since the epoch) a broadcast not sent yet is rejected. */
   readonly deadline: number
@@ -87,7 +89,8 @@ export class Publisher {
     this.#cmd = cmd
   }
 
-  publish (key: string, channel: string, type: string, data: string): Promise<string> {
+  /** A broadcast; with `closing` (see {@link Broadcast.closing}), a close after the final event `type` ('' for none). */
+  publish (key: string, channel: string, type: string, data: string, closing = ''): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const bytes = type.length + data.length
       const waiting = this.#blocked > 0 || (this.#cmd as Redis).status !== 'ready'
@@ -102,7 +105,7 @@ export class Publisher {
         this.#lanes.set(key, lane)
       }
       this.#held += bytes
-      lane.queue.push({ seq: lane.base + lane.count++, type, data, bytes, deadline: Date.now() + this.#o.publishRetryMs, sent: false, resolve, reject })
+      lane.queue.push({ seq: lane.base + lane.count++, type, data, closing, bytes, deadline: Date.now() + this.#o.publishRetryMs, sent: false, resolve, reject })
       this.#pump(lane)
     })
   }
@@ -140,7 +143,7 @@ export class Publisher {
       lane.inFlight++
       // The oldest broadcast not settled is the queue's first: the records of those before it can go.
       const ack = (lane.queue[0] as Broadcast).seq
-      const args = [lane.key, producersKey(lane.key), this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack]
+      const args = [lane.key, producersKey(lane.key), closedKey(lane.key), this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, b.closing]
       this.#send(cmd, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
     }
     this.#forget(lane)
@@ -164,6 +167,9 @@ export class Publisher {
       if (err === undefined) {
         this.#stats.published++
         b.resolve(id as string)
+      } else if (err.message.endsWith('SSE_HUB_SESSION_CLOSED')) {
+        // The script refused it: nothing was stored or sent.
+        b.reject(new FST_ERR_SSE_HUB_SESSION_CLOSED(lane.key))
       } else {
         this.#fail(b.reject, err)
       }
@@ -207,10 +213,10 @@ export class Publisher {
   }
 
   #send (cmd: Redis, args: ReadonlyArray<string | number>): Promise<string> {
-    return (cmd.evalsha(PUBLISH_SHA, 2, ...args) as Promise<string>).catch((err: Error) => {
+    return (cmd.evalsha(PUBLISH_SHA, 3, ...args) as Promise<string>).catch((err: Error) => {
       // The script cache was flushed (SCRIPT FLUSH): send the script itself.
       if (!err.message.startsWith('NOSCRIPT')) throw err
-      return cmd.eval(PUBLISH_SCRIPT, 2, ...args) as Promise<string>
+      return cmd.eval(PUBLISH_SCRIPT, 3, ...args) as Promise<string>
     })
   }
 

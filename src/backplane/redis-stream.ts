@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto'
 import type { BackplaneEvent } from './types.js'
 
 /*
- * KEYS[1] the session's stream, KEYS[2] its producers hash ({@link producersKey}). ARGV: maxLen,
+ * KEYS[1] the session's stream, KEYS[2] its producers hash ({@link producersKey}), KEYS[3] its closed
+ * marker ({@link closedKey}). ARGV: maxLen,
  * ttl ms, type, data, channel (the stream's name without any ioredis keyPrefix: channels are not
  * prefixed), producer id, sequence number, the first sequence number of the producer's current run
  * of broadcasts to this session (each run's numbers are consecutive and above those of earlier
@@ -16,6 +17,10 @@ import type { BackplaneEvent } from './types.js'
  * broadcast whose reply was lost can be re-sent. The hash holds `<producer>:<seq>` → id for the
  * broadcasts whose reply may still be missing, and `<producer>` → the range of those sequence
  * numbers, which the next call of the producer prunes.
+ * ARGV[10] is '' for a broadcast; for a close, the closed TTL in ms ('-1': none): the final event (when
+ * the type is not '') is appended, then the marker set to its id (else the newest id, '' when none), the
+ * TTL applied to the three keys, and `closed\n<id>` announced after the event. A broadcast to a closed
+ * session is refused (SSE_HUB_SESSION_CLOSED); a close of one answers its id again.
  */
 export const PUBLISH_SCRIPT = `local p, seq, base, ack = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local low, high = seq, seq - 1
@@ -33,17 +38,38 @@ if range then
   end
 end
 local id = redis.call('HGET', KEYS[2], p .. ':' .. seq)
+local closing = ARGV[10] ~= ''
 if not id then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'd', ARGV[4])
+  local closed = redis.call('GET', KEYS[3])
+  if closed then
+    if closing then return closed end
+    return redis.error_reply('SSE_HUB_SESSION_CLOSED')
+  end
+  if ARGV[3] ~= '' then
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'd', ARGV[4])
+    redis.call('PUBLISH', ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+  else
+    local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+    id = newest and newest[1] or ''
+  end
   redis.call('HSET', KEYS[2], p .. ':' .. seq, id)
   if low > high then low = seq end
   if seq > high then high = seq end
-  redis.call('PUBLISH', ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
 end
 redis.call('HSET', KEYS[2], p, low .. ' ' .. high)
 if ARGV[2] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+if closing and not redis.call('GET', KEYS[3]) then
+  if ARGV[10] == '-1' then
+    redis.call('SET', KEYS[3], id)
+  else
+    redis.call('SET', KEYS[3], id, 'PX', ARGV[10])
+    redis.call('PEXPIRE', KEYS[1], ARGV[10])
+    redis.call('PEXPIRE', KEYS[2], ARGV[10])
+  end
+  redis.call('PUBLISH', ARGV[5], 'closed\\n' .. id)
 end
 return id`
 export const PUBLISH_SHA = createHash('sha1').update(PUBLISH_SCRIPT).digest('hex')
@@ -84,6 +110,14 @@ export function toEvent (entry: Entry): BackplaneEvent {
 export function producersKey (streamKey: string): string {
   return `${streamKey}:producers`
 }
+
+/** Where a closed session's final id is kept: beside the stream (same cluster slot), with the closed TTL. */
+export function closedKey (streamKey: string): string {
+  return `${streamKey}:closed`
+}
+
+/** A channel message that says the session was closed: this, then the final id. */
+export const CLOSED_NOTICE = 'closed\n'
 
 /** A session's stream key, which is also its channel's name. */
 export function streamKey (keyPrefix: string, kind: string, sessionId: string): string {

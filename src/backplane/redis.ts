@@ -17,7 +17,7 @@ import { assertConnected, connect, unavailable } from './redis-connection.js'
 import { Feeds } from './redis-feeds.js'
 import { Publisher } from './redis-publish.js'
 import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type ResolvedRedisOptions } from './redis-options.js'
-import { compareStreamIds, isStreamId, PUBLISH_SCRIPT, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { closedKey, compareStreamIds, isStreamId, PUBLISH_SCRIPT, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
 import { initialBackplaneStats, type Backplane, type BackplaneRead, type BackplaneSink, type BackplaneStats } from './types.js'
 
 /**
@@ -151,6 +151,21 @@ class RedisBackplane implements Backplane {
     return this.#publisher.publish(key, key, type, data)
   }
 
+  closeSession (kind: string, sessionId: string, type: string | undefined, data: string | undefined, ttlMs: number): Promise<string> {
+    const key = streamKey(this.#o.keyPrefix, kind, sessionId)
+    return this.#publisher.publish(key, key, type ?? '', data ?? '', ttlMs === Infinity ? '-1' : String(ttlMs))
+  }
+
+  async closedSession (kind: string, sessionId: string): Promise<string | undefined> {
+    const cmd = this.#cmd as Redis
+    try {
+      assertConnected(cmd, this.#sub as Redis)
+      return await cmd.get(closedKey(streamKey(this.#o.keyPrefix, kind, sessionId))) ?? undefined
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
   subscribe (kind: string, sessionId: string): Promise<void> {
     return this.#feeds.subscribe(kind, sessionId)
   }
@@ -164,6 +179,7 @@ class RedisBackplane implements Backplane {
     const cmd = this.#cmd as Redis
     try {
       assertConnected(cmd, this.#sub as Redis)
+      if (afterId === '') return { found: true, events: (await cmd.xrange(key, '-', '+') as Entry[]).map(toEvent) }
       const valid = isStreamId(afterId)
       if (valid) {
         // Inclusive start: the first entry is afterId itself when it is still retained.

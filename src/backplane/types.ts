@@ -35,6 +35,8 @@ export interface BackplaneSink {
    * Deliveries then continue after `newestId`.
    */
   resync (kind: string, sessionId: string, newestId: string): void
+  /** A followed session was closed (by any process), after its event `lastEventId` ('' when it had none), delivered before. */
+  closed (kind: string, sessionId: string, lastEventId: string): void
   readonly log: FastifyBaseLogger
 }
 
@@ -88,7 +90,17 @@ export interface Backplane {
   subscribe (kind: string, sessionId: string): Promise<void>
   /** Undoes one `subscribe`. */
   unsubscribe (kind: string, sessionId: string): void
-  /** The retained events after `afterId`, for a reconnecting client. Rejects when unavailable. */
+  /**
+   * Appends the final event (none when `type` is undefined) to a session's log and marks the session closed
+   * for `ttlMs` ms (Infinity: for good), in one step and after this process's earlier broadcasts to it; every
+   * process following the session is told ({@link BackplaneSink.closed}). Resolves with the final event's id
+   * (without one: the newest id, '' when none); a closed session resolves with that id again. From then on
+   * {@link publish} to it rejects with `FST_ERR_SSE_HUB_SESSION_CLOSED`.
+   */
+  closeSession (kind: string, sessionId: string, type: string | undefined, data: string | undefined, ttlMs: number): Promise<string>
+  /** A closed session's final id ('' when it had no event); undefined while open (or forgotten). Rejects when unavailable. */
+  closedSession (kind: string, sessionId: string): Promise<string | undefined>
+  /** The retained events after `afterId` (`''`: every retained event), for a joining client. Rejects when unavailable. */
   read (kind: string, sessionId: string, afterId: string): Promise<BackplaneRead>
   /** Orders two ids of this backplane: negative, zero or positive. */
   compareIds (a: string, b: string): number

@@ -57,6 +57,7 @@ export class BackplaneLog implements EventLog {
     await this.backplane.start({
       deliver: (kind, sessionId, event) => { this.#deliver(kind, sessionId, event) },
       resync: (kind, sessionId, newestId) => { this.#resync(kind, sessionId, newestId) },
+      closed: (kind, sessionId, lastEventId) => { this.#closed(kind, sessionId, lastEventId) },
       log: this.log
     })
   }
@@ -72,9 +73,7 @@ export class BackplaneLog implements EventLog {
    * without it. A failure rejects the promise and is logged, so a caller that does not await it hears of it.
    */
   append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string> {
-    const size = encodeJsonEvent(undefined, type, json).length
-    const max = this.options.maxEventBytes
-    if (size > max) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, max)
+    this.#checkSize(type, json)
     const kind = sessions.kind
     const started = this.timer.publishing()
     const persisted = this.backplane.publish(kind, sessionId, type, json)
@@ -87,6 +86,21 @@ export class BackplaneLog implements EventLog {
     return persisted
   }
 
+  /** The backplane closes it; this process learns it, as every other, from the backplane ({@link BackplaneSink.closed}). */
+  closeSession (sessions: Sessions, sessionId: string, type: string | undefined, json: string | undefined): Promise<string> {
+    if (type !== undefined) this.#checkSize(type, json as string)
+    const kind = sessions.kind
+    const closing = this.backplane.closeSession(kind, sessionId, type, json, this.options.closedSessionTtl)
+    closing.catch((err: unknown) => { this.log.error({ err, kind, sessionId, type }, 'sse session not closed') })
+    return closing
+  }
+
+  #checkSize (type: string, json: string): void {
+    const size = encodeJsonEvent(undefined, type, json).length
+    const max = this.options.maxEventBytes
+    if (size > max) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, max)
+  }
+
   async replay (s: Session, lastEventId: string | undefined): Promise<Replay> {
     const join = new Join()
     s.joins.add(join)
@@ -94,7 +108,12 @@ export class BackplaneLog implements EventLog {
     try {
       await this.backplane.subscribe(s.kind, s.id)
       try {
-        if (lastEventId !== undefined) read = await this.#read(s, lastEventId)
+        // Subscribed first: a close after this read comes as a notice, and the join holds what it sends.
+        const closed = await this.backplane.closedSession(s.kind, s.id)
+        if (closed !== undefined) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
+        // A closed session's new client gets the retained history from its start.
+        const after = lastEventId ?? (s.closed === undefined ? undefined : '')
+        if (after !== undefined) read = await this.#read(s, after)
       } catch (err) {
         this.release(s)
         throw err
@@ -117,8 +136,13 @@ export class BackplaneLog implements EventLog {
     let reason: ResyncReason = 'history_trimmed'
     if (read.found) {
       const frames = read.events.map((e) => encodeEvent(e.id, e.type, e.data))
-      const bytes = frames.reduce((sum, f) => sum + f.length, 0)
+      let bytes = frames.reduce((sum, f) => sum + f.length, 0)
       const last = read.events[read.events.length - 1]
+      if (lastEventId === '') {
+        // From the start: the newest events that fit, as the in-memory history keeps them.
+        while (frames.length > this.options.historySize || bytes > this.options.historyBytes) bytes -= (frames.shift() as Buffer).length
+        return { replay: new Replay('none', frames, frames.length, undefined), coveredId: last?.id }
+      }
       if (frames.length <= this.options.historySize && bytes <= this.options.historyBytes) {
         return { replay: new Replay('replayed', frames, frames.length, undefined), coveredId: last === undefined ? lastEventId : last.id }
       }
@@ -137,6 +161,13 @@ export class BackplaneLog implements EventLog {
     const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
     if (s === undefined) return
     s.send(new Frame(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
+  }
+
+  /** A session this process may follow was closed: its clients here are ended after what was delivered. */
+  #closed (kind: string, sessionId: string, lastEventId: string): void {
+    const sessions = this.#kinds.get(kind) as Sessions
+    const s = sessions.get(sessionId)
+    if (s !== undefined) sessions.close(s, lastEventId, this.now())
   }
 
   /** Events of the session were lost before reaching this process: every client here, and every one joining, gets a `resync`. */

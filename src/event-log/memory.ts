@@ -5,7 +5,7 @@
 import type { BackplaneStats } from '../backplane/types.js'
 import { initialBackplaneStats } from '../backplane/types.js'
 import { Frame } from '../batch.js'
-import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
+import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE, FST_ERR_SSE_HUB_SESSION_CLOSED } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
 import { encodeJsonEvent, isSafeEventId, resyncFrame } from '../frame.js'
 import { History } from '../history.js'
@@ -41,6 +41,7 @@ export class MemoryLog implements EventLog {
     const frame = encodeJsonEvent(id, type, json)
     if (frame.length > this.#maxEventBytes) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(frame.length, this.#maxEventBytes)
     const s = sessions.obtain(sessionId, true) as Session
+    if (s.closed !== undefined) throw new FST_ERR_SSE_HUB_SESSION_CLOSED(`${sessions.kind}:${sessionId}`)
     ;(s.retained as History).push(seq, frame)
     sessions.counters.broadcast()
     const now = this.now()
@@ -54,8 +55,19 @@ export class MemoryLog implements EventLog {
     return new Promise((resolve) => { s.send(new Frame(seq, frame), now, () => { resolve(id) }) })
   }
 
+  closeSession (sessions: Sessions, sessionId: string, type: string | undefined, json: string | undefined): Promise<string> {
+    const found = sessions.get(sessionId)
+    if (found?.closed !== undefined) return Promise.resolve(found.closed)
+    // The final event is queued for the clients before they are ended, which writes what is queued first.
+    if (type !== undefined) void this.append(sessions, sessionId, type, json as string)
+    const s = sessions.obtain(sessionId, true) as Session
+    const id = s.lastSeq === 0 ? '' : this.ids.format(s.lastSeq)
+    sessions.close(s, id, this.now())
+    return Promise.resolve(id)
+  }
+
   replay (s: Session, lastEventId: string | undefined): Replay {
-    if (lastEventId === undefined) return NO_REPLAY
+    if (lastEventId === undefined) return s.closed === undefined ? NO_REPLAY : this.#everything(s)
     const history = s.retained as History
     const seq = isSafeEventId(lastEventId) ? this.ids.parse(lastEventId) : undefined
     const lookup = seq === undefined ? undefined : history.framesAfter(seq)
@@ -63,5 +75,11 @@ export class MemoryLog implements EventLog {
     const newest = history.newestSeq
     const frame = resyncFrame(s.id, newest === undefined ? '' : this.ids.format(newest), lookup?.reason ?? 'unknown_event_id', this.now())
     return new Replay('resync', [frame], 0, undefined)
+  }
+
+  /** A closed session's retained history from its start. */
+  #everything (s: Session): Replay {
+    const all = (s.retained as History).frames()
+    return new Replay('none', all.events > 0 ? [all.frames] : [], all.events, undefined)
   }
 }

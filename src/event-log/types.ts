@@ -74,11 +74,19 @@ export interface EventLog {
    */
   append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string>
   /**
+   * Closes a session: appends its final event (`type` and JSON validated) when `type` is given, then marks
+   * it closed (with a backplane: in the backplane, for every process) and has its clients ended
+   * ({@link Sessions.close}). Resolves with the final event's id (without one: the session's newest id, ''
+   * when it has none); closing a closed session resolves with that id again. Throws as {@link append}.
+   */
+  closeSession (sessions: Sessions, sessionId: string, type: string | undefined, json: string | undefined): Promise<string>
+  /**
    * What a new client of `session` gets first, given its `Last-Event-ID`: synchronous when the log can
    * answer at once (a connection then costs no promise). An asynchronous answer holds the live frames
    * sent meanwhile in a {@link Session.joins} entry, which stays there until the caller calls
    * {@link Replay.endJoin} (a rejected answer removes it itself). Until {@link release}d, the client holds
-   * the session's feed.
+   * the session's feed. For a closed session (the log marks it so, {@link Sessions.close}, when it learns it
+   * here), a client without `Last-Event-ID` gets the retained history from its start.
    */
   replay (session: Session, lastEventId: string | undefined): Replay | Promise<Replay>
   /** A client that held the session's feed is gone. */

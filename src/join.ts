@@ -1,0 +1,174 @@
+/*
+ * Opening one kind's streams: `authorize`, the client limits, the event log's replay, then attaching the
+ * client; or, for a closed session, its last frames and the end (or 204 when there is nothing to send).
+ */
+import type { FastifyReply } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
+import { Client, debugging, type RawResponse } from './client.js'
+import type { Counters } from './counters.js'
+import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
+import { Replay, type EventLog } from './event-log/types.js'
+import type { SessionKind } from './events.js'
+import { closedFrame } from './frame.js'
+import type { HubParts } from './hub.js'
+import type { ResolvedOptions } from './options.js'
+import type { Session } from './session.js'
+import type { Sessions } from './sessions.js'
+import { commitHeaders, greeting, readLastEventId } from './stream.js'
+import { checkSessionId } from './validate.js'
+
+/** The listeners every client of a kind gets (one of each per registry, perf note 3). */
+export interface ClientListeners {
+  readonly onClose: (this: RawResponse) => void
+  readonly onPeerEnd: (this: Socket) => void
+}
+
+/** Opens the streams of one kind's sessions. */
+export class Joiner {
+  readonly #opts: ResolvedOptions
+  readonly #limits: HubParts['limits']
+  readonly #log: EventLog
+
+  constructor (
+    readonly kind: SessionKind,
+    private readonly hub: HubParts,
+    private readonly counters: Counters,
+    private readonly sessions: Sessions,
+    private readonly listeners: ClientListeners
+  ) {
+    this.#opts = hub.options
+    this.#limits = hub.limits
+    this.#log = hub.eventLog
+  }
+
+  /** See `SessionRegistry.open`. */
+  open (sessionId: string, reply: FastifyReply): string | Promise<string> {
+    checkSessionId(this.#opts.sessionIdPattern, sessionId)
+    if (this.#opts.authorize === undefined) return this.#start(sessionId, reply)
+    return this.#authorizeThenStart(sessionId, reply)
+  }
+
+  async #authorizeThenStart (sessionId: string, reply: FastifyReply): Promise<string> {
+    try {
+      const allowed = await (this.#opts.authorize as NonNullable<ResolvedOptions['authorize']>)(reply.request, { kind: this.kind, sessionId })
+      if (allowed === false) throw new FST_ERR_SSE_HUB_FORBIDDEN()
+    } catch (err) {
+      this.counters.authorizeFailed(err)
+      throw err
+    }
+    return await this.#start(sessionId, reply)
+  }
+
+  #start (sessionId: string, reply: FastifyReply): string | Promise<string> {
+    const found = this.sessions.get(sessionId)
+    const ip = this.#limits.admit(reply, found === undefined ? 0 : found.streams, this.counters)
+    const clientId = randomUUID()
+    // The peer left while authorize ran: nothing to stream to, and 'close' has already fired.
+    if (reply.raw.destroyed) return clientId
+    const s = found ?? this.sessions.obtain(sessionId, false)
+    if (s === undefined) throw this.#limits.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxSessions'), this.counters, 'max_sessions')
+    // Not to be evicted while its client joins; settled again if it does not.
+    this.sessions.busy(s)
+    const replay = this.#log.replay(s, readLastEventId(reply.request))
+    if (!(replay instanceof Replay)) return this.#attachLater(s, reply, clientId, ip, replay)
+    this.#attach(s, reply, clientId, ip, replay)
+    return clientId
+  }
+
+  /** Waits for a replay the log reads asynchronously, holding the client's place meanwhile. */
+  async #attachLater (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, reading: Promise<Replay>): Promise<string> {
+    this.#limits.take(ip)
+    let replay: Replay
+    try {
+      replay = await reading
+    } catch (err) {
+      this.#limits.give(ip)
+      this.sessions.settle(s)
+      this.#limits.retryLater(reply) // unavailable: 503
+      throw err
+    }
+    // Nothing yields from here to the attach: the frames held for the client meanwhile follow its replay.
+    replay.endJoin(s)
+    this.#limits.give(ip)
+    if (this.#limits.closing) {
+      this.abandon(s)
+      this.#limits.retryLater(reply)
+      throw new FST_ERR_SSE_HUB_CLOSING()
+    }
+    // The peer left while we waited.
+    if (reply.raw.destroyed) this.abandon(s)
+    else this.#attach(s, reply, clientId, ip, replay)
+    return clientId
+  }
+
+  /** Gives up on a client that held the session's feed and was not attached. */
+  abandon (s: Session): void {
+    this.#log.release(s)
+    this.sessions.settle(s)
+  }
+
+  /** Commits the stream, writes the greeting and the replay, and tracks the client. */
+  #attach (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, replay: Replay): void {
+    if (s.closed !== undefined) {
+      this.#finish(s, reply, clientId, replay, s.closed)
+      return
+    }
+    const res = reply.raw
+    const now = this.hub.now()
+    const hello = greeting(this.#opts.retry, this.#opts.retryJitter, clientId, s.id, this.kind, now)
+    let bytes: number
+    try {
+      commitHeaders(reply)
+      // perf note 9: without a replay the greeting is written as the string it is.
+      if (replay.frames.length === 0) {
+        res.write(hello)
+        bytes = Buffer.byteLength(hello)
+      } else {
+        const initial = Buffer.concat([Buffer.from(hello), ...replay.frames])
+        res.write(initial)
+        bytes = initial.length
+      }
+    } catch (err) {
+      // A header a hook set that Node refuses, say: nothing is tracked yet.
+      this.abandon(s)
+      throw err
+    }
+    this.#counted(replay, bytes)
+
+    // The replay covers every event of the session up to now, queued ones included.
+    const client = new Client(clientId, res, now, ip, s, reply.log, s.lastSeq, replay.covered, this.#opts.maxBufferedBytes)
+    client.listen(this.listeners.onClose, this.listeners.onPeerEnd)
+    s.clients.set(clientId, client)
+    this.#limits.take(ip)
+    if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId, replay: replay.outcome }, 'sse client connected')
+  }
+
+  /**
+   * A client of a closed session: what its replay holds, `closed` and the end; or, with nothing to send (it
+   * has the final event, or the session closed without any), 204, which tells EventSource to stop for good.
+   */
+  #finish (s: Session, reply: FastifyReply, clientId: string, replay: Replay, lastEventId: string): void {
+    this.abandon(s)
+    const res = reply.raw
+    if (replay.frames.length === 0) {
+      res.writeHead(204, reply.getHeaders() as Record<string, string>)
+      res.end()
+      return
+    }
+    const now = this.hub.now()
+    const hello = greeting(this.#opts.retry, this.#opts.retryJitter, clientId, s.id, this.kind, now)
+    commitHeaders(reply)
+    const all = Buffer.concat([Buffer.from(hello), ...replay.frames, closedFrame(s.id, lastEventId, now)])
+    res.end(all)
+    this.#counted(replay, all.length)
+  }
+
+  #counted (replay: Replay, bytes: number): void {
+    const counters = this.counters
+    counters.connected()
+    counters.sent(replay.events, bytes, 0)
+    if (replay.outcome === 'replayed') counters.replayed()
+    else if (replay.outcome === 'resync') counters.resynced(1)
+  }
+}
