@@ -13,6 +13,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyStatic from '@fastify/static'
+import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import path from 'node:path'
 import sseHub, { backplaneFromEnv, resolveOptions, type ConversationEvents, type DebateEvents, type SseHubOptions } from './src/index.js'
@@ -66,6 +67,10 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   if (registry !== undefined) registerMetricsRoute(app, registry)
 
   await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })
+  // The page's subscriber: the package's own `fastify-sse-hub/client`, as built (plain ESM, no bundler).
+  const client = fileURLToPath(new URL('./dist/browser/', import.meta.url))
+  if (!existsSync(path.join(client, 'index.js'))) throw new Error(`the built client is missing (${client}): run npm run build first`)
+  await app.register(fastifyStatic, { root: client, prefix: '/client/', decorateReply: false })
 
   const maxSessions = opts.maxSessions ?? 1000
   const conversations = new Simulations<ConversationEvents>(app.sse.conversations, conversationScript, maxSessions)
