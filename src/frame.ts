@@ -116,3 +116,11 @@ export function resyncFrame (sessionId: string, newestId: string, reason: 'unkno
 export function closedFrame (sessionId: string, lastEventId: string, timestamp: number): Buffer {
   return encodeJsonEvent(undefined, 'closed', eventJson('closed', { sessionId, lastEventId }, timestamp))
 }
+
+/**
+ * A `snapshot` event: the `snapshot` option's state of a session, its `id:` the newest event the state includes
+ * (empty: none). Throws what JSON.stringify throws.
+ */
+export function snapshotFrame (lastEventId: string, sessionId: string, reason: 'join' | 'unknown_event_id' | 'history_trimmed', state: unknown, timestamp: number): Buffer {
+  return encodeJsonEvent(lastEventId, 'snapshot', eventJson('snapshot', { sessionId, reason, state }, timestamp))
+}

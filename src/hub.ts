@@ -17,6 +17,7 @@ import type { FanOutTuning } from './fanout.js'
 import { SessionRegistry } from './registry.js'
 import { streamRoute, type StreamRoute, type StreamRouteOptions } from './route.js'
 import { SessionBudget } from './sessions.js'
+import { logReplay, SnapshotWelcome, type Welcome } from './snapshot.js'
 import { PrometheusMetrics } from './metrics/prometheus.js'
 import { NO_METRICS, type HubMetrics } from './metrics/types.js'
 
@@ -28,6 +29,8 @@ export interface HubParts {
   readonly limits: ClientLimits
   readonly budget: SessionBudget
   readonly eventLog: EventLog
+  /** What a new client gets first: the log's replay, or with the `snapshot` option, a snapshot too. */
+  readonly welcome: Welcome
   readonly tuning: FanOutTuning
   readonly now: () => number
 }
@@ -78,6 +81,8 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
       limits: new ClientLimits(options),
       budget: new SessionBudget(options.maxSessions, options.idleSessionTtl, options.closedSessionTtl),
       eventLog,
+      // The one place that picks what a new client gets first.
+      welcome: options.snapshot === undefined ? logReplay(eventLog) : new SnapshotWelcome(eventLog, options.snapshot, log, now),
       tuning: options.fanOutSlice,
       now
     }
@@ -127,8 +132,8 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   }
 
   /** Sends the final event of a conversation (if given) and closes it; see {@link SessionRegistry.close}. */
-  closeConversation<K extends keyof C & string>(sessionId: string, type?: K, payload?: C[K]): Promise<string> {
-    return this.conversations.close(sessionId, type, payload)
+  closeConversation<K extends keyof C & string>(sessionId: string, ...final: [] | [type: K, payload: C[K]]): Promise<string> {
+    return this.conversations.close(sessionId, ...final)
   }
 
   /** Open streams of a conversation. */
@@ -162,8 +167,8 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   }
 
   /** Sends the final event of a debate (if given) and closes it; see {@link SessionRegistry.close}. */
-  closeDebate<K extends keyof D & string>(debateId: string, type?: K, payload?: D[K]): Promise<string> {
-    return this.debates.close(debateId, type, payload)
+  closeDebate<K extends keyof D & string>(debateId: string, ...final: [] | [type: K, payload: D[K]]): Promise<string> {
+    return this.debates.close(debateId, ...final)
   }
 
   /** Open streams of a debate. */

@@ -15,7 +15,7 @@ import type { HubParts } from './hub.js'
 import type { ResolvedOptions } from './options.js'
 import type { Session } from './session.js'
 import type { Sessions } from './sessions.js'
-import { commitHeaders, greeting, readLastEventId } from './stream.js'
+import { commitHeaders, greeting } from './stream.js'
 import { checkSessionId } from './validate.js'
 
 /** The listeners every client of a kind gets (one of each per registry, perf note 3). */
@@ -70,7 +70,7 @@ export class Joiner {
     if (s === undefined) throw this.#limits.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxSessions'), this.counters, 'max_sessions')
     // Not to be evicted while its client joins; settled again if it does not.
     this.sessions.busy(s)
-    const replay = this.#log.replay(s, readLastEventId(reply.request))
+    const replay = this.hub.welcome.replay(s, reply.request)
     if (!(replay instanceof Replay)) return this.#attachLater(s, reply, clientId, ip, replay)
     this.#attach(s, reply, clientId, ip, replay)
     return clientId

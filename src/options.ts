@@ -19,6 +19,20 @@ export interface AuthorizeContext {
  */
 export type AuthorizeHook = (request: FastifyRequest, context: AuthorizeContext) => boolean | void | Promise<boolean | void>
 
+/** What the `snapshot` hook returns: the application's state of a session, and the newest event id it includes. */
+export interface SessionSnapshot<S = unknown> {
+  /** Sent as the `snapshot` event's `state` (JSON). */
+  state: S
+  /** The id of the newest event `state` includes ('' when it includes none); the client gets every event after it. */
+  lastEventId: string
+}
+
+/**
+ * The application's current state of a session, for a client that joins without `Last-Event-ID` or with one the
+ * history no longer covers; `undefined` when there is none. Sync or async; it runs before any SSE byte.
+ */
+export type SnapshotHook = (kind: SessionKind, sessionId: string, request: FastifyRequest) => SessionSnapshot | undefined | Promise<SessionSnapshot | undefined>
+
 /** Options of `fastify.register(sseHub, options)`. Every one is optional. */
 export interface SseHubOptions {
   /** Session ids must match this; others get a 400. Default `/^[A-Za-z0-9_-]{1,128}$/`. */
@@ -72,6 +86,12 @@ export interface SseHubOptions {
   /** Access check for every new stream. Default: everyone may watch. */
   authorize?: AuthorizeHook
   /**
+   * A snapshot for late joiners: a client without `Last-Event-ID`, or with an id that is unknown or older than
+   * the history, gets a `snapshot` event with this state, then every event after its `lastEventId`, then live
+   * events. Default: none (such a client gets live events, or `resync`).
+   */
+  snapshot?: SnapshotHook
+  /**
    * Session kinds besides `conversation` and `debate`, each matching `^[a-z][a-z0-9_-]{0,31}$`;
    * type their events in `SessionKinds` by declaration merging. Default `[]`.
    */
@@ -96,9 +116,9 @@ export interface SseHubOptions {
 }
 
 /** Options after defaults and validation; frozen. */
-export type ResolvedOptions = Readonly<Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice' | 'metrics'>> & Pick<SseHubOptions, 'authorize'> & { fanOutSlice: FanOutTuning, metrics: Readonly<Required<MetricsOptions>> | undefined }>
+export type ResolvedOptions = Readonly<Required<Omit<SseHubOptions, 'authorize' | 'snapshot' | 'fanOutSlice' | 'metrics'>> & Pick<SseHubOptions, 'authorize' | 'snapshot'> & { fanOutSlice: FanOutTuning, metrics: Readonly<Required<MetricsOptions>> | undefined }>
 
-const DEFAULTS: Required<Omit<SseHubOptions, 'authorize' | 'fanOutSlice' | 'metrics'>> & { fanOutSlice: FanOutTuning, metrics: undefined } = {
+const DEFAULTS: Required<Omit<SseHubOptions, 'authorize' | 'snapshot' | 'fanOutSlice' | 'metrics'>> & { fanOutSlice: FanOutTuning, metrics: undefined } = {
   sessionIdPattern: /^[A-Za-z0-9_-]{1,128}$/,
   heartbeatInterval: 15_000,
   cleanupInterval: 60_000,
@@ -155,6 +175,7 @@ const CHECKS: { readonly [K in keyof SseHubOptions]-?: Check } = {
   maxClientsPerIp: integer(1, Number.MAX_SAFE_INTEGER, true),
   retryAfter: integer(0, 86_400),
   authorize: (v) => typeof v === 'function' ? undefined : 'must be a function',
+  snapshot: (v) => typeof v === 'function' ? undefined : 'must be a function',
   kinds: kindsProblem,
   maxSessions: integer(1, Number.MAX_SAFE_INTEGER, true),
   fanOutSlice: (v) => {

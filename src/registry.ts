@@ -102,8 +102,9 @@ export class SessionRegistry<E extends EventMap<E>> {
    * Resolves with the final event's id (without one: the session's newest id, '' when it has none).
    * Idempotent: closing a closed session resolves with that id again and sends nothing.
    */
-  close<K extends keyof E & string>(sessionId: string, type?: K, payload?: E[K]): Promise<string> {
+  close<K extends keyof E & string>(sessionId: string, ...final: [] | [type: K, payload: E[K]]): Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
+    const [type, payload] = final
     const json = type === undefined ? undefined : broadcastJson(type, payload, this.#hub.now())
     return this.#log.closeSession(this.#sessions, sessionId, type, json)
   }
@@ -114,6 +115,16 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (client === undefined) return false
     this.#end(client)
     return true
+  }
+
+  /**
+   * The id of the newest event of `sessionId` broadcast or received here, for a `snapshot` hook that keeps the
+   * state in memory; undefined when there is none, or this process holds nothing of the session (with a
+   * backplane, a process holds the sessions it has clients of: keep the ids your broadcasts resolve with).
+   */
+  lastEventId (sessionId: string): string | undefined {
+    const s = this.#sessions.get(sessionId)
+    return s === undefined ? undefined : this.#log.lastEventId(s)
   }
 
   /** Number of open streams of a session. */

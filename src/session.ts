@@ -18,6 +18,8 @@ export class Session {
   readonly fanOut: FanOut
   /** The sequence number of this session's newest event here. */
   lastSeq = 0
+  /** With a backplane: the newest backplane id of the session broadcast or received here. */
+  lastId: string | undefined = undefined
   /** Once closed: the id of its final event ('' when it closed without any); undefined while open. */
   closed: string | undefined = undefined
   /** When it was closed. */

@@ -174,12 +174,12 @@ class RedisBackplane implements Backplane {
     this.#feeds.unsubscribe(kind, sessionId)
   }
 
-  async read (kind: string, sessionId: string, afterId: string): Promise<BackplaneRead> {
+  async read (kind: string, sessionId: string, afterId: string | undefined): Promise<BackplaneRead> {
     const key = streamKey(this.#o.keyPrefix, kind, sessionId)
     const cmd = this.#cmd as Redis
     try {
       assertConnected(cmd, this.#sub as Redis)
-      if (afterId === '') return { found: true, events: (await cmd.xrange(key, '-', '+') as Entry[]).map(toEvent) }
+      if (afterId === undefined) return { found: true, events: (await cmd.xrange(key, '-', '+') as Entry[]).map(toEvent) }
       const valid = isStreamId(afterId)
       if (valid) {
         // Inclusive start: the first entry is afterId itself when it is still retained.

@@ -100,8 +100,8 @@ export interface Backplane {
   closeSession (kind: string, sessionId: string, type: string | undefined, data: string | undefined, ttlMs: number): Promise<string>
   /** A closed session's final id ('' when it had no event); undefined while open (or forgotten). Rejects when unavailable. */
   closedSession (kind: string, sessionId: string): Promise<string | undefined>
-  /** The retained events after `afterId` (`''`: every retained event), for a joining client. Rejects when unavailable. */
-  read (kind: string, sessionId: string, afterId: string): Promise<BackplaneRead>
+  /** The retained events after `afterId` (undefined: every retained event), for a joining client. Rejects when unavailable. */
+  read (kind: string, sessionId: string, afterId: string | undefined): Promise<BackplaneRead>
   /** Orders two ids of this backplane: negative, zero or positive. */
   compareIds (a: string, b: string): number
   /** When the event `id` was appended (ms since the epoch), if its id tells; for the `backplane_lag_seconds` metric. */

@@ -13,7 +13,7 @@ import { encodeEvent, encodeJsonEvent, resyncFrame } from '../frame.js'
 import type { ResolvedOptions } from '../options.js'
 import { Join, type Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
-import { Replay, type EventLog, type RetainedEvents, type ResyncReason } from './types.js'
+import { FROM_START, Replay, type EventLog, type RetainedEvents, type ResyncReason } from './types.js'
 
 // A session's history is in the backplane: a process keeps none, so a session without clients is forgotten.
 const NOTHING: RetainedEvents = Object.freeze({ length: 0, bytes: 0, clear () {} })
@@ -77,7 +77,9 @@ export class BackplaneLog implements EventLog {
     const kind = sessions.kind
     const started = this.timer.publishing()
     const persisted = this.backplane.publish(kind, sessionId, type, json)
-    persisted.then(() => {
+    persisted.then((id) => {
+      const s = sessions.get(sessionId)
+      if (s !== undefined && (s.lastId === undefined || this.backplane.compareIds(id, s.lastId) > 0)) s.lastId = id
       sessions.counters.broadcast()
       this.timer.published(started)
     }, (err: unknown) => {
@@ -101,7 +103,9 @@ export class BackplaneLog implements EventLog {
     if (size > max) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, max)
   }
 
-  async replay (s: Session, lastEventId: string | undefined): Promise<Replay> {
+  lastEventId (s: Session): string | undefined { return s.lastId }
+
+  async replay (s: Session, lastEventId: string | undefined | typeof FROM_START): Promise<Replay> {
     const join = new Join()
     s.joins.add(join)
     let read: Read | undefined
@@ -112,7 +116,7 @@ export class BackplaneLog implements EventLog {
         const closed = await this.backplane.closedSession(s.kind, s.id)
         if (closed !== undefined) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
         // A closed session's new client gets the retained history from its start.
-        const after = lastEventId ?? (s.closed === undefined ? undefined : '')
+        const after = lastEventId ?? (s.closed === undefined ? undefined : FROM_START)
         if (after !== undefined) read = await this.#read(s, after)
       } catch (err) {
         this.release(s)
@@ -126,19 +130,19 @@ export class BackplaneLog implements EventLog {
     const backplane = this.backplane
     const covered = coveredId === undefined ? undefined : (id: string): boolean => backplane.compareIds(id, coveredId) <= 0
     if (read === undefined) return new Replay('none', [], 0, covered, join)
-    return new Replay(read.replay.outcome, read.replay.frames, read.replay.events, covered, join)
+    return new Replay(read.replay.outcome, read.replay.frames, read.replay.events, covered, join, read.replay.reason)
   }
 
   /** The replay after `lastEventId`, or a `resync`; no more than `historySize` events or `historyBytes` bytes, as in memory. */
-  async #read (s: Session, lastEventId: string): Promise<Read> {
-    const read = await this.backplane.read(s.kind, s.id, lastEventId)
+  async #read (s: Session, lastEventId: string | typeof FROM_START): Promise<Read> {
+    const read = await this.backplane.read(s.kind, s.id, lastEventId === FROM_START ? undefined : lastEventId)
     let newestId: string
     let reason: ResyncReason = 'history_trimmed'
     if (read.found) {
       const frames = read.events.map((e) => encodeEvent(e.id, e.type, e.data))
       let bytes = frames.reduce((sum, f) => sum + f.length, 0)
       const last = read.events[read.events.length - 1]
-      if (lastEventId === '') {
+      if (lastEventId === FROM_START) {
         // From the start: the newest events that fit, as the in-memory history keeps them.
         while (frames.length > this.options.historySize || bytes > this.options.historyBytes) bytes -= (frames.shift() as Buffer).length
         return { replay: new Replay('none', frames, frames.length, undefined), coveredId: last?.id }
@@ -152,7 +156,7 @@ export class BackplaneLog implements EventLog {
       reason = read.reason
     }
     const frame = resyncFrame(s.id, newestId, reason, this.now())
-    return { replay: new Replay('resync', [frame], 0, undefined), coveredId: newestId === '' ? undefined : newestId }
+    return { replay: new Replay('resync', [frame], 0, undefined, undefined, reason), coveredId: newestId === '' ? undefined : newestId }
   }
 
   /** One event of a session this process follows, from whichever process broadcast it: encoded once here. */
@@ -160,6 +164,7 @@ export class BackplaneLog implements EventLog {
     this.timer.arrived(event.id)
     const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
     if (s === undefined) return
+    s.lastId = event.id
     s.send(new Frame(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
   }
 

@@ -18,8 +18,11 @@ export interface RetainedEvents {
   clear (): void
 }
 
-/** How a log answered a client's `Last-Event-ID`. */
-export type ReplayOutcome = 'none' | 'replayed' | 'resync'
+/** How a log answered a client's `Last-Event-ID`; `'snapshot'`: the `snapshot` option's state, then the events after it. */
+export type ReplayOutcome = 'none' | 'replayed' | 'resync' | 'snapshot'
+
+/** For {@link EventLog.replay}: every retained event (a snapshot that includes none), not a client's id. */
+export const FROM_START: unique symbol = Symbol('from the start')
 
 /** What a new client gets before live events. A class, not a literal (perf note 6). */
 export class Replay {
@@ -33,7 +36,9 @@ export class Replay {
     /** Live events this replay already covers (see `Client.covered`); undefined when none can be. */
     readonly covered: Covered | undefined,
     /** An asynchronous replay's join: the live frames held for the client until {@link endJoin}. */
-    readonly join: Join | undefined = undefined
+    readonly join: Join | undefined = undefined,
+    /** A `resync`'s reason. */
+    readonly reason: ResyncReason | undefined = undefined
   ) {}
 
   /**
@@ -88,7 +93,9 @@ export interface EventLog {
    * the session's feed. For a closed session (the log marks it so, {@link Sessions.close}, when it learns it
    * here), a client without `Last-Event-ID` gets the retained history from its start.
    */
-  replay (session: Session, lastEventId: string | undefined): Replay | Promise<Replay>
+  replay (session: Session, lastEventId: string | undefined | typeof FROM_START): Replay | Promise<Replay>
+  /** The newest id of `session` broadcast or received here; undefined when none (or it is not held here). */
+  lastEventId (session: Session): string | undefined
   /** A client that held the session's feed is gone. */
   release (session: Session): void
 }

@@ -1,0 +1,92 @@
+/*
+ * The `snapshot` option: what a new client gets first when the application keeps a state of its sessions —
+ * for a client without `Last-Event-ID`, or whose id the history does not cover, the `snapshot` event and the
+ * events after the id the state includes. Without the option, the joiner uses {@link logReplay}.
+ */
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import { FROM_START, Replay, type EventLog, type ResyncReason } from './event-log/types.js'
+import type { SessionKind } from './events.js'
+import { snapshotFrame } from './frame.js'
+import { FST_ERR_SSE_HUB_INVALID_PAYLOAD } from './errors.js'
+import type { SessionSnapshot, SnapshotHook } from './options.js'
+import { Join, type Session } from './session.js'
+import { readLastEventId } from './stream.js'
+
+/**
+ * What a new client of `s` gets before live events: the event log's replay, with or without a snapshot.
+ * As {@link EventLog.replay}: an asynchronous answer's join stays until the caller ends it.
+ */
+export interface Welcome {
+  replay (s: Session, request: FastifyRequest): Replay | Promise<Replay>
+}
+
+/** Without the `snapshot` option: the log's answer to the request's `Last-Event-ID`, nothing else. */
+export function logReplay (log: EventLog): Welcome {
+  return { replay: (s, request) => log.replay(s, readLastEventId(request)) }
+}
+
+/** With the `snapshot` option. */
+export class SnapshotWelcome implements Welcome {
+  constructor (
+    private readonly log: EventLog,
+    private readonly hook: SnapshotHook,
+    private readonly logger: FastifyBaseLogger,
+    private readonly now: () => number
+  ) {}
+
+  replay (s: Session, request: FastifyRequest): Replay | Promise<Replay> {
+    const lastEventId = readLastEventId(request)
+    if (lastEventId === undefined) return this.#snapshot(s, request, 'join', undefined)
+    const replay = this.log.replay(s, lastEventId)
+    if (replay instanceof Replay) return replay.outcome === 'resync' ? this.#snapshot(s, request, replay.reason as ResyncReason, hold(s, replay) as Replay) : replay
+    return replay.then((r) => r.outcome === 'resync' ? this.#snapshot(s, request, r.reason as ResyncReason, r) : r)
+  }
+
+  /**
+   * Asks the hook, then reads the events after its id: every event the state does not include is in the read,
+   * or came later and is held by the read's join. `instead` is the answer without a snapshot (undefined: the
+   * log's answer to no `Last-Event-ID`); its join holds meanwhile, and is ended when it is not used.
+   */
+  async #snapshot (s: Session, request: FastifyRequest, reason: 'join' | ResyncReason, instead: Replay | undefined): Promise<Replay> {
+    let snap: SessionSnapshot | undefined
+    try {
+      snap = await this.hook(s.kind as SessionKind, s.id, request)
+    } catch (err) {
+      drop(this.log, s, instead)
+      throw err
+    }
+    if (snap === undefined) return instead ?? await hold(s, this.log.replay(s, undefined))
+    drop(this.log, s, instead)
+    const after = await hold(s, this.log.replay(s, snap.lastEventId === '' ? FROM_START : snap.lastEventId))
+    if (after.outcome === 'resync') {
+      this.logger.warn({ kind: s.kind, sessionId: s.id, snapshotLastEventId: snap.lastEventId }, 'sse snapshot older than the history: resync instead')
+      return after
+    }
+    let frame: Buffer
+    try {
+      frame = snapshotFrame(snap.lastEventId, s.id, reason, snap.state, this.now())
+    } catch (err) {
+      drop(this.log, s, after)
+      throw new FST_ERR_SSE_HUB_INVALID_PAYLOAD(`snapshot state: JSON cannot encode it (${(err as Error).message})`, { cause: err })
+    }
+    return new Replay('snapshot', [frame, ...after.frames], after.events, after.covered, after.join)
+  }
+}
+
+/**
+ * A replay, with a join of its own when it was answered at once: this client is attached a few turns later,
+ * and the frames sent meanwhile must follow its replay.
+ */
+function hold (s: Session, replay: Replay | Promise<Replay>): Replay | Promise<Replay> {
+  if (!(replay instanceof Replay) || replay.join !== undefined) return replay
+  const join = new Join()
+  s.joins.add(join)
+  return new Replay(replay.outcome, [...replay.frames], replay.events, replay.covered, join, replay.reason)
+}
+
+/** Gives up an answer not used: its held frames and the session's feed it holds. */
+function drop (log: EventLog, s: Session, replay: Replay | undefined): void {
+  if (replay === undefined) return
+  replay.endJoin(s)
+  log.release(s)
+}
