@@ -184,6 +184,14 @@ class Simulation<E extends EventMap<E>> {
     this.#wake?.()
   }
 
+  /**
+   * The hub's `snapshot` for a client joining now: this state and the id of the newest event it includes. The two
+   * change together (see #emit), so the events after that id are exactly what the state lacks.
+   */
+  snapshot (): { state: Record<string, unknown>, lastEventId: string } {
+    return { state: this.toJSON(), lastEventId: this.lastEventId ?? '' }
+  }
+
   toJSON (): Record<string, unknown> {
     const c = this.current
     return {

@@ -24,6 +24,8 @@ const view = {
   tokens: 0,
   reconnects: 0,
   snapshots: 0,
+  /** Why the hub sent each snapshot: join, unknown_event_id, history_trimmed. */
+  snapshotReasons: [],
   resyncs: 0,
   lastEventId: null,
   /** The subscription's status: connecting, open, reconnecting, closed. */
@@ -65,8 +67,10 @@ function watch (kind, sessionId) {
   let dropped = false
   const s = subscribe(`${api(kind, sessionId)}/stream`, {
     on: handlers(kind),
-    onSnapshot (state) {
+    onSnapshot (state, e) {
       view.snapshots++
+      view.snapshotReasons.push(e.reason)
+      log(`snapshot (${e.reason})`, e.id)
       applyState(state)
     },
     // The hub could not replay nor give a snapshot: reload the state; the client applies only what is newer.
