@@ -288,6 +288,41 @@ t.test('the JSON state mid-run: current turn and its partial text', async (t) =>
   t.same(s.transcript, [])
 })
 
+t.test('a late joiner gets the run\'s snapshot (the turn half spoken), then the events after it', async (t) => {
+  const app = await build()
+  const url = await listen(app, t)
+  const first = await connect(`${url}${base('conversation')}/snap/stream`)
+  await post(app, `${base('conversation')}/snap/launch`, { turns: 2, tokenDelayMs: 1 })
+  await first.until((c) => c.received.filter((e) => e.event === 'conversation_token').length >= 3, '3 tokens')
+  await post(app, `${base('conversation')}/snap/pause`)
+  await first.until((c) => c.received.some((e) => e.event === 'conversation_paused'), 'conversation_paused')
+  const late = await connect(`${url}${base('conversation')}/snap/stream`)
+  await late.receive(1)
+  const snapshot = late.received[0]!
+  const s = await state(app, 'conversation', 'snap')
+  t.equal(snapshot.event, 'snapshot')
+  t.equal(snapshot.id, s.lastEventId, 'its id is the newest event the state includes')
+  t.match(snapshot.json, { sessionId: 'snap', reason: 'join', state: { status: 'paused', current: { partial: s.current.partial }, transcript: [] } })
+  t.ok(s.current.partial.length > 0, 'mid-utterance')
+  await post(app, `${base('conversation')}/snap/resume`)
+  await Promise.all([first.end(), late.end()])
+  // What the late joiner got after its snapshot is exactly what the first client got after the snapshot's id.
+  const after = (c: SseClient, id: string): unknown[] => c.received.slice(c.received.findIndex((e) => e.id === id) + 1).map((e) => [e.id, e.event, e.event === 'closed' ? null : e.data])
+  t.same(after(late, snapshot.id!), after(first, snapshot.id!))
+  t.equal(late.received.at(-1)!.event, 'closed')
+})
+
+t.test('the built client is served at /client/', async (t) => {
+  const app = await build()
+  t.teardown(() => app.close())
+  const res = await app.inject('/client/index.js')
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /javascript/)
+  t.match(res.body, /export \{ subscribe \} from '\.\/subscribe\.js'/)
+  t.equal((await app.inject('/client/subscribe.js')).statusCode, 200)
+  t.match((await app.inject('/app.js')).body, /import \{ subscribe \} from '\/client\/index\.js'/, 'the page imports it')
+})
+
 t.test('close stops running simulations and ends their streams', async (t) => {
   const app = await build()
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
