@@ -3,6 +3,7 @@ import t from 'tap'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { EventSource } from 'eventsource'
+import { Registry } from 'prom-client'
 import { FST_ERR_SSE_HUB_SESSION_CLOSED, FST_ERR_SSE_HUB_INVALID_EVENT_TYPE } from '../src/index.js'
 import { buildApp, connect, eventually, ids, listen, SseClient, token, waitFor } from './helper.js'
 
@@ -24,6 +25,17 @@ t.test('live clients get every event up to the final one, then closed, then thei
   }
   t.equal(app.sse.getConversationClientCount('s'), 0)
   t.match(app.sse.getStats().conversations, { closed: 1, clients: 0, sessions: 1 })
+})
+
+t.test('the closed sessions per kind are a metric', async (t) => {
+  const registry = new Registry()
+  const app = await buildApp({ metrics: { registry } })
+  await app.ready()
+  t.teardown(() => app.close())
+  await app.sse.closeConversation('a')
+  await app.sse.closeConversation('b', 'conversation_completed', done('b'))
+  const gauge = (await registry.getMetricsAsJSON()).find((m) => m.name === 'sse_hub_closed_sessions')
+  t.same(gauge?.values.map((v) => [v.labels.kind, v.value]).sort(), [['conversation', 2], ['debate', 0]])
 })
 
 t.test('close is idempotent; without a final event it resolves with the newest id', async (t) => {

@@ -36,7 +36,7 @@ if (redis !== undefined) {
     const r = client(t, redis)
     const key = 'sse-hub:conversation:script'
     const run = (producer: string, seq: number, base: number, ack: number, data: string): Promise<string> =>
-      r.eval(PUBLISH_SCRIPT, 2, key, `${key}:producers`, 1000, 60_000, 'e', data, key, producer, seq, base, ack) as Promise<string>
+      r.eval(PUBLISH_SCRIPT, 3, key, `${key}:producers`, `${key}:closed`, 1000, 60_000, 'e', data, key, producer, seq, base, ack, '') as Promise<string>
     const first = await run('p1', 1, 1, 1, 'a')
     t.equal(await run('p1', 1, 1, 1, 'a'), first, 'a repeat answers with the stored id')
     t.equal(await r.xlen(key), 1, 'and appends nothing')

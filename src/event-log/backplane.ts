@@ -113,7 +113,9 @@ export class BackplaneLog implements EventLog {
       await this.backplane.subscribe(s.kind, s.id)
       try {
         // Subscribed first: a close after this read comes as a notice, and the join holds what it sends.
-        const closed = await this.backplane.closedSession(s.kind, s.id)
+        // Redis unreachable: a session followed here already (the only kind a live-only client can join
+        // then) learns of its close from that notice; a replay fails below anyway.
+        const closed = await this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
         if (closed !== undefined) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
         // A closed session's new client gets the retained history from its start.
         const after = lastEventId ?? (s.closed === undefined ? undefined : FROM_START)

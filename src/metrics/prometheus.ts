@@ -60,6 +60,7 @@ type KindValue = (counters: Counters, stats: () => RegistryStats) => number
 const PER_KIND: ReadonlyArray<readonly [string, MetricType, string, KindValue]> = [
   ['clients', 'gauge', 'Open streams.', (_, s) => s().clients],
   ['sessions', 'gauge', 'Sessions held in memory, with or without clients.', (_, s) => s().sessions],
+  ['closed_sessions', 'gauge', 'Closed sessions still remembered (closedSessionTtl).', (_, s) => s().closed],
   ['history_events', 'gauge', 'Events held for replay.', (_, s) => s().historyEvents],
   ['history_bytes', 'gauge', 'Bytes held for replay.', (_, s) => s().historyBytes],
   ['broadcasts_total', 'counter', 'Events broadcast, each counted once whatever the number of clients.', (c) => c.broadcasts],
