@@ -1,7 +1,9 @@
 /*
- * The subscriber (`fastify-sse-hub/client`) against the real hub of today: the `eventsource` package as its
+ * The subscriber (`fastify-sse-hub/client`) against the real hub: the `eventsource` package as its
  * EventSource, real sockets. Events arrive typed and in order; a dropped connection resumes with Last-Event-ID and
  * applies every event once; a trimmed history gives `resync`, and the reload's id decides what is applied after.
+ * A closed session closes the subscription (a resume from its final id is a 204); a late joiner gets the hub's
+ * snapshot, then exactly the events after it.
  * Reconnections wait behind a gate (the hub's authorize hook) so the path taken is certain, not a matter of timing.
  */
 import t from 'tap'
@@ -107,4 +109,71 @@ t.test('lastEventId option: the hub replays what came after it', async (t) => {
   await waitFor(() => got.length === 3, 'the replay')
   t.same(got, ['t5', 't6', 't7'])
   t.equal(app.sse.getStats().replaysServed, 1)
+})
+
+t.test('the hub closes the session: every event, onClosed, status closed; resuming from the final id is a 204', async (t) => {
+  const RETRY = 20
+  const app = await buildApp({ retry: RETRY, retryJitter: 0 })
+  let requests = 0
+  app.server.on('request', (req: { url?: string }) => { if (req.url?.startsWith('/conversations/fin/stream') === true) requests++ })
+  const url = await listen(app, t)
+  const got: string[] = []
+  const closed: unknown[] = []
+  const sub = subscribe<ConversationEvents>(`${url}/conversations/fin/stream`, {
+    on: {
+      conversation_token (e) { got.push(e.token) },
+      conversation_completed (e) { got.push(`completed ${e.turnCount}`) }
+    },
+    onClosed (e) { closed.push(e) },
+    EventSource
+  })
+  t.teardown(() => { sub.close() })
+  await waitFor(() => app.sse.getConversationClientCount('fin') === 1, 'the client joined')
+  await broadcastTokens(app, 'fin', 0, 3)
+  const finalId = await app.sse.closeConversation('fin', 'conversation_completed', { sessionId: 'fin', turnCount: 3 })
+  await waitFor(() => sub.status === 'closed', 'closed')
+  t.same(got, ['t0', 't1', 't2', 'completed 3'])
+  t.match(closed, [{ type: 'closed', sessionId: 'fin', lastEventId: finalId }])
+  t.equal(sub.lastEventId, finalId)
+
+  // A subscription that resumes from the final id (a page reloaded with its stored id).
+  const statuses: SubscriptionStatus[] = []
+  const again = subscribe<ConversationEvents>(`${url}/conversations/fin/stream`, { lastEventId: finalId, onStatus (s) { statuses.push(s) }, EventSource })
+  await waitFor(() => again.status === 'closed', 'closed by the 204')
+  t.same(statuses, ['connecting', 'closed'])
+  // The measurement: three retry intervals on the server's clock; a client still alive would have come back.
+  await new Promise((resolve) => setTimeout(resolve, 3 * RETRY + 20))
+  t.equal(requests, 2, 'one request each, no reconnect')
+})
+
+t.test('a late joiner gets the hub\'s snapshot, then exactly the events after it, while broadcasts race the hook', async (t) => {
+  // The application's state of the session, kept with the id of the newest event it includes.
+  const kept = { tokens: [] as string[], lastEventId: '' }
+  const app = await buildApp({
+    snapshot: async () => {
+      const state = { tokens: [...kept.tokens] }
+      const lastEventId = kept.lastEventId
+      await new Promise((resolve) => setImmediate(resolve))
+      return { state, lastEventId }
+    }
+  })
+  const url = await listen(app, t)
+  const keep = async (from: number, to: number): Promise<void> => {
+    for (const b of await broadcastTokens(app, 'join', from, to)) { kept.tokens.push(b.token); kept.lastEventId = b.id }
+  }
+  await keep(0, 5)
+  let applied: string[] = []
+  const reasons: string[] = []
+  const sub = subscribe<ConversationEvents, { tokens: string[] }>(`${url}/conversations/join/stream`, {
+    on: { conversation_token (e) { applied.push(e.token) } },
+    onSnapshot (state, e) { reasons.push(e.reason); applied = [...state.tokens] },
+    EventSource
+  })
+  t.teardown(() => { sub.close() })
+  await Promise.all([keep(5, 25), waitFor(() => reasons.length === 1, 'the snapshot')])
+  await keep(25, 30)
+  await waitFor(() => applied.length >= 30, 'every token')
+  t.same(applied, Array.from({ length: 30 }, (_, i) => `t${i}`), 'the snapshot and the events after it: every token once, in order')
+  t.same(reasons, ['join'])
+  t.equal(sub.duplicates, 0)
 })
