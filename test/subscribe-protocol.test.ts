@@ -323,6 +323,27 @@ t.test('malformed data and throwing handlers are reported, and the subscription 
   t.equal(sub.lastEventId, 'e-6')
 })
 
+t.test('an onStatus that throws is reported, and the subscription goes on', async (t) => {
+  const server = await scriptedSseServer(t)
+  const errors: Error[] = []
+  const seen: SubscriptionStatus[] = []
+  const { sub, log } = recorded(server.url, {
+    onStatus (s) { seen.push(s); throw new Error(`status bug ${s}`) },
+    onError (err) { errors.push(err) }
+  })
+  const s = await server.stream(1)
+  s.open()
+  s.event('note', note('a'), 'e-1')
+  await waitFor(() => log.length === 1, 'a note')
+  sub.close()
+  t.same(seen, ['connecting', 'open', 'closed'])
+  t.same(errors.map((e) => [e.message, (e.cause as Error).message]), [
+    ['fastify-sse-hub/client: the status handler threw', 'status bug connecting'],
+    ['fastify-sse-hub/client: the status handler threw', 'status bug open'],
+    ['fastify-sse-hub/client: the status handler threw', 'status bug closed']
+  ])
+})
+
 t.test('a held handler that rejects is reported; the held events are applied', async (t) => {
   const server = await scriptedSseServer(t)
   const { sub, log, errors } = recorded(server.url, { onSnapshot: async () => { throw new Error('reload failed') } })

@@ -39,7 +39,7 @@ export function subscribe<E, S = unknown> (url: string | URL, options: Subscribe
   const setStatus = (next: SubscriptionStatus): void => {
     if (status === next) return
     status = next
-    options.onStatus?.(next)
+    guard('status', () => { options.onStatus?.(next) })
   }
   const guard = (what: string, fn: () => void): void => {
     try { fn() } catch (err) { report(failure(`the ${what} handler threw`, err)) }
@@ -66,7 +66,7 @@ export function subscribe<E, S = unknown> (url: string | URL, options: Subscribe
   }
 
   const source = new EventSourceClass(withLastEventId(String(url), options.lastEventId), { withCredentials: options.withCredentials === true })
-  options.onStatus?.('connecting')
+  guard('status', () => { options.onStatus?.('connecting') })
   // A closed EventSource dispatches nothing more: these run only while the subscription is live.
   source.addEventListener('open', () => { setStatus('open') })
   source.addEventListener('error', () => {
