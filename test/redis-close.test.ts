@@ -4,8 +4,8 @@
  */
 import t from 'tap'
 import { EventSource } from 'eventsource'
-import { FST_ERR_SSE_HUB_SESSION_CLOSED } from '../src/index.js'
-import { connect, ids, SseClient, token, waitFor } from './helper.js'
+import { FST_ERR_SSE_HUB_SESSION_CLOSED, redisBackplane } from '../src/index.js'
+import { buildApp, connect, ids, listen, SseClient, token, waitFor } from './helper.js'
 import { instance, redisOrSkip } from './redis-helper.js'
 
 const redis = await redisOrSkip(t)
@@ -112,6 +112,93 @@ if (redis !== undefined) {
       t.equal(c.received.at(-1)?.event, 'closed')
       t.equal(c.received.at(-2)?.id, final, 'the final event just before closed')
       t.equal(new Set(ids(c)).size, ids(c).length, 'no duplicate')
+    }
+  })
+}
+
+if (redis !== undefined) {
+  t.test('a close while an instance\'s subscriber is away is learned by its catch-up', async (t) => {
+    const a = await instance(t, redis)
+    const b = await instance(t, redis)
+    const c = await connect(`${a.url}/conversations/o/stream`)
+    const one = await b.app.sse.broadcastToConversation('o', 'conversation_token', token('one'))
+    await c.receive(1)
+    const r = redis.client()
+    t.teardown(() => r.quit())
+    await r.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    const final = await b.app.sse.closeConversation('o', 'conversation_completed', done('o'))
+    await c.end()
+    t.same(ids(c), [one, final, undefined])
+    t.equal(c.received.at(-1)?.event, 'closed')
+  })
+
+  t.test('a close notice that arrives while a catch-up is held back is delivered after it', async (t) => {
+    let logged = ''
+    const app = await buildApp({ backplane: redisBackplane({ url: redis.url, keyPrefix: 'held:' }) }, { logger: { level: 'warn', stream: { write: (line: string) => { logged += line } } } })
+    const url = await listen(app, t)
+    const c = await connect(`${url}/conversations/h/stream`)
+    const r = redis.client()
+    t.teardown(() => r.quit())
+    // The catch-up fails (the key is not a stream) and its live events stay held until the retry.
+    await r.set('held:conversation:h', 'not a stream')
+    await r.call('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    await waitFor(() => logged.includes('WRONGTYPE'), 'the failed catch-up')
+    // Another instance closes it meanwhile; its notice reaches the held feed.
+    t.equal(await r.publish('held:conversation:h', 'closed\n'), 1)
+    await r.del('held:conversation:h')
+    await c.end()
+    t.same(c.received.map((e) => e.event), ['closed'])
+    t.match(c.received[0]?.json, { sessionId: 'h', lastEventId: '' })
+  })
+
+  t.test('snapshot with Redis: after the snapshot\'s id, from another instance\'s events; a trimmed id gets one too', async (t) => {
+    let state: { tokens: string[], lastEventId: string } = { tokens: [], lastEventId: '' }
+    const a = await instance(t, redis, { keyPrefix: 'snap:' }, { historySize: 3, snapshot: async () => ({ state: state.tokens, lastEventId: state.lastEventId }) })
+    const b = await instance(t, redis, { keyPrefix: 'snap:' })
+    const say = async (text: string): Promise<string> => {
+      const id = await b.app.sse.broadcastToConversation('s', 'conversation_token', token(text))
+      state = { tokens: [...state.tokens, text], lastEventId: id }
+      return id
+    }
+    const first = await say('a')
+    await say('b')
+    const c = await connect(`${a.url}/conversations/s/stream`)
+    await say('c')
+    const got = await c.receive(2)
+    t.match(got[0], { event: 'snapshot', json: { reason: 'join', state: ['a', 'b'] } })
+    t.same(got[1]?.json.token, 'c')
+    t.equal(a.app.sse.kind('conversation').lastEventId('s'), ids(c)[1], 'the newest id received here')
+    for (const x of ['d', 'e', 'f']) await say(x)
+    const trimmed = await connect(`${a.url}/conversations/s/stream`, { 'last-event-id': first })
+    const [snap] = await trimmed.receive(1)
+    t.match(snap?.json, { reason: 'history_trimmed', state: ['a', 'b', 'c', 'd', 'e', 'f'] })
+    const known = await connect(`${a.url}/conversations/s/stream`, { 'last-event-id': ids(c)[1] as string })
+    t.same((await known.receive(3)).map((e) => e.json.token), ['d', 'e', 'f'], 'an id Redis still has: the replay, no snapshot')
+    state = { tokens: [], lastEventId: '' }
+    const fromStart = await connect(`${a.url}/conversations/s/stream`)
+    t.same((await fromStart.receive(4)).map((e) => e.event), ['snapshot', 'conversation_token', 'conversation_token', 'conversation_token'], 'from the start: the newest historySize events')
+  })
+}
+
+if (redis !== undefined) {
+  t.test('a join that reads the closed marker before this instance had the final event ends no client early', async (t) => {
+    const a = await instance(t, redis, { keyPrefix: 'early:' })
+    const x = await connect(`${a.url}/conversations/e/stream`)
+    const one = await a.app.sse.broadcastToConversation('e', 'conversation_token', token('one'))
+    await x.receive(1)
+    const r = redis.client()
+    t.teardown(() => r.quit())
+    // The window between another instance's close and its notice reaching this one: the marker is stored.
+    await r.set('early:conversation:e:closed', one)
+    const y = await connect(`${a.url}/conversations/e/stream`)
+    await y.receive(1)
+    t.same(ids(y), [one], 'the history from its start')
+    t.equal(a.app.sse.getConversationClientCount('e'), 2, 'both stay until the notice')
+    t.notOk(x.ended)
+    await r.publish('early:conversation:e', `closed\n${one}`)
+    for (const c of [x, y]) {
+      await c.end()
+      t.same(c.received.map((e) => e.event), ['conversation_token', 'closed'])
     }
   })
 }

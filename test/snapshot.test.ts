@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import type { FastifyInstance } from 'fastify'
-import type { SessionSnapshot, SseHubOptions } from '../src/index.js'
+import { resolveOptions, type SessionSnapshot, type SseHubOptions } from '../src/index.js'
 import { buildApp, connect, ids, listen, SseClient, token, type Received } from './helper.js'
 
 /** An application that keeps each conversation's tokens in memory and answers the hook from them. */
@@ -114,6 +114,11 @@ t.test('a hook that throws, or a state JSON cannot carry, is an error reply befo
   mode = 'bigint'
   const bad = new SseClient(`${url}/conversations/s/stream`)
   t.match(await bad.errorBody(), { statusCode: 500, code: 'FST_ERR_SSE_HUB_INVALID_PAYLOAD' })
+})
+
+t.test('the snapshot option must be a function', async (t) => {
+  t.throws(() => resolveOptions({ snapshot: { state: 1 } }), { code: 'FST_ERR_SSE_HUB_INVALID_OPTION', message: /'snapshot': must be a function/ })
+  t.throws(() => resolveOptions({ closedSessionTtl: 0 }), { code: 'FST_ERR_SSE_HUB_INVALID_OPTION' })
 })
 
 t.test('a closed session: the snapshot, the events after it, closed and the end', async (t) => {

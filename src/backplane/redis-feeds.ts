@@ -5,7 +5,7 @@
  */
 import type { Redis } from 'ioredis'
 import { assertConnected, unavailable } from './redis-connection.js'
-import { CLOSED_NOTICE, compareStreamIds, isStreamId, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { CLOSED_NOTICE, closedKey, compareStreamIds, isStreamId, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
 import type { BackplaneEvent, BackplaneSink, BackplaneStats } from './types.js'
 
 interface Feed {
@@ -173,15 +173,17 @@ export class Feeds {
         for (const f of feeds) {
           pipeline.xrange(f.key, f.lastId, '+')
           pipeline.xrevrange(f.key, '+', '-', 'COUNT', 1)
+          // A close whose notice was missed while the subscriber was away.
+          pipeline.get(closedKey(f.key))
         }
         const replies = await pipeline.exec() as Array<[Error | null, Entry[]]>
         let behind = false
         feeds.forEach((f, i) => {
-          const [err, entries] = replies[2 * i] as [Error | null, Entry[]]
+          const [err, entries] = replies[3 * i] as [Error | null, Entry[]]
           // One unsubscribed while reading is skipped: its clients are gone.
           if (this.#feeds.get(f.key) === f) {
             if (err === null) {
-              this.#catchUp(f, entries, (replies[2 * i + 1] as [null, Entry[]])[1])
+              this.#catchUp(f, entries, (replies[3 * i + 1] as [null, Entry[]])[1], (replies[3 * i + 2] as unknown as [Error | null, string | null | undefined])[1])
             } else {
               // This session's key cannot be read (e.g. it is not a stream any more): it stays
               // behind and is retried; the other sessions go on.
@@ -201,7 +203,7 @@ export class Feeds {
     }
   }
 
-  #catchUp (feed: Feed, entries: Entry[], newest: Entry[]): void {
+  #catchUp (feed: Feed, entries: Entry[], newest: Entry[], closed: string | null | undefined): void {
     let events = feed.queue as BackplaneEvent[]
     feed.queue = undefined
     if (feed.lastId === '0-0' || entries[0]?.[0] === feed.lastId) {
@@ -216,10 +218,9 @@ export class Feeds {
       ;(this.#sink as BackplaneSink).resync(feed.kind, feed.sessionId, newestId)
     }
     for (const event of events) this.#emit(feed, event)
-    const closing = feed.closing
-    if (closing !== undefined) {
-      feed.closing = undefined
-      ;(this.#sink as BackplaneSink).closed(feed.kind, feed.sessionId, closing)
-    }
+    // A notice held with the events, else the closed state read with them.
+    const closing = feed.closing ?? closed ?? undefined
+    feed.closing = undefined
+    if (closing !== undefined) (this.#sink as BackplaneSink).closed(feed.kind, feed.sessionId, closing)
   }
 }

@@ -116,9 +116,11 @@ export class BackplaneLog implements EventLog {
         // Redis unreachable: a session followed here already (the only kind a live-only client can join
         // then) learns of its close from that notice; a replay fails below anyway.
         const closed = await this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
-        if (closed !== undefined) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
+        // With clients here, this process followed the session when it closed: its notice is on the way,
+        // after the final event, and ends them all (this one too); closing now could end them before that event.
+        if (closed !== undefined && s.clients.size === 0) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
         // A closed session's new client gets the retained history from its start.
-        const after = lastEventId ?? (s.closed === undefined ? undefined : FROM_START)
+        const after = lastEventId ?? (closed === undefined && s.closed === undefined ? undefined : FROM_START)
         if (after !== undefined) read = await this.#read(s, after)
       } catch (err) {
         this.release(s)
