@@ -13,9 +13,10 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyStatic from '@fastify/static'
+import { existsSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import path from 'node:path'
-import sseHub, { backplaneFromEnv, resolveOptions, type ConversationEvents, type DebateEvents, type SseHubOptions } from './src/index.js'
+import sseHub, { backplaneFromEnv, resolveOptions, type ConversationEvents, type DebateEvents, type SessionKind, type SseHubOptions } from './src/index.js'
 import { conversationScript } from './example/conversation.js'
 import { debateScript } from './example/debate.js'
 import { metricsRegistry, registerMetricsRoute } from './example/metrics.js'
@@ -60,16 +61,25 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
 
   // Scaling past one process: with REDIS_URL (or REDIS_CLUSTER_NODES) set, every instance shares one set of sessions through Redis.
   const hubOptions: SseHubOptions = { ...opts.hub, backplane: opts.hub?.backplane ?? backplaneFromEnv() }
+  // A late joiner's first event: the run's state (transcript, participants, the turn being spoken so far).
+  const runs: Partial<Record<SessionKind, Simulations<ConversationEvents> | Simulations<DebateEvents>>> = {}
+  hubOptions.snapshot ??= (kind, sessionId) => runs[kind]?.get(sessionId)?.snapshot()
   const registry = opts.metrics === true ? metricsRegistry() : undefined
   if (registry !== undefined) hubOptions.metrics = { registry }
   await app.register(sseHub, hubOptions)
   if (registry !== undefined) registerMetricsRoute(app, registry)
 
   await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })
+  // The page's subscriber: the package's own `fastify-sse-hub/client`, as built (plain ESM, no bundler).
+  const client = fileURLToPath(new URL('./dist/browser/', import.meta.url))
+  if (!existsSync(path.join(client, 'index.js'))) throw new Error(`the built client is missing (${client}): run npm run build first`)
+  await app.register(fastifyStatic, { root: client, prefix: '/client/', decorateReply: false })
 
   const maxSessions = opts.maxSessions ?? 1000
   const conversations = new Simulations<ConversationEvents>(app.sse.conversations, conversationScript, maxSessions)
   const debates = new Simulations<DebateEvents>(app.sse.debates, debateScript, maxSessions)
+  runs.conversation = conversations
+  runs.debate = debates
   // The hub's session-id rule (its default unless `opts.hub` sets one) checks the ids of the JSON routes too.
   const { sessionIdPattern } = resolveOptions(hubOptions)
   registerKind(app, conversations, sessionIdPattern)

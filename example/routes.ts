@@ -56,6 +56,10 @@ export function registerKind<E extends EventMap<E>> (app: FastifyInstance, sims:
     if (current !== undefined && current.active) {
       return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: `${sims.kind} ${id} is already ${current.status}` })
     }
+    // A completed run closed its session: the hub keeps it readable (closedSessionTtl) and refuses new events.
+    if (current !== undefined && current.status === 'completed') {
+      return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: `${sims.kind} ${id} is completed and closed; launch another session` })
+    }
     if (!sims.makeRoom(id)) {
       return reply.code(409).send({ statusCode: 409, error: 'Conflict', message: `${sims.maxSessions} ${sims.kind} sessions are running; try again later` })
     }

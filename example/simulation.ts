@@ -127,10 +127,12 @@ class Simulation<E extends EventMap<E>> {
         for (const ev of this.script.afterTurn(turn, this.summary)) await this.#emit(ev)
         previous = turn
       }
+      // The final event and the end of the session in one step: the hub sends `closed` after it, and a client
+      // that has everything gets 204 from then on, so pages stop reconnecting.
       await this.#emit(this.script.completed(this.turnCount), () => {
         this.status = 'completed'
         this.completedAt = Date.now()
-      })
+      }, true)
     } catch (err) {
       if (this.#abort.signal.aborted) return
       this.status = 'failed'
@@ -147,9 +149,12 @@ class Simulation<E extends EventMap<E>> {
     this.#abort.signal.throwIfAborted()
   }
 
-  async #emit (ev: EventOf<E>, apply?: () => void): Promise<void> {
+  /** Broadcasts `ev` (with `last`: closes the session with it), then applies it to the state. */
+  async #emit (ev: EventOf<E>, apply?: () => void, last = false): Promise<void> {
     this.#abort.signal.throwIfAborted()
-    const id = await this.registry.broadcast(this.sessionId, ev.type, ev.payload)
+    const id = last
+      ? await this.registry.close(this.sessionId, ev.type, ev.payload)
+      : await this.registry.broadcast(this.sessionId, ev.type, ev.payload)
     // State and id change together, so a client that loads the state knows exactly where the stream resumes.
     apply?.()
     this.lastEventId = id
@@ -177,6 +182,14 @@ class Simulation<E extends EventMap<E>> {
     this.status = 'stopped'
     this.#abort.abort()
     this.#wake?.()
+  }
+
+  /**
+   * The hub's `snapshot` for a client joining now: this state and the id of the newest event it includes. The two
+   * change together (see #emit), so the events after that id are exactly what the state lacks.
+   */
+  snapshot (): { state: Record<string, unknown>, lastEventId: string } {
+    return { state: this.toJSON(), lastEventId: this.lastEventId ?? '' }
   }
 
   toJSON (): Record<string, unknown> {

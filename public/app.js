@@ -1,28 +1,11 @@
-// The demo page: one EventSource per watched session, a transcript built from tokens,
-// lossless reconnection (Last-Event-ID, sent by the browser itself) and resync from the JSON state.
-// Plain browser JavaScript, no build step.
+// The demo page: one subscription (fastify-sse-hub/client) per watched session, a transcript built from tokens.
+// The client applies each event once and in order, applies the hub's snapshot (a late joiner sees the turn being
+// spoken at once) and stops for good when the session closes. Plain browser JavaScript, no build step.
+import { subscribe } from '/client/index.js'
 
 const $ = (id) => document.getElementById(id)
 
-const EVENTS = {
-  conversation: [
-    'conversation_started', 'conversation_speaker_changed', 'conversation_token', 'conversation_utterance',
-    'conversation_context_updated', 'conversation_paused', 'conversation_resumed', 'conversation_completed', 'conversation_error'
-  ],
-  debate: [
-    'debate_started', 'debate_phase_changed', 'debate_token', 'debate_utterance',
-    'debate_paused', 'debate_resumed', 'debate_completed', 'debate_error'
-  ]
-}
-
 const api = (kind, id = '') => `/api/${kind}s/sessions${id === '' ? '' : '/' + encodeURIComponent(id)}`
-
-/** `<hub epoch>-<n>` → { epoch, n } */
-function parseId (id) {
-  const dash = typeof id === 'string' ? id.lastIndexOf('-') : -1
-  if (dash < 0) return undefined
-  return { epoch: id.slice(0, dash), n: Number(id.slice(dash + 1)) }
-}
 
 // ─── State ───────────────────────────────────────────────────────────────────
 
@@ -37,80 +20,84 @@ const view = {
   /** turnCount → { turnCount, participantId, speakerName, role, phase, text (from tokens), content (final) } */
   turns: new Map(),
   speakerId: null,
-  /** Newest event applied to the view, from the stream or from a state load: { epoch, n }. */
-  applied: undefined,
-  /** Newest event received on the stream: an older or equal one is a real duplicate. */
-  streamed: undefined,
   events: 0,
   tokens: 0,
   reconnects: 0,
+  snapshots: 0,
+  /** Why the hub sent each snapshot: join, unknown_event_id, history_trimmed. */
+  snapshotReasons: [],
   resyncs: 0,
-  duplicates: 0,
-  lastEventId: null
+  lastEventId: null,
+  /** The subscription's status: connecting, open, reconnecting, closed. */
+  connection: 'idle',
+  /** True once the hub said the session is over (`closed`). */
+  ended: false
 }
 
-let source = null
-let hadError = false
-let loading = null // a Promise while the state is (re)loading; events received meanwhile wait in `pending`
-let pending = []
+/** The current subscription (null before the first Watch). */
+let sub = null
 
 function resetView (kind, sessionId) {
   Object.assign(view, {
     kind, sessionId, title: '', status: 'idle', phase: null, summary: '', participants: [], turns: new Map(),
-    speakerId: null, applied: undefined, streamed: undefined, lastEventId: null
+    speakerId: null, lastEventId: null, connection: 'idle', ended: false
   })
   render()
 }
 
 // ─── Connection ──────────────────────────────────────────────────────────────
 
+const INDICATOR = {
+  connecting: ['connecting', 'connecting…'],
+  open: ['connected', 'connected'],
+  reconnecting: ['reconnecting', 'reconnecting…'],
+  closed: ['closed', 'disconnected']
+}
+
 function setIndicator (state, text) {
   $('indicator').dataset.state = state
   $('indicator-text').textContent = text
 }
 
-/** Loads the state, then opens the stream from exactly that point (`?lastEventId=`), so nothing is missed. */
-async function watch (kind, sessionId) {
-  if (source !== null) source.close()
-  source = null
+/** Subscribes to the session's stream: the hub sends its snapshot first (when it has run), then every event after it. */
+function watch (kind, sessionId) {
+  sub?.close()
   resetView(kind, sessionId)
   history.replaceState(null, '', `?kind=${kind}&session=${encodeURIComponent(sessionId)}`)
-  setIndicator('connecting', 'connecting…')
-  const state = await loadState()
-  let url = `${api(kind, sessionId)}/stream`
-  if (state !== null && state.lastEventId !== null) url += `?lastEventId=${encodeURIComponent(state.lastEventId)}`
-  const es = new EventSource(url)
-  source = es
-  hadError = false
-  es.onopen = () => {
-    if (source !== es) return
-    if (hadError) view.reconnects++
-    hadError = false
-    setIndicator('connected', 'connected')
-    render()
-  }
-  es.onerror = () => {
-    if (source !== es) return
-    hadError = true
-    // CONNECTING: the browser retries by itself and sends Last-Event-ID. CLOSED: it gave up (an HTTP error).
-    if (es.readyState === EventSource.CONNECTING) setIndicator('reconnecting', 'reconnecting…')
-    else setIndicator('closed', 'disconnected')
-  }
-  es.addEventListener('connection_established', () => {})
-  es.addEventListener('resync', (e) => { if (source === es) onResync(e) })
-  for (const type of EVENTS[kind]) {
-    es.addEventListener(type, (e) => { if (source === es) onEvent(type, e) })
-  }
-}
-
-/** GET the session's state and make it the view; null when the session does not exist yet. */
-async function loadState () {
-  const res = await fetch(api(view.kind, view.sessionId), { cache: 'no-store' })
-  if (res.status === 404) return null
-  if (!res.ok) throw new Error(`state: HTTP ${res.status}`)
-  const state = await res.json()
-  applyState(state)
-  return state
+  let dropped = false
+  const s = subscribe(`${api(kind, sessionId)}/stream`, {
+    on: handlers(kind),
+    onSnapshot (state, e) {
+      view.snapshots++
+      view.snapshotReasons.push(e.reason)
+      log(`snapshot (${e.reason})`, e.id)
+      applyState(state)
+    },
+    // The hub could not replay nor give a snapshot: reload the state; the client applies only what is newer.
+    onResync: async () => {
+      view.resyncs++
+      setIndicator('resynced', 'resynced')
+      const res = await fetch(api(kind, sessionId), { cache: 'no-store' })
+      if (!res.ok) return undefined
+      const state = await res.json()
+      applyState(state)
+      return state.lastEventId ?? undefined
+    },
+    onClosed () {
+      view.ended = true
+      setIndicator('ended', 'session over')
+      render()
+    },
+    onStatus (status) {
+      view.connection = status
+      if (status === 'reconnecting') dropped = true
+      if (status === 'open' && dropped) { view.reconnects++; dropped = false }
+      if (!view.ended) setIndicator(...INDICATOR[status])
+      render()
+    },
+    onError (err) { message(err.message) }
+  })
+  sub = s
 }
 
 function applyState (s) {
@@ -128,58 +115,21 @@ function applyState (s) {
   if (c !== null) {
     view.turns.set(c.turnCount, { turnCount: c.turnCount, participantId: c.participantId, speakerName: c.speakerName, role: c.role, phase: c.phase, text: c.partial, content: null })
   }
-  view.applied = parseId(s.lastEventId)
+  view.lastEventId = s.lastEventId
   render()
 }
 
-/** The hub could not replay from our Last-Event-ID: reload the state, then apply what arrived meanwhile. */
-function onResync (e) {
-  view.resyncs++
-  view.lastEventId = e.lastEventId || view.lastEventId
-  view.streamed = parseId(e.lastEventId) ?? view.streamed
-  setIndicator('resynced', 'resynced')
-  if (loading !== null) return
-  pending = []
-  loading = loadState()
-    // The session is gone (e.g. the server restarted): start from an empty view; live events follow.
-    .then((state) => { if (state === null) resetView(view.kind, view.sessionId) })
-    .catch((err) => { message(`reload failed: ${err.message}`) })
-    .finally(() => {
-      loading = null
-      const queued = pending
-      pending = []
-      for (const [type, e2] of queued) apply(type, e2)
-      render()
-    })
-}
-
-function onEvent (type, e) {
-  const id = parseId(e.lastEventId)
-  const streamed = view.streamed
-  if (id !== undefined && streamed !== undefined && id.epoch === streamed.epoch && id.n <= streamed.n) {
-    // The hub sends each event once per connection and replays strictly after Last-Event-ID: never expected.
-    view.duplicates++
+/** One handler per event of the kind, each applying its event to the view. */
+function handlers (kind) {
+  const on = (short, fn) => [`${kind}_${short}`, (d, meta) => {
+    view.events++
+    view.lastEventId = meta.id
+    log(`${kind}_${short}`, meta.id)
+    fn(d)
     render()
-    return
-  }
-  view.streamed = id ?? streamed
-  view.events++
-  view.lastEventId = e.lastEventId
-  log(type, e.lastEventId)
-  if (loading !== null) pending.push([type, e])
-  else apply(type, e)
-}
-
-/** Applies one event to the view unless the loaded state already contains it. */
-function apply (type, e) {
-  const id = parseId(e.lastEventId)
-  const applied = view.applied
-  if (id !== undefined && applied !== undefined && id.epoch === applied.epoch && id.n <= applied.n) return
-  if (id !== undefined) view.applied = id
-  const d = JSON.parse(e.data)
-  const short = type.slice(type.indexOf('_') + 1)
-  switch (short) {
-    case 'started':
+  }]
+  return Object.fromEntries([
+    on('started', (d) => {
       view.title = d.topic ?? d.motion
       view.participants = d.participants.map((p) => ({
         participantId: p.participantId, personaSlug: p.personaSlug, personaName: p.personaName, role: p.position ?? (p.isHost ? 'host' : 'guest')
@@ -188,46 +138,30 @@ function apply (type, e) {
       view.summary = ''
       view.phase = d.phase ?? null
       view.status = 'running'
-      break
-    case 'speaker_changed':
-      view.speakerId = d.speakerId
-      break
-    case 'phase_changed':
-      view.phase = d.to
-      break
-    case 'token': {
+    }),
+    on('speaker_changed', (d) => { view.speakerId = d.speakerId }),
+    on('phase_changed', (d) => { view.phase = d.to }),
+    on('token', (d) => {
       const turnCount = d.turnCount ?? Number(String(d.segment).replace('turn-', ''))
-      const turn = ensureTurn(turnCount, d.participantId)
-      turn.text += d.token
+      ensureTurn(turnCount, d.participantId).text += d.token
       view.speakerId = d.participantId
       view.tokens++
-      break
-    }
-    case 'utterance': {
+    }),
+    on('utterance', (d) => {
       const turn = ensureTurn(d.turnCount, d.participantId ?? participantBySlug(d.personaSlug)?.participantId)
       turn.content = d.content
       turn.phase = d.phase ?? null
-      break
-    }
-    case 'context_updated':
-      view.summary = d.summary
-      break
-    case 'paused':
-      view.status = 'paused'
-      break
-    case 'resumed':
-      view.status = 'running'
-      break
-    case 'completed':
+    }),
+    on('context_updated', (d) => { view.summary = d.summary }),
+    on('paused', () => { view.status = 'paused' }),
+    on('resumed', () => { view.status = 'running' }),
+    on('completed', (d) => {
       view.status = 'completed'
       view.speakerId = null
       if (d.winner !== undefined) view.summary = `Winner: ${d.winner}`
-      break
-    case 'error':
-      message(`error: ${d.error}`)
-      break
-  }
-  render()
+    }),
+    on('error', (d) => { message(`error: ${d.error}`) })
+  ])
 }
 
 function participantBySlug (slug) {
@@ -326,12 +260,14 @@ function draw () {
   $('n-events').textContent = view.events
   $('n-tokens').textContent = view.tokens
   $('n-reconnects').textContent = view.reconnects
+  $('n-snapshots').textContent = view.snapshots
   $('n-resyncs').textContent = view.resyncs
-  $('n-duplicates').textContent = view.duplicates
+  $('n-duplicates').textContent = sub === null ? 0 : sub.duplicates
   $('last-id').textContent = view.lastEventId ?? '—'
 
   const active = view.status === 'running' || view.status === 'paused'
-  $('launch').disabled = view.sessionId === '' || active
+  // A completed run closed its session: it stays readable, and a new run needs a new session.
+  $('launch').disabled = view.sessionId === '' || active || view.status === 'completed'
   $('pause').disabled = view.status !== 'running'
   $('resume').disabled = view.status !== 'paused'
 }
@@ -413,11 +349,11 @@ function bind () {
   $('kind').onchange = () => { listSessions() }
   $('session-form').onsubmit = (e) => {
     e.preventDefault()
-    if ($('session-form').reportValidity()) watch($('kind').value, $('session').value).catch((err) => message(err.message))
+    if ($('session-form').reportValidity()) watch($('kind').value, $('session').value)
   }
   $('launch').onclick = async () => {
-    if (view.sessionId !== $('session').value || view.kind !== $('kind').value || source === null) {
-      await watch($('kind').value, $('session').value)
+    if (view.sessionId !== $('session').value || view.kind !== $('kind').value || sub === null) {
+      watch($('kind').value, $('session').value)
     }
     await post('launch', { turns: Number($('turns').value), tokenDelayMs: Number($('delay').value) })
     listSessions()
@@ -442,7 +378,8 @@ window.demo = {
   transcript: () => [...view.turns.values()].sort((a, b) => a.turnCount - b.turnCount)
     .map((t) => ({ turnCount: t.turnCount, speakerName: t.speakerName, text: t.text, content: t.content })),
   watch: (kind, id) => watch(kind, id),
-  get connected () { return source !== null && source.readyState === EventSource.OPEN }
+  get connected () { return sub !== null && sub.status === 'open' },
+  get duplicates () { return sub === null ? 0 : sub.duplicates }
 }
 
 bind()

@@ -1,8 +1,9 @@
 /*
  * The demo page in real headless Chromium (playwright-core driving the system
- * `chromium`): tokens render live; a connection destroyed by the server mid-stream
- * is resumed with Last-Event-ID (or resynced from the JSON state) and the page's
- * transcript ends identical to the server's; ten tabs stream at once over HTTP/2.
+ * `chromium`), built on fastify-sse-hub/client: tokens render live; a connection destroyed by the server
+ * mid-stream is resumed with Last-Event-ID (or, the history trimmed meanwhile, answered with a snapshot) and the
+ * page's transcript ends identical to the server's; a viewer joining mid-utterance sees the partial sentence at
+ * once; a closed session is not requested again; ten tabs stream at once over HTTP/2.
  *
  * Without a chromium binary these tests skip, loudly; with SSE_HUB_REQUIRE_BROWSER=1 they fail instead.
  */
@@ -26,7 +27,7 @@ const ARGS = [
 ]
 
 interface PageTurn { turnCount: number, speakerName: string, text: string, content: string | null }
-interface PageView { tokens: number, reconnects: number, resyncs: number, duplicates: number, status: string, events: number }
+interface PageView { tokens: number, reconnects: number, snapshots: number, snapshotReasons: string[], resyncs: number, duplicates: number, status: string, events: number, ended: boolean }
 
 if (!existsSync(CHROMIUM)) {
   const reason = `BROWSER TESTS SKIPPED: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`
@@ -49,8 +50,9 @@ if (!existsSync(CHROMIUM)) {
     return context
   }
   const view = async (page: Page): Promise<PageView> => await page.evaluate(() => {
-    const v = (window as any).demo.view
-    return { tokens: v.tokens, reconnects: v.reconnects, resyncs: v.resyncs, duplicates: v.duplicates, status: v.status, events: v.events }
+    const demo = (window as any).demo
+    const v = demo.view
+    return { tokens: v.tokens, reconnects: v.reconnects, snapshots: v.snapshots, snapshotReasons: v.snapshotReasons, resyncs: v.resyncs, duplicates: demo.duplicates, status: v.status, events: v.events, ended: v.ended }
   })
   const transcript = async (page: Page): Promise<PageTurn[]> => await page.evaluate(() => (window as any).demo.transcript())
   const serverState = async (app: FastifyInstance, kind: string, id: string): Promise<any> => (await app.inject(`/api/${kind}s/sessions/${id}`)).json()
@@ -118,10 +120,10 @@ if (!existsSync(CHROMIUM)) {
 
   // The server destroys every socket mid-stream; the page's EventSource reconnects with Last-Event-ID by itself.
   // Reconnections wait behind a gate (the hub's authorize hook) until the session has moved on by `gap` events,
-  // so the replay (history kept) and resync (history trimmed) paths are taken for certain, not by timing.
+  // so the replay (history kept) and snapshot (history trimmed while away) paths are taken for certain, not by timing.
   for (const variant of [
     { name: 'replay from history', hub: { historySize: 1000 }, gap: 10 },
-    { name: 'resync from the JSON state', hub: { historySize: 5 }, gap: 30 }
+    { name: 'history trimmed while away, a snapshot', hub: { historySize: 5 }, gap: 30 }
   ]) {
     t.test(`socket destroyed mid-stream, ${variant.name}: the page's transcript ends identical to the server's`, async (t) => {
       let gate: Promise<void> = Promise.resolve()
@@ -148,16 +150,82 @@ if (!existsSync(CHROMIUM)) {
       t.ok(v.reconnects >= 1, `the page reconnected (${v.reconnects})`)
       t.equal(v.duplicates, 0, 'no event twice')
       const stats = app.sse.getStats()
+      t.equal(v.resyncs, 0, 'no resync: the hub has the example\'s snapshot')
+      t.equal(stats.resyncsSent, 0)
       if (variant.hub.historySize === 5) {
-        t.ok(v.resyncs >= 1, 'the page got a resync and reloaded the state')
-        t.ok(stats.resyncsSent >= 1)
+        t.ok(v.snapshots >= 1, `the page got a snapshot (${v.snapshots}) and went on from it`)
+        t.same(v.snapshotReasons, ['history_trimmed'], 'the hub sent it because the history was trimmed')
       } else {
-        t.equal(v.resyncs, 0, 'no resync needed')
+        t.equal(v.snapshots, 0, 'no snapshot needed')
         t.ok(stats.replaysServed >= 1, 'the hub replayed the missed events')
       }
       sameTranscript(t, await transcript(page), await serverState(app, 'conversation', 'drop'), 'drop')
     })
   }
+
+  t.test('a viewer who joins mid-utterance sees the partial sentence at once, then the rest, and ends identical to the server', async (t) => {
+    const app = await build()
+    const url = await listen(app, t)
+    await app.inject({ method: 'POST', url: '/api/conversations/sessions/late/launch', payload: { turns: 3, tokenDelayMs: 5 } })
+    // Paused mid-utterance: the turn's partial text stays as it is while the viewer joins.
+    await waitFor(async () => ((await serverState(app, 'conversation', 'late')).current?.partial ?? '').split(' ').length >= 4, 'a turn half spoken')
+    await app.inject({ method: 'POST', url: '/api/conversations/sessions/late/pause' })
+    const page = await (await newContext(t)).newPage()
+    await page.goto(`${url}/?kind=conversation&session=late`)
+    await page.waitForFunction(() => (window as any).demo.view.snapshots === 1)
+    const atJoin = await serverState(app, 'conversation', 'late')
+    t.equal(atJoin.status, 'paused')
+    t.ok(atJoin.current.partial.includes(' '), `the server is mid-utterance: "${atJoin.current.partial}"`)
+    await page.waitForFunction((partial) => document.querySelector('.turn.live .text')?.textContent === partial, atJoin.current.partial)
+    const first = await transcript(page)
+    t.same(first.map((x) => x.text), [...atJoin.transcript.map((x: any) => x.content), atJoin.current.partial], 'the finished turns and the partial one')
+    const v0 = await view(page)
+    t.equal(v0.tokens, 0, 'shown from the snapshot, before any token')
+    t.same(v0.snapshotReasons, ['join'])
+    t.equal(await page.textContent('#status'), 'paused')
+
+    await app.inject({ method: 'POST', url: '/api/conversations/sessions/late/resume' })
+    await waitCompleted(page)
+    const v = await view(page)
+    t.ok(v.tokens > 0, 'the rest came as tokens')
+    t.equal(v.duplicates, 0)
+    sameTranscript(t, await transcript(page), await serverState(app, 'conversation', 'late'), 'late')
+  })
+
+  t.test('after conversation_completed the page shows completed and requests the stream no more', async (t) => {
+    const RETRY = 150
+    const app = await build({ hub: { retry: RETRY, retryJitter: 0 } })
+    // Counted at the server: every request for the session's stream, whatever the page does.
+    let streamRequests = 0
+    app.server.on('request', (req: { url?: string }) => { if (req.url?.startsWith('/api/conversations/sessions/done/stream') === true) streamRequests++ })
+    const url = await listen(app, t)
+    const context = await newContext(t)
+    const page = await context.newPage()
+    await page.goto(`${url}/?kind=conversation&session=done`)
+    await waitConnected(page)
+    await app.inject({ method: 'POST', url: '/api/conversations/sessions/done/launch', payload: { turns: 2, tokenDelayMs: 2 } })
+    await waitCompleted(page)
+    await page.waitForFunction(() => (window as any).demo.view.ended === true)
+    t.equal(await page.textContent('#status'), 'completed')
+    t.equal(await page.textContent('#indicator-text'), 'session over')
+    t.equal(await page.evaluate(() => (window as any).demo.view.connection), 'closed')
+    t.equal(streamRequests, 1)
+    // The measurement: three retry intervals pass on the server's clock; an EventSource still alive would have
+    // reconnected (with its Last-Event-ID, for a 204) within the first.
+    await new Promise((resolve) => setTimeout(resolve, 3 * RETRY + 50))
+    t.equal(streamRequests, 1, 'no stream request after the session closed')
+    sameTranscript(t, await transcript(page), await serverState(app, 'conversation', 'done'), 'done')
+
+    // A viewer who comes afterwards reads the finished conversation (a snapshot, then closed), and stops too.
+    const later = await context.newPage()
+    await later.goto(`${url}/?kind=conversation&session=done`)
+    await later.waitForFunction(() => (window as any).demo.view.ended === true)
+    t.equal(await later.textContent('#status'), 'completed')
+    sameTranscript(t, await transcript(later), await serverState(app, 'conversation', 'done'), 'done, later')
+    await new Promise((resolve) => setTimeout(resolve, 3 * RETRY + 50))
+    t.equal(streamRequests, 2, 'one request for the later viewer, none after')
+    t.equal(await later.isDisabled('#launch'), true, 'a closed session cannot be launched again from the page')
+  })
 
   t.test('ten tabs over HTTP/2 (TLS) all stream at once', async (t) => {
     const app = await build({ http2: true, https: await selfSignedCert() } satisfies BuildOptions)

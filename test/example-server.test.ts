@@ -50,8 +50,12 @@ t.test('a short conversation: started, speakers, tokens, utterances, context, co
   t.equal(launched.json.status, 'running')
   t.equal(launched.json.totalTurns, 4)
 
-  await client.until((c) => c.received.some((e) => e.event === 'conversation_completed'), 'conversation_completed')
-  const events = client.received
+  // The run closes its session with its last event: the hub sends `closed`, then ends the stream.
+  await client.end()
+  const closed = client.received.at(-1)!
+  t.equal(closed.event, 'closed')
+  const events = client.received.slice(0, -1)
+  t.same(closed.json, { type: 'closed', sessionId: 'demo', lastEventId: events.at(-1)!.id, timestamp: closed.json.timestamp })
   const types = events.map((e) => e.event)
   t.equal(types[0], 'conversation_started')
   t.equal(types.at(-1), 'conversation_completed')
@@ -93,8 +97,9 @@ t.test('a short debate: started, phase changes, tokens, utterances, completed', 
   const url = await listen(app, t)
   const client = await connect(`${url}${base('debate')}/d1/stream`)
   t.equal((await post(app, `${base('debate')}/d1/launch`, { turns: 8, tokenDelayMs: 0, topic: 'This house likes tests' })).statusCode, 202)
-  await client.until((c) => c.received.some((e) => e.event === 'debate_completed'), 'debate_completed')
-  const events = client.received
+  await client.end()
+  t.equal(client.received.at(-1)!.event, 'closed', 'the run closed its session')
+  const events = client.received.slice(0, -1)
   const types = events.map((e) => e.event)
   t.equal(types[0], 'debate_started')
   t.equal(events[0]!.json.motion, 'This house likes tests')
@@ -164,7 +169,12 @@ t.test('pause really pauses, resume continues, and nothing is lost', async (t) =
   for (const u of utterances) t.equal(fromTokens.get(u.turnCount), u.content, 'no token lost or repeated across the pause')
   t.equal((await post(app, `${base('conversation')}/p1/pause`)).statusCode, 409, 'a completed run cannot be paused')
   const again = await post(app, `${base('conversation')}/p1/launch`, { turns: 1, tokenDelayMs: 0 })
-  t.equal(again.statusCode, 202, 'a completed session can be launched again')
+  t.equal(again.statusCode, 409, 'a completed session is closed: it cannot be launched again')
+  t.match(again.json.message, /completed and closed/)
+  // Reconnecting with the final event's id: 204 No Content, the SSE "stop reconnecting".
+  const late = new SseClient(`${url}${base('conversation')}/p1/stream`, { 'last-event-id': client.received.filter((e) => e.id !== undefined).at(-1)!.id! })
+  await late.end()
+  t.equal(late.statusCode, 204)
 })
 
 t.test('the debate twins pause and resume too', async (t) => {
@@ -276,6 +286,41 @@ t.test('the JSON state mid-run: current turn and its partial text', async (t) =>
   t.equal(s.current.partial, tokens, 'the partial text is the tokens sent so far')
   t.equal(s.lastEventId, client.received.at(-1)!.id, 'lastEventId is the paused event')
   t.same(s.transcript, [])
+})
+
+t.test('a late joiner gets the run\'s snapshot (the turn half spoken), then the events after it', async (t) => {
+  const app = await build()
+  const url = await listen(app, t)
+  const first = await connect(`${url}${base('conversation')}/snap/stream`)
+  await post(app, `${base('conversation')}/snap/launch`, { turns: 2, tokenDelayMs: 1 })
+  await first.until((c) => c.received.filter((e) => e.event === 'conversation_token').length >= 3, '3 tokens')
+  await post(app, `${base('conversation')}/snap/pause`)
+  await first.until((c) => c.received.some((e) => e.event === 'conversation_paused'), 'conversation_paused')
+  const late = await connect(`${url}${base('conversation')}/snap/stream`)
+  await late.receive(1)
+  const snapshot = late.received[0]!
+  const s = await state(app, 'conversation', 'snap')
+  t.equal(snapshot.event, 'snapshot')
+  t.equal(snapshot.id, s.lastEventId, 'its id is the newest event the state includes')
+  t.match(snapshot.json, { sessionId: 'snap', reason: 'join', state: { status: 'paused', current: { partial: s.current.partial }, transcript: [] } })
+  t.ok(s.current.partial.length > 0, 'mid-utterance')
+  await post(app, `${base('conversation')}/snap/resume`)
+  await Promise.all([first.end(), late.end()])
+  // What the late joiner got after its snapshot is exactly what the first client got after the snapshot's id.
+  const after = (c: SseClient, id: string): unknown[] => c.received.slice(c.received.findIndex((e) => e.id === id) + 1).map((e) => [e.id, e.event, e.event === 'closed' ? null : e.data])
+  t.same(after(late, snapshot.id!), after(first, snapshot.id!))
+  t.equal(late.received.at(-1)!.event, 'closed')
+})
+
+t.test('the built client is served at /client/', async (t) => {
+  const app = await build()
+  t.teardown(() => app.close())
+  const res = await app.inject('/client/index.js')
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /javascript/)
+  t.match(res.body, /export \{ subscribe \} from '\.\/subscribe\.js'/)
+  t.equal((await app.inject('/client/subscribe.js')).statusCode, 200)
+  t.match((await app.inject('/app.js')).body, /import \{ subscribe \} from '\/client\/index\.js'/, 'the page imports it')
 })
 
 t.test('close stops running simulations and ends their streams', async (t) => {
@@ -401,11 +446,12 @@ t.test('with REDIS_URL, two example-server processes serve one set of sessions',
     body: JSON.stringify({ turns: 2, tokenDelayMs: 1 })
   })
   t.equal(launch.status, 202, 'launched on A')
-  const done = (c: SseClient): boolean => c.received.some((e) => e.event === 'conversation_completed')
-  await Promise.all([onA.until(done, 'completed on A'), onB.until(done, 'completed on B')])
+  // The run closes the session: each instance sends its clients `closed` (its own timestamp), then ends the stream.
+  await Promise.all([onA.end(), onB.end()])
   t.ok(onA.received.length > 10)
-  t.same(onB.received.map((e) => [e.id, e.event, e.data]), onA.received.map((e) => [e.id, e.event, e.data]),
-    'the client on B saw exactly what the client on A saw: same events, same order, same ids')
+  const seen = (c: SseClient): unknown[] => c.received.map((e) => [e.id, e.event, e.event === 'closed' ? { ...e.json, timestamp: 0 } : e.data])
+  t.same(seen(onB), seen(onA), 'the client on B saw exactly what the client on A saw: same events, same order, same ids')
+  t.same(onA.received.slice(-2).map((e) => e.event), ['conversation_completed', 'closed'])
   t.match(onB.received[0]?.id, /^\d+-\d+$/, 'Redis stream ids')
   const stats = await (await fetch(`${b.url}/api/sse/stats`)).json() as { backplane: { type: string, connected: boolean } }
   t.match(stats.backplane, { type: 'redis', connected: true })

@@ -299,3 +299,57 @@ export function componentMissing (t: TapLike, what: string, err: unknown, instal
     t.test(what, { skip: reason }, () => {})
   }
 }
+
+/**
+ * One request to a {@link scriptedSseServer}: what the client sent, and the raw response the test writes exact
+ * SSE bytes to (a protocol client tested against frames the hub does not send yet, or sends only in rare cases).
+ */
+export class ScriptedStream {
+  /** Resolves when the response's connection closes (the client went away, or the server ended it). */
+  readonly closed: Promise<void>
+  constructor (readonly lastEventId: string | undefined, readonly url: string, readonly raw: http.ServerResponse) {
+    this.closed = new Promise((resolve) => { raw.on('close', () => { resolve() }) })
+  }
+
+  /** Answers 200 as an event stream, with a `retry:` of 10 ms, then `text`. */
+  open (text = ''): void {
+    this.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+    this.raw.write('retry: 10\n\n' + text)
+  }
+
+  /** Writes one event: `id:` when `id` is given (`''` writes `id:` alone), `event:`, `data:` as JSON (a string as is). */
+  event (type: string, data: unknown, id?: string): void {
+    const idLine = id === undefined ? '' : (id === '' ? 'id:\n' : `id: ${id}\n`)
+    this.raw.write(`${idLine}event: ${type}\ndata: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)
+  }
+
+  /** Ends the response cleanly. */
+  end (): void { this.raw.end() }
+
+  /** Answers `status` with an empty body instead of a stream (204 No Content: "stop reconnecting"). */
+  refuse (status: number): void {
+    this.raw.writeHead(status)
+    this.raw.end()
+  }
+}
+
+/**
+ * A Fastify server of the test's own, on a free port, whose `GET /stream` hands each request to the test as a
+ * {@link ScriptedStream} (in arrival order) and writes nothing by itself. Closed, its connections with it, when the test ends.
+ */
+export async function scriptedSseServer (t: { teardown: (fn: () => unknown) => void }): Promise<{ url: string, streams: ScriptedStream[], stream: (n: number) => Promise<ScriptedStream> }> {
+  const app = Fastify({ logger: false, forceCloseConnections: true })
+  const streams: ScriptedStream[] = []
+  app.get('/stream', (request, reply) => {
+    reply.hijack()
+    const header = request.headers['last-event-id']
+    streams.push(new ScriptedStream(typeof header === 'string' ? header : undefined, request.url, reply.raw))
+  })
+  const url = await listen(app, t) + '/stream'
+  /** The `n`th request (1-based), once it has arrived. */
+  const stream = async (n: number): Promise<ScriptedStream> => {
+    await waitFor(() => streams.length >= n, `request ${n} to the scripted stream`)
+    return streams[n - 1]!
+  }
+  return { url, streams, stream }
+}

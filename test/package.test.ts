@@ -31,3 +31,21 @@ t.test('npm pack holds only what a user needs', async (t) => {
   const stray = files.filter((f) => !/^(dist\/[a-z/-]+\.(js|d\.ts)|README\.md|LICENSE|package\.json)$/.test(f))
   t.same(stray, [], 'no sources, tests, maps or tooling')
 })
+
+t.test('fastify-sse-hub/client: its own entry point, plain ESM a browser can load', async (t) => {
+  const name = 'fastify-sse-hub/client'
+  const mod = await import(name) as typeof import('../src/browser/index.js')
+  t.type(mod.subscribe, 'function')
+  t.type(mod.compareEventIds, 'function')
+  t.same(Object.keys(mod).sort(), ['compareEventIds', 'subscribe'])
+  // A browser resolves no bare specifier: every import of the built client is a relative file of its own folder.
+  const dir = new URL('../dist/browser/', import.meta.url)
+  const { readdirSync } = await import('node:fs')
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.js'))) {
+    const js = readFileSync(new URL(file, dir), 'utf8')
+    const specifiers = [...js.matchAll(/^\s*(?:import|export)\b[^'"]*?from\s*['"]([^'"]+)['"]/gm)].map((m) => m[1]!)
+    t.ok(specifiers.every((s) => /^\.\/[a-z-]+\.js$/.test(s)), `${file} imports only its folder's files: ${specifiers.join(', ') || 'none'}`)
+    t.notMatch(js, /\bimport\s*\(|\brequire\s*\(|node:/, `${file}: no dynamic import, require or node: module`)
+  }
+  t.match(readFileSync(new URL('index.d.ts', dir), 'utf8'), /from '\.\.\/events\.js'/, 'the event maps are the package\'s own types')
+})
