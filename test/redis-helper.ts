@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../src/index.js'
-import { buildApp, componentMissing, listen, type TapLike } from './helper.js'
+import { buildApp, componentMissing, listen, waitFor, type TapLike } from './helper.js'
 
 const BINARY = process.env.SSE_HUB_REDIS_SERVER ?? 'redis-server'
 
@@ -35,8 +35,12 @@ export class RedisServer {
   /** Where the append-only file is kept, for a persistent server. */
   readonly #dir: string | undefined
 
-  private constructor (readonly port: number, persistent: boolean) {
+  /** Further redis-server arguments, e.g. `--replicaof`. */
+  readonly #args: readonly string[]
+
+  private constructor (readonly port: number, persistent: boolean, args: readonly string[] = []) {
     this.#dir = persistent ? mkdtempSync(join(tmpdir(), 'sse-hub-redis-')) : undefined
+    this.#args = args
   }
 
   get url (): string {
@@ -58,12 +62,38 @@ export class RedisServer {
     return server
   }
 
+  /**
+   * Starts a replica of `master` on a free port and waits until its link to the master is up (the
+   * first full sync done), so a write acknowledged by WAIT from then on is on it.
+   */
+  static async replica (master: RedisServer, timeoutMs = 10_000): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), false, ['--replicaof', '127.0.0.1', String(master.port)])
+    await server.restart(timeoutMs)
+    await server.synced(timeoutMs)
+    return server
+  }
+
+  /** Resolves once this replica's link to its master is up. */
+  async synced (timeoutMs = 10_000): Promise<void> {
+    const r = this.client()
+    try {
+      await waitFor(async () => /master_link_status:up/.test(await r.info('replication')), `replica on ${this.port} synced`, timeoutMs)
+    } finally {
+      r.disconnect()
+    }
+  }
+
+  /** Stops (SIGSTOP) or continues (SIGCONT) the process: a replica that is stopped acknowledges nothing. */
+  signal (signal: 'SIGSTOP' | 'SIGCONT'): void {
+    this.#proc?.kill(signal)
+  }
+
   /** (Re)starts the server on its port: with empty data, or a persistent server's data. */
   async restart (timeoutMs = 10_000): Promise<void> {
     if (this.#proc !== undefined) throw new Error('redis-server is already running')
     this.#log = ''
     const persistence = this.#dir === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.#dir]
-    const proc = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'notice', ...this.#args], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.#proc = proc
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { fail(new Error(`redis-server did not start within ${timeoutMs} ms: ${this.#log.slice(-500)}`)) }, timeoutMs)
