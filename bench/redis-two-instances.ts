@@ -33,17 +33,19 @@ async function freePort (): Promise<number> {
   return port
 }
 
-async function startRedis (): Promise<{ url: string, stop: () => void }> {
-  if (process.env.REDIS_URL !== undefined) return { url: process.env.REDIS_URL, stop: () => {} }
+async function startRedis (replicaOf?: string): Promise<{ url: string, stop: () => void }> {
+  if (process.env.REDIS_URL !== undefined && replicaOf === undefined) return { url: process.env.REDIS_URL, stop: () => {} }
   const port = await freePort()
-  const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const replica = replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', new URL(replicaOf).port, '--repl-diskless-load', 'on-empty-db']
+  const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0', ...replica], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error('redis-server did not start in 10 s')) }, 10_000)
+    const timer = setTimeout(() => { reject(new Error(`redis-server did not start in 10 s: ${out.slice(-400)}`)) }, 10_000)
     proc.once('error', reject)
     proc.stdout?.on('data', (c: Buffer) => {
       out += c.toString()
-      if (out.includes('Ready to accept connections')) {
+      // A replica is ready once its first sync from the master is done.
+      if (out.includes(replicaOf === undefined ? 'Ready to accept connections' : 'MASTER <-> REPLICA sync: Finished with success')) {
         clearTimeout(timer)
         resolve()
       }
@@ -163,6 +165,14 @@ try {
   const lag = a.app.sse.getStats().backplane.maxLagMs
   await Promise.all([a.app.close(), b.app.close()])
 
+  // The same, each broadcast acknowledged by a replica (WAIT 1 behind the publish script) before it resolves.
+  const replica = await startRedis(redis.url)
+  const wa = await hub({ backplane: redisBackplane({ url: redis.url, waitReplicas: 1 }) })
+  const wb = await hub({ backplane: redisBackplane({ url: redis.url, waitReplicas: 1 }) })
+  const waited = await run('waitReplicas', [wa.app, wb.app], [wa.url, wb.url])
+  await Promise.all([wa.app.close(), wb.app.close()])
+  replica.stop()
+
   const f = (n: number): string => n.toFixed(2).padStart(9)
   const g = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(12)
   console.log(`\n${CLIENTS} SSE clients, ${LATENCY_EVENTS} latency events, ${EVENTS} throughput events, Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs\n`)
@@ -170,6 +180,7 @@ try {
   console.log('|--------------------------------------------|---------------:|---------------:|-------------------:|')
   console.log(`| in-memory, 1 instance                      |      ${f(mem.p50)} |      ${f(mem.p99)} |       ${g(mem.eventsPerSec)} |`)
   console.log(`| Redis, 2 instances (clients split, 2 pubs) |      ${f(red.p50)} |      ${f(red.p99)} |       ${g(red.eventsPerSec)} |`)
+  console.log(`| Redis + 1 replica, waitReplicas: 1         |      ${f(waited.p50)} |      ${f(waited.p99)} |       ${g(waited.eventsPerSec)} |`)
   console.log(`\nRedis backplane max lag (XADD -> arrival at an instance): ${lag} ms`)
 } finally {
   redis.stop()
