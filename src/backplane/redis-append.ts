@@ -33,7 +33,7 @@ export const append: Append = (cmd, args) => withScript((script, body) => cmd[sc
 /**
  * The publish script, then `WAIT replicas timeout` in the same pipeline: on one connection, and on a
  * Cluster routed by the script's keys to the session's master. Rejects with {@link NotReplicatedError}
- * when fewer replicas acknowledge in time.
+ * when fewer replicas acknowledge in time. One WAIT per broadcast: perf note 39.
  */
 export function appendAndWait (replicas: number, timeout: number): Append {
   return async (cmd, args) => {
