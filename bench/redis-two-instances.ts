@@ -37,17 +37,19 @@ async function freePort (): Promise<number> {
   return port
 }
 
-async function startRedis (): Promise<{ url: string, stop: () => void }> {
-  if (process.env.REDIS_URL !== undefined) return { url: process.env.REDIS_URL, stop: () => {} }
+async function startRedis (replicaOf?: string): Promise<{ url: string, stop: () => void }> {
+  if (process.env.REDIS_URL !== undefined && replicaOf === undefined) return { url: process.env.REDIS_URL, stop: () => {} }
   const port = await freePort()
-  const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const replica = replicaOf === undefined ? [] : ['--replicaof', '127.0.0.1', new URL(replicaOf).port, '--repl-diskless-load', 'on-empty-db']
+  const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0', ...replica], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error('redis-server did not start in 10 s')) }, 10_000)
+    const timer = setTimeout(() => { reject(new Error(`redis-server did not start in 10 s: ${out.slice(-400)}`)) }, 10_000)
     proc.once('error', reject)
     proc.stdout?.on('data', (c: Buffer) => {
       out += c.toString()
-      if (out.includes('Ready to accept connections')) {
+      // A replica is ready once its first sync from the master is done.
+      if (out.includes(replicaOf === undefined ? 'Ready to accept connections' : 'MASTER <-> REPLICA sync: Finished with success')) {
         clearTimeout(timer)
         resolve()
       }
@@ -147,7 +149,7 @@ class Reader {
   }
 }
 
-interface Result { p50: number, p99: number, eventsPerSec: number }
+interface Result { p50: number, p99: number, eventsPerSec: number, ackP50: number, ackP99: number }
 
 async function run (label: string, publishers: FastifyInstance[], urls: string[]): Promise<Result> {
   const latencies: number[] = []
@@ -176,7 +178,7 @@ async function run (label: string, publishers: FastifyInstance[], urls: string[]
     if (total >= n) return
     await Promise.race([
       new Promise<void>((resolve) => { waiter = resolve }),
-      new Promise((resolve, reject) => setTimeout(() => { reject(new Error(`${label}: timed out`)) }, PHASE_LIMIT_MS).unref())
+      new Promise((resolve, reject) => setTimeout(() => { reject(new Error(`${label}: timed out at ${total} of ${target} deliveries; ${JSON.stringify(publishers.map((p) => p.sse.getStats().backplane))}`)) }, PHASE_LIMIT_MS).unref())
     ])
   }
   const send = (p: FastifyInstance, i: number): Promise<string> => p.sse.broadcastToConversation('bench', 'conversation_token', {
@@ -185,17 +187,29 @@ async function run (label: string, publishers: FastifyInstance[], urls: string[]
 
   // Warm-up (JIT, connections, the Lua script), not measured.
   for (let i = 0; i < 100; i++) {
+    // Counted from before the send: with waitReplicas the clients may have the event before the broadcast resolves.
+    const delivered = total + CLIENTS
     await send(publishers[i % publishers.length] as FastifyInstance, i)
-    await all(total - (total % CLIENTS) + CLIENTS)
+    await all(delivered)
   }
   latencies.length = 0
+  // The broadcast call to its promise resolving (Redis stored it; with waitReplicas, a replica too).
+  const acks: number[] = []
   // Latency: one event at a time, each delivered everywhere before the next (no queueing in the figure).
   for (let i = 0; i < LATENCY_EVENTS; i++) {
+    // Counted from before the send: with waitReplicas the clients may have the event before the broadcast resolves.
+    const delivered = total + CLIENTS
+    const sent = performance.now()
     await send(publishers[i % publishers.length] as FastifyInstance, i)
-    await all(total - (total % CLIENTS) + CLIENTS)
+    acks.push(performance.now() - sent)
+    await all(delivered)
   }
-  const sorted = [...latencies].sort((a, b) => a - b)
-  const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number
+  const quantile = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b)
+    return (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number
+  }
+  const q = quantile(latencies)
+  const ack = quantile(acks)
 
   // Throughput: every publisher sends as fast as its broadcasts resolve, 64 in flight each.
   const base = total
@@ -209,7 +223,22 @@ async function run (label: string, publishers: FastifyInstance[], urls: string[]
   const sent = Math.floor(EVENTS / publishers.length) * publishers.length
   await all(base + sent * CLIENTS)
   const seconds = (performance.now() - started) / 1000
-  return { p50: q(0.5), p99: q(0.99), eventsPerSec: (sent * CLIENTS) / seconds }
+  return { p50: q(0.5), p99: q(0.99), eventsPerSec: (sent * CLIENTS) / seconds, ackP50: ack(0.5), ackP99: ack(0.99) }
+}
+
+/** Broadcasts/s one instance's promises resolve at, 64 in flight over 16 sessions, no clients: median of 3 runs of 4096. */
+async function publishRate (app: FastifyInstance): Promise<number> {
+  const rates: number[] = []
+  for (let run = 0; run < 3; run++) {
+    const started = performance.now()
+    for (let i = 0; i < 4096; i += 64) {
+      await Promise.all(Array.from({ length: 64 }, (_, j) => app.sse.broadcastToConversation(`rate${(i + j) % 16}`, 'conversation_token', {
+        participantId: 'p', personaSlug: 'ada', personaName: 'Ada', segment: 's', token: `t${i + j}`
+      })))
+    }
+    rates.push(4096 / ((performance.now() - started) / 1000))
+  }
+  return rates.sort((x, y) => x - y)[1] as number
 }
 
 const redis = await startRedis()
@@ -223,6 +252,7 @@ try {
   const b = await hub({ backplane: redisBackplane({ url: redis.url }) })
   const red = await run('redis', [a.app, b.app], [a.url, b.url])
   const lag = a.app.sse.getStats().backplane.maxLagMs
+  const rate = await publishRate(a.app)
   await Promise.all([a.app.close(), b.app.close()])
 
   let clu: Result | undefined
@@ -235,6 +265,15 @@ try {
     await Promise.all([ca.app.close(), cb.app.close()])
   }
 
+  // The same, each broadcast acknowledged by a replica (WAIT 1 behind the publish script) before it resolves.
+  const replica = await startRedis(redis.url)
+  const wa = await hub({ backplane: redisBackplane({ url: redis.url, waitReplicas: 1 }) })
+  const wb = await hub({ backplane: redisBackplane({ url: redis.url, waitReplicas: 1 }) })
+  const waited = await run('waitReplicas', [wa.app, wb.app], [wa.url, wb.url])
+  const waitedRate = await publishRate(wa.app)
+  await Promise.all([wa.app.close(), wb.app.close()])
+  replica.stop()
+
   const f = (n: number): string => n.toFixed(2).padStart(9)
   const g = (n: number): string => Math.round(n).toLocaleString('en-US').padStart(12)
   console.log(`\n${CLIENTS} SSE clients, ${LATENCY_EVENTS} latency events, ${EVENTS} throughput events, Node ${process.version}, ${(await import('node:os')).cpus().length} CPUs\n`)
@@ -243,6 +282,9 @@ try {
   console.log(`| in-memory, 1 instance                      |      ${f(mem.p50)} |      ${f(mem.p99)} |       ${g(mem.eventsPerSec)} |`)
   console.log(`| Redis, 2 instances (clients split, 2 pubs) |      ${f(red.p50)} |      ${f(red.p99)} |       ${g(red.eventsPerSec)} |`)
   if (clu !== undefined) console.log(`| Cluster (3 masters), 2 instances           |      ${f(clu.p50)} |      ${f(clu.p99)} |       ${g(clu.eventsPerSec)} |`)
+  console.log(`| Redis + 1 replica, waitReplicas: 1         |      ${f(waited.p50)} |      ${f(waited.p99)} |       ${g(waited.eventsPerSec)} |`)
+  console.log(`\nbroadcast call -> promise resolved, p50 / p99 ms: in-memory ${mem.ackP50.toFixed(2)} / ${mem.ackP99.toFixed(2)}, Redis ${red.ackP50.toFixed(2)} / ${red.ackP99.toFixed(2)}, waitReplicas: 1 ${waited.ackP50.toFixed(2)} / ${waited.ackP99.toFixed(2)}`)
+  console.log(`broadcasts/s one instance resolves (64 in flight, no clients): Redis ${g(rate).trim()}, waitReplicas: 1 ${g(waitedRate).trim()}`)
   console.log(`\nRedis backplane max lag (XADD -> arrival at an instance): ${lag} ms${clu === undefined ? '' : `; cluster: ${clusterLag} ms`}`)
 } finally {
   redis.stop()

@@ -10,7 +10,8 @@ import http2 from 'node:http2'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { build } from '../example-server.js'
-import { H2SseStream, SseClient, connect, listen, type Received } from './helper.js'
+import { EventSource } from 'eventsource'
+import { H2SseStream, SseClient, connect, listen, roundRobinProxy, waitFor, type Received } from './helper.js'
 import { redisOrSkip } from './redis-helper.js'
 
 // Three child processes started through npx: more than tap's default 30 s per file on a busy machine.
@@ -455,6 +456,57 @@ t.test('with REDIS_URL, two example-server processes serve one set of sessions',
   t.match(onB.received[0]?.id, /^\d+-\d+$/, 'Redis stream ids')
   const stats = await (await fetch(`${b.url}/api/sse/stats`)).json() as { backplane: { type: string, connected: boolean } }
   t.match(stats.backplane, { type: 'redis', connected: true })
+  process.kill(a.pid, 'SIGTERM')
+  process.kill(b.pid, 'SIGTERM')
+  t.same((await a.exited)[0], 0)
+  t.same((await b.exited)[0], 0)
+})
+
+t.test('with REDIS_URL, a run rides out redis-server killed -9 and restarted 1.5 s later: completed, every client sees every event once', async (t) => {
+  // Persistent (every write fsync'd): the restart is an outage, not a loss of history.
+  const redis = await redisOrSkip(t, true)
+  if (redis === undefined) return
+  const env = { REDIS_URL: redis.url }
+  const [a, b] = await Promise.all([startChild(t, env), startChild(t, env)])
+  const proxy = await roundRobinProxy([a.url, b.url], t)
+  const path = `${base('conversation')}/blip/stream`
+  const direct = new SseClient(`${b.url}${path}`)
+  await direct.connected()
+  // A real eventsource client through the proxy, as a browser behind a load balancer.
+  const viaProxy: Array<{ id: string, event: string, data: string }> = []
+  const es = new EventSource(`${proxy}${path}`)
+  t.teardown(() => { es.close() })
+  const types = ['conversation_started', 'conversation_speaker_changed', 'conversation_token', 'conversation_utterance', 'conversation_context_updated', 'conversation_completed', 'conversation_error', 'resync']
+  for (const type of types) es.addEventListener(type, (e) => { viaProxy.push({ id: e.lastEventId, event: type, data: e.data }) })
+  await new Promise((resolve) => { es.addEventListener('connection_established', resolve, { once: true }) })
+
+  const launch = await fetch(`${a.url}${base('conversation')}/blip/launch`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ turns: 4, tokenDelayMs: 10 })
+  })
+  t.equal(launch.status, 202)
+  await direct.until((c) => c.received.length >= 15, '15 events before the kill')
+  await redis.kill()
+  const killedAt = direct.received.length
+  // The outage's length is the scenario, not a wait for a result.
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  await redis.restart()
+
+  const done = (e: { event?: string }): boolean => e.event === 'conversation_completed'
+  await direct.until((c) => c.received.some(done), 'conversation_completed on the direct client')
+  await waitFor(() => viaProxy.some(done), 'conversation_completed through the proxy', 30_000)
+  const events = direct.received.map((e) => ({ id: e.id as string, event: e.event as string, data: e.data }))
+  t.ok(killedAt < events.length - 1, `the run went on after the restart (${killedAt} of ${events.length} events before the kill)`)
+  t.same(viaProxy, events, 'through the proxy: the same events, in the same order, with the same ids')
+  t.equal(new Set(events.map((e) => e.id)).size, events.length, 'each id once')
+  t.notOk(events.some((e) => e.event === 'resync' || e.event === 'conversation_error'), 'no resync, no error: nothing was lost')
+  const { fromTokens, utterances } = turns(direct.received, 'conversation_token', 'conversation_utterance')
+  t.same(utterances.map((u) => u.turnCount), [1, 2, 3, 4])
+  for (const u of utterances) t.equal(fromTokens.get(u.turnCount), u.content, `turn ${u.turnCount}: no token lost or doubled`)
+  const s = await (await fetch(`${a.url}${base('conversation')}/blip`)).json() as { status: string, lastEventId: string }
+  t.equal(s.status, 'completed')
+  t.equal(s.lastEventId, events.at(-1)?.id)
   process.kill(a.pid, 'SIGTERM')
   process.kill(b.pid, 'SIGTERM')
   t.same((await a.exited)[0], 0)

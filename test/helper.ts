@@ -264,6 +264,37 @@ export async function stalledPeer (url: string, path: string): Promise<net.Socke
 }
 
 /**
+ * A round-robin TCP proxy on a free loopback port, as a load balancer without sticky sessions: each
+ * new connection goes to the next of `upstreams` (base URLs). Closed, with its connections, when the test ends.
+ */
+export async function roundRobinProxy (upstreams: readonly string[], t: { teardown: (fn: () => unknown) => void }): Promise<string> {
+  const ports = upstreams.map((u) => Number(new URL(u).port))
+  const sockets = new Set<net.Socket>()
+  let next = 0
+  const server = net.createServer((client) => {
+    const upstream = net.connect(ports[next++ % ports.length] as number, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => {})
+      s.on('close', () => {
+        sockets.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => {
+    for (const s of sockets) s.destroy()
+    server.close()
+    await once(server, 'close')
+  })
+  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+}
+
+/**
  * Process warnings that come from the test tooling, not from the hub: "no warning" checks look at the rest.
  * Matched exactly, by name, code and message, so that any other warning, from the hub or its dependencies, still fails:
  * - DEP0205 (Node >= 26): tap's loaders (@tapjs/typescript's ts-node, @tapjs/mock, @tapjs/processinfo) install their

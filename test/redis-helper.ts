@@ -35,9 +35,12 @@ export class RedisServer {
   /** Where the append-only file is kept, for a persistent server. */
   readonly #dir: string | undefined
 
-  /** `extra`: more redis-server arguments (a cluster node's). */
-  private constructor (readonly port: number, persistent: boolean, readonly extra: readonly string[]) {
+  /** Further redis-server arguments: `--replicaof`, a cluster node's. */
+  readonly #args: readonly string[]
+
+  private constructor (readonly port: number, persistent: boolean, args: readonly string[] = []) {
     this.#dir = persistent ? mkdtempSync(join(tmpdir(), 'sse-hub-redis-')) : undefined
+    this.#args = args
   }
 
   get url (): string {
@@ -60,12 +63,45 @@ export class RedisServer {
     return server
   }
 
+  /**
+   * Starts a replica of `master` on a free port and waits until its link to the master is up (the
+   * first full sync done), so a write acknowledged by WAIT from then on is on it.
+   */
+  static async replica (master: RedisServer, timeoutMs = 10_000): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), false, ['--replicaof', '127.0.0.1', String(master.port), '--repl-diskless-load', 'on-empty-db'])
+    await server.restart(timeoutMs)
+    await server.synced(timeoutMs)
+    return server
+  }
+
+  /**
+   * Resolves once this replica acknowledges writes: a write on its master is answered by `WAIT 1`. (Right
+   * after a full sync, Redis 7.0 shows the replica online while WAIT does not count it yet, for about a second.)
+   */
+  async synced (timeoutMs = 10_000): Promise<void> {
+    const masterPort = Number(this.#args[this.#args.indexOf('--replicaof') + 2])
+    const r = new Redis(masterPort, '127.0.0.1', { maxRetriesPerRequest: 1 })
+    try {
+      await waitFor(async () => {
+        await r.incr('test:replica-sync')
+        return await r.wait(1, 100) >= 1
+      }, `replica on ${this.port} acknowledging writes`, timeoutMs)
+    } finally {
+      r.disconnect()
+    }
+  }
+
+  /** Stops (SIGSTOP) or continues (SIGCONT) the process: a replica that is stopped acknowledges nothing. */
+  signal (signal: 'SIGSTOP' | 'SIGCONT'): void {
+    this.#proc?.kill(signal)
+  }
+
   /** (Re)starts the server on its port: with empty data, or a persistent server's data. */
   async restart (timeoutMs = 10_000): Promise<void> {
     if (this.#proc !== undefined) throw new Error('redis-server is already running')
     this.#log = ''
     const persistence = this.#dir === undefined ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.#dir]
-    const proc = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'notice', ...this.extra], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(BINARY, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--loglevel', 'notice', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0', ...this.#args], { stdio: ['ignore', 'pipe', 'pipe'] })
     this.#proc = proc
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => { fail(new Error(`redis-server did not start within ${timeoutMs} ms: ${this.#log.slice(-500)}`)) }, timeoutMs)
@@ -173,9 +209,8 @@ export class RedisCluster {
     try {
       for (let i = 0; i < 6; i++) {
         servers.push(await RedisServer.start(10_000, false, (port) => [
-          '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-node-timeout', '1000',
-          // A replica's first sync at once (not after the default 5 s), so a failover can happen soon after the start.
-          '--repl-diskless-sync-delay', '0'
+          '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir, '--cluster-node-timeout', '1000'
+          // Every server's replicas sync at once (`--repl-diskless-sync-delay 0`), so a failover can happen soon after the start.
         ]))
       }
       await run(CLI, ['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '1', '--cluster-yes'])

@@ -50,6 +50,16 @@ export interface RedisBackplaneOptions {
    * broadcast rejects at once with `FST_ERR_SSE_HUB_BROADCAST_FAILED`, so memory stays bounded. Default 1048576 (1 MiB).
    */
   publishRetryBytes?: number
+  /**
+   * Replicas that must acknowledge a broadcast before it resolves: the publish script is followed by
+   * `WAIT waitReplicas waitTimeout` on the same connection. While fewer acknowledge, the broadcast is
+   * re-sent (the script recognises it and only the WAIT is repeated) within `publishRetryMs`; past it,
+   * it rejects with `FST_ERR_SSE_HUB_BROADCAST_FAILED` although the master stored it and its clients
+   * may have received it (docs/redis.md, "Durability"). `0`: no WAIT, Redis' asynchronous replication. Default 0.
+   */
+  waitReplicas?: number
+  /** Milliseconds one `WAIT` waits for `waitReplicas` acknowledgements; below `commandTimeout`. Default 1000. */
+  waitTimeout?: number
   /** More ioredis options for the connections opened from `url` or to `cluster` nodes (password, tls, db, …). */
   redisOptions?: RedisOptions
 }
@@ -57,7 +67,7 @@ export interface RedisBackplaneOptions {
 /** Checked options with their defaults: exactly one of `url`, `cluster` and `client`. */
 export type ResolvedRedisOptions = Required<Omit<RedisBackplaneOptions, 'url' | 'cluster' | 'client'>> & Pick<RedisBackplaneOptions, 'url' | 'cluster' | 'client'>
 
-const DEFAULTS = { keyPrefix: 'sse-hub:', maxLen: 1000, streamTtl: 86_400_000, connectTimeout: 10_000, commandTimeout: 5000, publishRetryMs: 5000, publishRetryBytes: 1_048_576, redisOptions: {} }
+const DEFAULTS = { keyPrefix: 'sse-hub:', maxLen: 1000, streamTtl: 86_400_000, connectTimeout: 10_000, commandTimeout: 5000, publishRetryMs: 5000, publishRetryBytes: 1_048_576, waitReplicas: 0, waitTimeout: 1000, redisOptions: {} }
 
 const positive = (min: number, max: number) => (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
 
@@ -75,6 +85,8 @@ const CHECKS: { readonly [K in keyof RedisBackplaneOptions]-?: [(v: unknown) => 
   commandTimeout: [positive(1, 2 ** 31 - 1), 'must be an integer from 1 to 2147483647'],
   publishRetryMs: [positive(0, 2 ** 31 - 1), 'must be an integer from 0 to 2147483647'],
   publishRetryBytes: [positive(1, Number.MAX_SAFE_INTEGER), 'must be an integer >= 1'],
+  waitReplicas: [positive(0, 1000), 'must be an integer from 0 to 1000'],
+  waitTimeout: [positive(1, 2 ** 31 - 1), 'must be an integer from 1 to 2147483647'],
   redisOptions: [(v) => typeof v === 'object' && v !== null, 'must be an object']
 }
 
@@ -92,6 +104,10 @@ export function resolveRedisOptions (options: RedisBackplaneOptions): ResolvedRe
   }
   if ([resolved.url, resolved.cluster, resolved.client].filter((v) => v !== undefined).length !== 1) {
     throw new FST_ERR_SSE_HUB_INVALID_OPTION('redisBackplane: give exactly one of `url`, `cluster` and `client`')
+  }
+  // A WAIT that outlasts its command timeout would be cut by ioredis before Redis answers it.
+  if ((resolved.waitReplicas as number) > 0 && (resolved.waitTimeout as number) >= (resolved.commandTimeout as number)) {
+    throw new FST_ERR_SSE_HUB_INVALID_OPTION(`redisBackplane 'waitTimeout': must be below commandTimeout (${String(resolved.commandTimeout)} ms)`)
   }
   return resolved as unknown as ResolvedRedisOptions
 }

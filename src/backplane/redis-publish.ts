@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto'
 import { FST_ERR_SSE_HUB_BROADCAST_FAILED, FST_ERR_SSE_HUB_SESSION_CLOSED } from '../errors.js'
 import type { ResolvedRedisOptions } from './redis-options.js'
-import { PUBLISH_SCRIPT, PUBLISH_SHA, producersKey } from './redis-stream.js'
+import { append, appendAndWait, NotReplicatedError, type Append } from './redis-append.js'
+import { producersKey } from './redis-stream.js'
 import type { Commands, Topology } from './redis-topology.js'
 import type { BackplaneStats } from './types.js'
 
@@ -46,7 +47,7 @@ interface Lane {
 
 /**
  * Whether `err` says Redis could not be reached (the connection closed or is not writable, or the
- * command timed out), so the broadcast may be re-sent; a reply from Redis is not.
+ * command timed out) or too few replicas acknowledged, so the broadcast may be re-sent; a reply from Redis is not.
  */
 function unreachable (err: Error): boolean {
   return err.name !== 'ReplyError'
@@ -82,10 +83,12 @@ export class Publisher {
   #timer: NodeJS.Timeout | undefined
   #timerAt = Infinity
   #closed = false
+  readonly #append: Append
 
   constructor (options: ResolvedRedisOptions, stats: BackplaneStats) {
     this.#o = options
     this.#stats = stats
+    this.#append = options.waitReplicas === 0 ? append : appendAndWait(options.waitReplicas, options.waitTimeout)
   }
 
   /** The topology: its command connection, how it announces, how many broadcasts of a session it sends at once (before any `publish`). */
@@ -156,7 +159,7 @@ export class Publisher {
       // The oldest broadcast not settled is the queue's first: the records of those before it can go.
       const ack = (lane.queue[0] as Broadcast).seq
       const args = [lane.key, producersKey(lane.key), this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, this.#announce, b.closing]
-      this.#send(cmd, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
+      this.#append(cmd, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
     }
     this.#forget(lane)
   }
@@ -171,8 +174,9 @@ export class Publisher {
       if (!lane.blocked) {
         lane.blocked = true
         this.#blocked++
-        // A command that timed out can be re-sent at once; after a lost connection, not before it is ready again.
-        lane.readyAt = err.message === 'Command timed out' ? -1 : this.#readies
+        // A command that timed out, or a broadcast stored but not replicated yet, can be re-sent at once;
+        // after a lost connection, not before it is ready again.
+        lane.readyAt = err.message === 'Command timed out' || err instanceof NotReplicatedError ? -1 : this.#readies
       }
     } else {
       this.#remove(lane, b)
@@ -222,14 +226,6 @@ export class Publisher {
       this.#timerAt = Infinity
       for (const lane of this.#lanes.values()) this.#pump(lane)
     }, Math.max(0, at - Date.now())).unref()
-  }
-
-  #send (cmd: Commands, args: ReadonlyArray<string | number>): Promise<string> {
-    return (cmd.evalsha(PUBLISH_SHA, 2, ...args) as Promise<string>).catch((err: Error) => {
-      // The script cache was flushed (SCRIPT FLUSH): send the script itself.
-      if (!err.message.startsWith('NOSCRIPT')) throw err
-      return cmd.eval(PUBLISH_SCRIPT, 2, ...args) as Promise<string>
-    })
   }
 
   #remove (lane: Lane, b: Broadcast): void {
