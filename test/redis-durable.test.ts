@@ -14,7 +14,7 @@ const master = await redisOrSkip(t)
 type Entry = [string, string[]]
 
 async function storedIds (r: Redis, sessionId: string): Promise<string[]> {
-  const entries = await r.xrange(`sse-hub:conversation:${sessionId}`, '-', '+') as Entry[]
+  const entries = await r.xrange(`sse-hub:{conversation:${sessionId}}`, '-', '+') as Entry[]
   return entries.map(([id]) => id)
 }
 
@@ -99,7 +99,7 @@ if (master !== undefined) {
     await onMaster.script('FLUSH')
     const id = await a.app.sse.broadcastToConversation('flushed', 'conversation_token', token('0'))
     t.same(await storedIds(onReplica, 'flushed'), [id], 'sent as the script itself, then WAIT')
-    await onMaster.set('sse-hub:conversation:wrongtype', 'x')
+    await onMaster.set('sse-hub:{conversation:wrongtype}', 'x')
     await t.rejects(a.app.sse.broadcastToConversation('wrongtype', 'conversation_token', token('0')), { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /WRONGTYPE/ })
   })
 }
