@@ -478,6 +478,8 @@ t.test('with REDIS_URL, a run rides out redis-server killed -9 and restarted 1.5
   t.teardown(() => { es.close() })
   const types = ['conversation_started', 'conversation_speaker_changed', 'conversation_token', 'conversation_utterance', 'conversation_context_updated', 'conversation_completed', 'conversation_error', 'resync']
   for (const type of types) es.addEventListener(type, (e) => { viaProxy.push({ id: e.lastEventId, event: type, data: e.data }) })
+  let closedViaProxy = false
+  es.addEventListener('closed', () => { closedViaProxy = true })
   await new Promise((resolve) => { es.addEventListener('connection_established', resolve, { once: true }) })
 
   const launch = await fetch(`${a.url}${base('conversation')}/blip/launch`, {
@@ -494,9 +496,12 @@ t.test('with REDIS_URL, a run rides out redis-server killed -9 and restarted 1.5
   await redis.restart()
 
   const done = (e: { event?: string }): boolean => e.event === 'conversation_completed'
-  await direct.until((c) => c.received.some(done), 'conversation_completed on the direct client')
-  await waitFor(() => viaProxy.some(done), 'conversation_completed through the proxy', 30_000)
-  const events = direct.received.map((e) => ({ id: e.id as string, event: e.event as string, data: e.data }))
+  // The run closes its session: `closed` follows its final event on both.
+  await direct.until((c) => c.received.some((e) => e.event === 'closed'), 'closed on the direct client')
+  await waitFor(() => closedViaProxy, 'closed through the proxy', 30_000)
+  t.equal(direct.received.at(-1)?.event, 'closed', 'closed comes last')
+  const events = direct.received.filter((e) => e.event !== 'closed').map((e) => ({ id: e.id as string, event: e.event as string, data: e.data }))
+  t.ok(events.some(done), 'conversation_completed before it')
   t.ok(killedAt < events.length - 1, `the run went on after the restart (${killedAt} of ${events.length} events before the kill)`)
   t.same(viaProxy, events, 'through the proxy: the same events, in the same order, with the same ids')
   t.equal(new Set(events.map((e) => e.id)).size, events.length, 'each id once')
