@@ -496,7 +496,10 @@ t.test('with REDIS_URL, a run rides out redis-server killed -9 and restarted 1.5
   const done = (e: { event?: string }): boolean => e.event === 'conversation_completed'
   await direct.until((c) => c.received.some(done), 'conversation_completed on the direct client')
   await waitFor(() => viaProxy.some(done), 'conversation_completed through the proxy', 30_000)
-  const events = direct.received.map((e) => ({ id: e.id as string, event: e.event as string, data: e.data }))
+  // The run closes its session with its last event: `closed` (no id) follows it, then the end.
+  await direct.end()
+  t.equal(direct.received.at(-1)?.event, 'closed', 'the run closed its session')
+  const events = direct.received.filter((e) => e.event !== 'closed').map((e) => ({ id: e.id as string, event: e.event as string, data: e.data }))
   t.ok(killedAt < events.length - 1, `the run went on after the restart (${killedAt} of ${events.length} events before the kill)`)
   t.same(viaProxy, events, 'through the proxy: the same events, in the same order, with the same ids')
   t.equal(new Set(events.map((e) => e.id)).size, events.length, 'each id once')
