@@ -1,14 +1,15 @@
 /*
  * The Redis backplane on a real, private Redis Cluster (three masters, three replicas): sessions on
- * every shard through two instances, replay from either, a slot moved while a session is live, and
- * a master killed -9 while broadcasts flow.
+ * every shard through two instances, replay and a snapshot from either, a slot moved while a session
+ * is live, a session closed (also while its slot moves), the WAIT of `waitReplicas` on the session's
+ * master, and a master killed -9 while broadcasts flow (with and without `waitReplicas`).
  */
 import t, { type Test } from 'tap'
 import { Cluster } from 'ioredis'
-import { backplaneFromEnv, redisBackplane } from '../src/index.js'
+import { backplaneFromEnv, FST_ERR_SSE_HUB_SESSION_CLOSED, redisBackplane, type SseHubOptions } from '../src/index.js'
 import { keySlot } from '../src/backplane/redis-cluster.js'
 import { streamKey } from '../src/backplane/redis-stream.js'
-import { buildApp, connect, ids, listen, token, tokens, waitFor, type SseClient } from './helper.js'
+import { buildApp, connect, ids, listen, SseClient, token, tokens, waitFor } from './helper.js'
 import { clusterOrSkip, instance, type RedisCluster, type RedisServer } from './redis-helper.js'
 
 // Starting the cluster and a failover take seconds each.
@@ -28,6 +29,44 @@ async function spread (c: RedisCluster, prefix: string, perShard: number): Promi
     if ([...chosen.values()].filter((x) => x === m).length < perShard) chosen.set(id, m)
   }
   return chosen
+}
+
+/** A conversation id (prefixed `prefix`) whose keys are in `slot`. */
+function inSlot (prefix: string, slot: number): string {
+  for (let i = 0; ; i++) if (slotOf(`${prefix}${i}`) === slot) return `${prefix}${i}`
+}
+
+const done = (sessionId: string): { sessionId: string, turnCount: number } => ({ sessionId, turnCount: 1 })
+
+/** How many WAIT commands `server` has run. */
+async function waits (server: RedisServer): Promise<number> {
+  const r = server.client()
+  try {
+    return Number(/cmdstat_wait:calls=(\d+)/.exec(await r.info('commandstats'))?.[1] ?? 0)
+  } finally {
+    r.disconnect()
+  }
+}
+
+/** How many TRYAGAIN errors `server` has answered. */
+async function tryAgains (server: RedisServer): Promise<number> {
+  const r = server.client()
+  try {
+    return Number(/errorstat_TRYAGAIN:count=(\d+)/.exec(await r.info('errorstats'))?.[1] ?? 0)
+  } finally {
+    r.disconnect()
+  }
+}
+
+/** The tokens of a conversation's stream, read from the master of its slot now. */
+async function stored (c: RedisCluster, sessionId: string): Promise<string[]> {
+  const r = (await c.master(slotOf(sessionId))).client()
+  try {
+    const entries = await r.xrange(streamKey('sse-hub:', 'conversation', sessionId), '-', '+')
+    return entries.map(([, fields]) => (JSON.parse(fields[fields.indexOf('d') + 1] as string) as { token?: string }).token as string)
+  } finally {
+    r.disconnect()
+  }
 }
 
 /** A client's events are in id order, each id once; the tokens between resyncs. */
@@ -114,16 +153,23 @@ if (cluster !== undefined) {
     t.equal(stats.subscriptions, sessions.size)
   })
 
-  t.test('a slot moved (MIGRATING/IMPORTING, MIGRATE, SETSLOT NODE) while its session is live: nothing lost, nothing doubled', async (t) => {
+  t.test('a slot moved (MIGRATING/IMPORTING, MIGRATE, SETSLOT NODE) while its session is live: nothing lost, nothing doubled, also with waitReplicas', async (t) => {
     const a = await instance(t, cluster)
-    const b = await instance(t, cluster)
+    // b's script and WAIT go in one pipeline, whose redirections (ASK, MOVED) ioredis does not follow.
+    const b = await instance(t, cluster, { waitReplicas: 1 })
     const id = 'moving'
     const slot = slotOf(id)
     const clients = [await connect(`${a.url}/conversations/${id}/stream`), await connect(`${b.url}/conversations/${id}/stream`)]
     let i = 0
+    /** Each instance's tokens, in the order it broadcast them. */
+    const sentBy = new Map<typeof a, string[]>([[a, []], [b, []]])
     const send = async (app: typeof a, k: number): Promise<string[]> => {
       const sent: string[] = []
-      for (let j = 0; j < k; j++) sent.push(await app.app.sse.broadcastToConversation(id, 'conversation_token', token(`m${i++}`)))
+      for (let j = 0; j < k; j++) {
+        const text = `m${i++}`
+        ;(sentBy.get(app) as string[]).push(text)
+        sent.push(await app.app.sse.broadcastToConversation(id, 'conversation_token', token(text)))
+      }
       return sent
     }
     await send(a, 5)
@@ -141,18 +187,144 @@ if (cluster !== undefined) {
     await send(a, 5)
     for (const c of clients) await c.receive(i)
     for (const c of clients) {
-      t.same(tokens(c), Array.from({ length: i }, (_, k) => `m${k}`), 'every event, once, in order')
+      // b's broadcasts wait while the slot is half-moved (ASK): a's may pass them, each instance's keep their order.
+      t.same([...tokens(c)].sort(), Array.from({ length: i }, (_, k) => `m${k}`).sort(), 'every event, once')
+      for (const [app, sent] of sentBy) t.same(tokens(c).filter((x) => sent.includes(x)), sent, `${app === a ? 'a' : 'b'}'s in its order`)
+      t.same(tokens(c), tokens(clients[0] as SseClient), 'both clients in one order')
       checkOrder(t, c, 'moved')
     }
     await waitFor(() => a.app.sse.getStats().backplane.catchUps > catchUps, 'a resubscribed on the new master and caught up')
     t.equal(a.app.sse.getStats().backplane.resyncs, 0, 'no resync: nothing was lost')
   })
 
-  t.test('a master killed -9 while broadcasts flow: after the failover every resolved broadcast was delivered once, no rejected one, no gap without a resync', async (t) => {
+  t.test('a session closed through one instance: both instances\' clients get the final event, closed and the end; 204 and SESSION_CLOSED on the other', async (t) => {
+    const a = await instance(t, cluster)
+    const b = await instance(t, cluster)
+    const id = 'closing'
+    const clients = [await connect(`${a.url}/conversations/${id}/stream`), await connect(`${b.url}/conversations/${id}/stream`)]
+    const one = await b.app.sse.broadcastToConversation(id, 'conversation_token', token('one'))
+    const final = await a.app.sse.closeConversation(id, 'conversation_completed', done(id))
+    for (const c of clients) {
+      await c.end()
+      t.same(ids(c), [one, final, undefined], 'the events, the final one, then closed')
+      t.match(c.received[2]?.json, { type: 'closed', sessionId: id, lastEventId: final })
+    }
+    const atEnd = new SseClient(`${b.url}/conversations/${id}/stream`, { 'last-event-id': final })
+    await atEnd.end()
+    t.equal(atEnd.statusCode, 204, 'a reconnect at the end: 204 from the other instance')
+    await t.rejects(b.app.sse.broadcastToConversation(id, 'conversation_token', token('late')), FST_ERR_SSE_HUB_SESSION_CLOSED)
+    await t.rejects(a.app.sse.broadcastToConversation(id, 'conversation_token', token('late')), FST_ERR_SSE_HUB_SESSION_CLOSED)
+    t.equal(await b.app.sse.closeConversation(id), final, 'closing again, from the other instance: the same id')
+    t.same(await stored(cluster, id), ['one', undefined], 'the stream: the event and the final one, nothing refused')
+  })
+
+  t.test('a session closed while its slot migrates: no TRYAGAIN, the close holds on the new master; a fresh session in the slot closes too', async (t) => {
+    const a = await instance(t, cluster)
+    const b = await instance(t, cluster)
+    const id = 'closing-moving'
+    const slot = slotOf(id)
+    const fresh = inSlot('fresh', slot)
+    const clients = [await connect(`${a.url}/conversations/${id}/stream`), await connect(`${b.url}/conversations/${id}/stream`)]
+    const sent = [await a.app.sse.broadcastToConversation(id, 'conversation_token', token('one'))]
+    const from = await cluster.master(slot)
+    const target = (await cluster.masters()).find((m) => m !== from) as RedisServer
+    let final = ''
+    let freshClose: Promise<string> | undefined
+    await cluster.migrate(slot, target, async () => {
+      // Half-moved: the session's keys (both) are still on the old master, which runs the script.
+      const tries = await Promise.all([from, target].map(tryAgains))
+      sent.push(await b.app.sse.broadcastToConversation(id, 'conversation_token', token('two')))
+      final = await a.app.sse.closeConversation(id, 'conversation_completed', done(id))
+      await t.rejects(b.app.sse.broadcastToConversation(id, 'conversation_token', token('late')), FST_ERR_SSE_HUB_SESSION_CLOSED, 'refused while migrating')
+      t.equal(await b.app.sse.closeConversation(id), final, 'closed again while migrating: the same id')
+      t.same(await Promise.all([from, target].map(tryAgains)), tries, 'not one TRYAGAIN for them (the closed marker is a field of a key that exists)')
+      // A session with no keys yet: the old master answers ASK and the new one TRYAGAIN (Redis serves no
+      // multi-key command on keys it lacks in an importing slot), so its close waits in the retry window.
+      const before = await tryAgains(target)
+      freshClose = b.app.sse.closeConversation(fresh)
+      await waitFor(async () => await tryAgains(target) > before, 'the new master answered TRYAGAIN')
+    })
+    t.equal(await cluster.master(slot), target, 'the slot moved')
+    t.equal(await freshClose, '', 'the fresh session\'s close, held while its slot migrated, is stored once it moved')
+    for (const c of clients) {
+      await c.end()
+      t.same(ids(c), [...sent, final, undefined], 'every event, the final one, closed, the end')
+    }
+    for (const app of [a, b]) {
+      const atEnd = new SseClient(`${app.url}/conversations/${id}/stream`, { 'last-event-id': final })
+      await atEnd.end()
+      t.equal(atEnd.statusCode, 204, 'the close moved with the slot: 204')
+      const none = new SseClient(`${app.url}/conversations/${fresh}/stream`)
+      await none.end()
+      t.equal(none.statusCode, 204, 'the fresh session is closed on the new master')
+    }
+    await t.rejects(a.app.sse.broadcastToConversation(id, 'conversation_token', token('later')), FST_ERR_SSE_HUB_SESSION_CLOSED)
+    await t.rejects(a.app.sse.broadcastToConversation(fresh, 'conversation_token', token('later')), FST_ERR_SSE_HUB_SESSION_CLOSED)
+    t.same(await stored(cluster, id), ['one', 'two', undefined], 'the new master has the events, the final one, nothing refused')
+  })
+
+  t.test('a snapshot from either instance: a late joiner on b gets the snapshot, then exactly the events after it', async (t) => {
+    const id = 'snap'
+    /** The application's state, kept beside the broadcasts through a: every token whose broadcast resolved, and its id. */
+    const said: Array<{ text: string, id: string }> = []
+    let a: Awaited<ReturnType<typeof instance>> | undefined
+    const say = async (text: string): Promise<void> => {
+      said.push({ text, id: await (a as NonNullable<typeof a>).app.sse.broadcastToConversation(id, 'conversation_token', token(text)) })
+    }
+    let racing = 0
+    const snapshot: SseHubOptions['snapshot'] = async () => {
+      const state = { state: { tokens: said.map((x) => x.text) }, lastEventId: said.at(-1)?.id ?? '' }
+      // Events broadcast while the hook runs are held for the joiner, not lost, not doubled.
+      await say(`race${racing++}`)
+      return state
+    }
+    a = await instance(t, cluster, {}, { snapshot })
+    const b = await instance(t, cluster, {}, { snapshot })
+    for (let i = 0; i < 5; i++) await say(`t${i}`)
+    for (const url of [b.url, a.url]) {
+      const c = await connect(`${url}/conversations/${id}/stream`)
+      await say('after')
+      await c.until((x) => x.received.some((e) => e.json.token === 'after'), 'the event after the join')
+      const snap = c.received[0]
+      t.equal(snap?.event, 'snapshot', 'the snapshot first')
+      const upTo = (snap?.json.state as { tokens: string[] }).tokens
+      t.equal(snap?.id, said[upTo.length - 1]?.id, 'its id: the newest event it includes')
+      t.same([...upTo, ...tokens(c).slice(1)], said.map((x) => x.text), 'the snapshot, then exactly the events after it')
+      t.same(ids(c).slice(1), said.slice(upTo.length).map((x) => x.id))
+      c.close()
+    }
+  })
+
+  t.test('waitReplicas on a cluster: each WAIT goes to the session\'s master with its script, and the replica has the event when the broadcast resolves', async (t) => {
+    const sessions = await spread(cluster, 'w', 1)
+    const w = await instance(t, cluster, { waitReplicas: 1 })
+    const masters = await cluster.masters()
+    for (const [id, master] of sessions) {
+      const before = await Promise.all(masters.map(waits))
+      const m = master.client()
+      const replication = await m.info('replication').finally(() => m.disconnect())
+      const replica = cluster.servers.find((s) => s.port === Number(/slave0:ip=[^,]+,port=(\d+)/.exec(replication)?.[1]))
+      for (let i = 0; i < 3; i++) {
+        const sent = await w.app.sse.broadcastToConversation(id, 'conversation_token', token(`w${i}`))
+        const r = (replica as RedisServer).client()
+        await r.readonly()
+        const newest = await r.xrevrange(streamKey('sse-hub:', 'conversation', id), '+', '-', 'COUNT', 1).finally(() => r.disconnect())
+        t.equal(newest[0]?.[0], sent, `${id}: on the replica once resolved`)
+      }
+      const after = await Promise.all(masters.map(waits))
+      t.same(after.map((n, k) => n - (before[k] as number)), masters.map((m) => m === master ? 3 : 0), `${id}: 3 WAITs, all on its master`)
+    }
+  })
+
+  t.test('a master killed -9 while broadcasts flow: after the failover every resolved broadcast was delivered once, no rejected one, no gap without a resync; with waitReplicas 1, every resolved one is on the new master', async (t) => {
     const sessions = await spread(cluster, 'f', 1)
-    const a = await instance(t, cluster, { publishRetryMs: 20_000 })
+    // Every event stays in the streams (read at the end).
+    const a = await instance(t, cluster, { publishRetryMs: 20_000, maxLen: 1_000_000 })
     // b holds no more than one broadcast while a master is away: its others reject at once, never sent.
-    const b = await instance(t, cluster, { publishRetryMs: 20_000, publishRetryBytes: 1 })
+    const b = await instance(t, cluster, { publishRetryMs: 20_000, publishRetryBytes: 1, maxLen: 1_000_000 })
+    // c waits for a replica's acknowledgement. The promoted replica has none of its own: c's broadcasts
+    // to that shard then reject once publishRetryMs is over (stored and announced, maybe delivered).
+    const c = await instance(t, cluster, { waitReplicas: 1, publishRetryMs: 2000, maxLen: 1_000_000 })
     const clients = new Map<string, SseClient[]>()
     for (const id of sessions.keys()) {
       clients.set(id, await Promise.all([connect(`${a.url}/conversations/${id}/stream`), connect(`${b.url}/conversations/${id}/stream`)]))
@@ -161,23 +333,32 @@ if (cluster !== undefined) {
     const victim = sessions.get(victimSession) as RedisServer
     const resolved = new Map<string, Set<string>>()
     const rejected = new Map<string, Set<string>>()
+    /** c's broadcasts that resolved before the kill, and those that rejected (not replicated in time: maybe delivered). */
+    const replicatedBeforeKill = new Map<string, Set<string>>()
+    const notReplicated = new Map<string, Set<string>>()
     let stop = false
     let afterKill = 0
     let killed = false
-    const producers = [...sessions.keys()].flatMap((id) => [a, b].map(async (x, which) => {
+    const producers = [...sessions.keys()].flatMap((id) => [a, b, c].map(async (x, which) => {
       for (let i = 0; !stop; i++) {
         const text = `${which}-${i}`
         try {
           await x.app.sse.broadcastToConversation(id, 'conversation_token', token(text))
           ;(resolved.get(id) ?? resolved.set(id, new Set()).get(id) as Set<string>).add(text)
-          if (killed && id === victimSession) afterKill++
+          if (x === c && !killed) (replicatedBeforeKill.get(id) ?? replicatedBeforeKill.set(id, new Set()).get(id) as Set<string>).add(text)
+          if (killed && id === victimSession && x !== c) afterKill++
         } catch {
+          if (x === c) {
+            ;(notReplicated.get(id) ?? notReplicated.set(id, new Set()).get(id) as Set<string>).add(text)
+            await new Promise((resolve) => setImmediate(resolve))
+            continue
+          }
           ;(rejected.get(id) ?? rejected.set(id, new Set()).get(id) as Set<string>).add(text)
           await new Promise((resolve) => setImmediate(resolve)) // a rejection is immediate: let I/O run
         }
       }
     }))
-    await waitFor(() => (resolved.get(victimSession)?.size ?? 0) >= 20, 'broadcasts flow')
+    await waitFor(() => (resolved.get(victimSession)?.size ?? 0) >= 20 && (replicatedBeforeKill.get(victimSession)?.size ?? 0) >= 5, 'broadcasts flow, c\'s too')
     await victim.kill()
     killed = true
     // Broadcasts to the failed shard go on once a replica took over.
@@ -194,18 +375,26 @@ if (cluster !== undefined) {
         t.equal(new Set(got).size, got.length, `${id}: no broadcast twice`)
         t.same(got.filter((x) => rejected.get(id)?.has(x) === true), [], `${id}: no rejected broadcast delivered`)
         if (!tokens(c).includes('RESYNC')) {
-          t.same(got.filter((x) => !want.has(x)), [], `${id}: only resolved broadcasts`)
-          t.equal(got.length, want.size, `${id}: every resolved broadcast, once`)
+          t.same(got.filter((x) => !want.has(x) && notReplicated.get(id)?.has(x) !== true), [], `${id}: only resolved broadcasts (and c's not replicated in time)`)
+          t.equal(got.filter((x) => notReplicated.get(id)?.has(x) !== true).length, want.size, `${id}: every resolved broadcast, once`)
         } else {
           t.comment(`${id}: a resync was announced (writes the old master had not replicated were lost)`)
         }
         // Each producer's own order is kept.
-        for (const w of ['0', '1']) {
+        for (const w of ['0', '1', '2']) {
           const mine = got.filter((x) => x.startsWith(`${w}-`)).map((x) => Number(x.slice(2)))
           t.same(mine, [...mine].sort((x, y) => x - y), `${id}: producer ${w}'s order`)
         }
       }
     }
+    // waitReplicas 1: what resolved was on the replica, now the master: nothing lost, nothing twice.
+    for (const id of sessions.keys()) {
+      const inStream = await stored(cluster, id)
+      const mine = [...resolved.get(id) as Set<string>].filter((x) => x.startsWith('2-'))
+      t.same(mine.filter((x) => inStream.filter((y) => y === x).length !== 1), [], `${id}: each of c's ${mine.length} resolved broadcasts once in the stream on the new master`)
+    }
+    t.ok((replicatedBeforeKill.get(victimSession)?.size ?? 0) >= 5, 'c\'s broadcasts to the failed shard resolved before the kill')
+    t.comment(`c: ${[...notReplicated.values()].reduce((n, x) => n + x.size, 0)} broadcasts not replicated within publishRetryMs after the failover`)
     const refused = [...rejected.values()].flatMap((s) => [...s])
     t.same(refused.filter((x) => x.startsWith('0-')), [], 'a (publishRetryMs 20 s, 1 MiB): no broadcast rejected')
     t.comment(`b: ${refused.length} broadcasts rejected at once while the master was away (publishRetryBytes), none delivered`)

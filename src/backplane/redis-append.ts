@@ -27,12 +27,23 @@ async function withScript<T> (send: (script: 'evalsha' | 'eval', body: string) =
   }
 }
 
+/**
+ * On a Cluster, ioredis follows a redirection of a pipeline only when every command in it got the same
+ * one, and `WAIT` (no key) never does: a MOVED, ASK, TRYAGAIN or CLUSTERDOWN answered to the script is
+ * then a broadcast not stored, to hold and re-send once the slots are read again (as ioredis does for a
+ * single command), not a failure.
+ */
+function redirected (err: Error): Error {
+  return /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /.test(err.message) ? new Error(`the cluster redirected the broadcast (${err.message})`, { cause: err }) : err
+}
+
 /** The publish script alone: acknowledged by the master, replicated asynchronously. */
 export const append: Append = (cmd, args) => withScript((script, body) => cmd[script](body, 2, ...args) as Promise<string>)
 
 /**
  * The publish script, then `WAIT replicas timeout` in the same pipeline: on one connection, and on a
- * Cluster routed by the script's keys to the session's master. Rejects with {@link NotReplicatedError}
+ * Cluster routed by the script's keys to the session's master (the WAIT with it); a redirection is
+ * re-sent after the slots are read again (see {@link redirected}). Rejects with {@link NotReplicatedError}
  * when fewer replicas acknowledge in time. One WAIT per broadcast: perf note 41.
  */
 export function appendAndWait (replicas: number, timeout: number): Append {
@@ -40,7 +51,7 @@ export function appendAndWait (replicas: number, timeout: number): Append {
     const [id, acks] = await withScript(async (script, body) => {
       const replies = await cmd.pipeline()[script](body, 2, ...args).wait(replicas, timeout).exec() as Array<[Error | null, unknown]>
       const failed = replies.find(([err]) => err !== null)
-      if (failed !== undefined) throw failed[0] as Error
+      if (failed !== undefined) throw redirected(failed[0] as Error)
       return replies.map(([, reply]) => reply) as [string, number]
     })
     if (acks < replicas) throw new NotReplicatedError(`the master stored and announced it as ${id}, but ${acks} of ${replicas} replicas acknowledged it within waitTimeout (${timeout} ms)`)

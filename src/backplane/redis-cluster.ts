@@ -105,6 +105,19 @@ export class ClusterTopology implements Topology {
   async subscribe (channel: string): Promise<void> {
     // Known once connected: ioredis keeps the last master it learned of every slot.
     const owner = (this.cmd.slots[keySlot(channel)] as string[])[0] as string
+    try {
+      await this.#subscribeAt(owner, channel)
+    } catch (err) {
+      // The slot moved since ioredis last learned of it (it learns only from a command to that slot, or
+      // a refresh): subscribe where the MOVED reply says it is now, and read the slots again.
+      const moved = /^MOVED \d+ (\S+)$/.exec((err as Error).message)
+      if (moved === null) throw err
+      void this.refresh()
+      await this.#subscribeAt(moved[1] as string, channel)
+    }
+  }
+
+  async #subscribeAt (owner: string, channel: string): Promise<void> {
     const shard = this.#shard(owner)
     await shard.ready
     await shard.conn.ssubscribe(channel)

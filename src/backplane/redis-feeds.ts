@@ -8,6 +8,9 @@ import { CLOSED_FIELD, CLOSED_NOTICE, compareStreamIds, isStreamId, producersKey
 import type { Topology } from './redis-topology.js'
 import type { BackplaneEvent, BackplaneSink, BackplaneStats } from './types.js'
 
+/** A catch-up read: the id it read from, what followed it, the newest entry, the closed marker. */
+type Reread = [string, Entry[], Entry[], string | null]
+
 interface Feed {
   readonly kind: string
   readonly sessionId: string
@@ -170,7 +173,7 @@ export class Feeds {
         const replies = await Promise.all(feeds.map((f) => this.#reread(topology, f)))
         let behind = false
         feeds.forEach((f, i) => {
-          const reply = replies[i] as Error | [Entry[], Entry[], string | null]
+          const reply = replies[i] as Error | Reread
           // One unsubscribed while reading is skipped: its clients are gone.
           if (this.#feeds.get(f.key) !== f) return
           if (reply instanceof Error) {
@@ -179,7 +182,7 @@ export class Feeds {
             this.#onError(reply)
             behind = true
           } else {
-            this.#catchUp(f, reply[0], reply[1], reply[2])
+            this.#catchUp(f, ...reply)
           }
         })
         if (behind) throw new Error('some sessions could not be caught up')
@@ -194,11 +197,14 @@ export class Feeds {
   }
 
   /** Subscribes to a feed again, then reads what it missed, its newest entry and its closed marker; an error is answered, not thrown. */
-  async #reread (topology: Topology, f: Feed): Promise<Error | [Entry[], Entry[], string | null]> {
+  async #reread (topology: Topology, f: Feed): Promise<Error | Reread> {
     try {
       await topology.subscribe(f.key)
+      // The id read from: a join's first read (#follow) may move lastId on while this read is under way.
+      const from = f.lastId
       return await Promise.all([
-        topology.cmd.xrange(f.key, f.lastId, '+') as Promise<Entry[]>,
+        from,
+        topology.cmd.xrange(f.key, from, '+') as Promise<Entry[]>,
         topology.cmd.xrevrange(f.key, '+', '-', 'COUNT', 1) as Promise<Entry[]>,
         // A close whose notice was missed while the subscriber was away.
         topology.cmd.hget(producersKey(f.key), CLOSED_FIELD)
@@ -208,10 +214,10 @@ export class Feeds {
     }
   }
 
-  #catchUp (feed: Feed, entries: Entry[], newest: Entry[], closed: string | null | undefined): void {
+  #catchUp (feed: Feed, from: string, entries: Entry[], newest: Entry[], closed: string | null | undefined): void {
     let events = feed.queue as BackplaneEvent[]
     feed.queue = undefined
-    if (feed.lastId === '0-0' || entries[0]?.[0] === feed.lastId) {
+    if (from === '0-0' || entries[0]?.[0] === from) {
       this.#stats.catchUps++
       // What was missed, then what was held; #emit drops what was delivered already (lastId itself included).
       events = entries.map(toEvent).concat(events)
