@@ -56,6 +56,10 @@ export class SnapshotWelcome implements Welcome {
       drop(this.log, s, instead)
       throw err
     }
+    if (snap !== undefined && !isSnapshot(snap)) {
+      drop(this.log, s, instead)
+      throw new FST_ERR_SSE_HUB_INVALID_PAYLOAD('snapshot: the hook must answer undefined or { state, lastEventId } with lastEventId a string')
+    }
     if (snap === undefined) return instead instanceof Replay ? instead : await hold(s, this.log.replay(s, undefined), instead)
     // The log's read takes the place (a join of its own) before the one held here is given up.
     const reading = hold(s, this.log.replay(s, snap.lastEventId === '' ? FROM_START : snap.lastEventId))
@@ -74,6 +78,11 @@ export class SnapshotWelcome implements Welcome {
     }
     return new Replay('snapshot', [frame, ...after.frames], after.events, after.covered, after.join)
   }
+}
+
+/** Whether the hook's answer (not undefined) is a snapshot: an object whose `lastEventId` is a string. */
+function isSnapshot (snap: unknown): snap is SessionSnapshot {
+  return typeof snap === 'object' && snap !== null && typeof (snap as { lastEventId?: unknown }).lastEventId === 'string'
 }
 
 /**
