@@ -78,7 +78,7 @@ class RedisBackplane implements Backplane {
 
   readonly #events: TopologyEvents = {
     error: this.#onError,
-    closed: () => { if (this.#started && !this.#closed) this.#stats.errors++ },
+    disconnected: () => { if (this.#started && !this.#closed) this.#stats.errors++ },
     ready: () => {
       if (this.#started) this.#stats.reconnects++
       this.#feeds.recover()
