@@ -403,3 +403,29 @@ t.test('regression: a join that reads the closed marker leaves the close to the 
   t.equal(early.received[1]?.event, 'closed')
   t.equal(late.received[2]?.event, 'closed')
 })
+
+t.test('regression: a late joiner whose snapshot hook runs while the session\'s only client leaves is attached to the session held', async (t) => {
+  // Found on review: the joiner held no place while its hook ran, and with a backplane (nothing retained
+  // here) the session was forgotten as soon as its other client left: the joiner got no live events.
+  let release: (() => void) | undefined
+  let calls = 0
+  const snapshot = async (): Promise<{ state: unknown, lastEventId: string } | undefined> => {
+    if (calls++ === 0) return undefined
+    await new Promise<void>((resolve) => { release = resolve })
+    return { state: {}, lastEventId: '' }
+  }
+  const { app, url, bp } = await setup(t, { heartbeatInterval: 0, snapshot })
+  const first = await connect(`${url}/conversations/s/stream`)
+  const late = new SseClient(`${url}/conversations/s/stream`)
+  await waitFor(() => release !== undefined, 'the second hook running')
+  first.close()
+  await waitFor(() => app.sse.getStats().conversations.clients === 0, 'the first client gone')
+  ;(release as () => void)()
+  await late.connected()
+  t.equal(app.sse.getConversationClientCount('s'), 1, 'the joiner is a client of the session held')
+  await publish(app, bp, 1)
+  bp.deliver('s', 1)
+  await late.receive(2)
+  t.same(late.received.map((e) => e.event), ['snapshot', 'conversation_token'])
+  late.close()
+})

@@ -8,8 +8,9 @@ import t from 'tap'
 import { backplaneFromEnv, type Backplane } from '../../src/index.js'
 
 t.test('REDIS_CLUSTER_NODES entries must be host:port', async (t) => {
-  for (const [nodes, entry] of [['10.0.0.1', '10.0.0.1'], ['7000', '7000'], ['10.0.0.1:7000, redis-b', ' redis-b'], [':7000', ':7000'], ['10.0.0.1:', '10.0.0.1:'], ['10.0.0.1:70x', '10.0.0.1:70x']]) {
-    t.throws(() => backplaneFromEnv({ REDIS_CLUSTER_NODES: nodes }), { code: 'FST_ERR_SSE_HUB_INVALID_OPTION', message: `REDIS_CLUSTER_NODES: '${entry as string}' is not host:port` }, nodes)
+  const bad: Array<[string, string]> = [['10.0.0.1', '10.0.0.1'], ['7000', '7000'], ['10.0.0.1:7000, redis-b', ' redis-b'], [':7000', ':7000'], ['10.0.0.1:', '10.0.0.1:'], ['10.0.0.1:70x', '10.0.0.1:70x']]
+  for (const [nodes, entry] of bad) {
+    t.throws(() => backplaneFromEnv({ REDIS_CLUSTER_NODES: nodes }), { code: 'FST_ERR_SSE_HUB_INVALID_OPTION', message: `REDIS_CLUSTER_NODES: '${entry}' is not host:port` }, nodes)
   }
   t.equal((backplaneFromEnv({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001' }) as Backplane).type, 'redis', 'host:port entries, spaces around them ignored')
 })

@@ -4,10 +4,11 @@
  * session was forgotten, and the joiner was then attached to a session no longer held: no live events,
  * no heartbeats, and `app.close()` never ended it. The joiner now holds its place from the start.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
 import { SseClient, buildApp, connect, listen, token, waitFor } from '../helper.js'
 
-async function setup (t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<{ app: Awaited<ReturnType<typeof buildApp>>, a: SseClient, b: SseClient, release: () => void }> {
+async function setup (t: Test): Promise<{ app: FastifyInstance, a: SseClient, b: SseClient, release: () => void }> {
   let release: (() => void) | undefined
   let calls = 0
   const app = await buildApp({

@@ -25,7 +25,7 @@ for (const [what, answer] of answers) {
         { logger: { level: 'error', stream: { write (line: string) { logs.push(JSON.parse(line)) } } } }
       )
       const url = await listen(app, t)
-      for (const headers of [{}, { 'last-event-id': 'unknown' }]) {
+      for (const headers of [{}, { 'last-event-id': 'unknown' }] as Array<Record<string, string>>) {
         const c = new SseClient(`${url}/conversations/s/stream`, headers)
         t.match(await c.errorBody(), { statusCode: 500, code: 'FST_ERR_SSE_HUB_INVALID_PAYLOAD', message: /snapshot/ })
         t.match(c.headers['content-type'], /application\/json/, 'not an event stream')
