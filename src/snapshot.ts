@@ -90,16 +90,15 @@ function isSnapshot (snap: unknown): snap is SessionSnapshot {
  * and the frames sent meanwhile must follow its replay.
  */
 function hold (s: Session, replay: Replay | Promise<Replay>, place?: Join): Replay | Promise<Replay> {
-  if (!(replay instanceof Replay)) {
-    // An asynchronous read holds a join of its own from its first step.
-    if (place !== undefined) s.joins.delete(place)
-    return replay
+  let held = replay
+  if (replay instanceof Replay && replay.join === undefined) {
+    const join = new Join()
+    s.joins.add(join)
+    held = new Replay(replay.outcome, [...replay.frames], replay.events, replay.covered, join, replay.reason)
   }
-  if (replay.join !== undefined) return replay
-  const join = new Join()
-  s.joins.add(join)
+  // The answer holds the client's place now (an asynchronous read, a join of its own from its first step).
   if (place !== undefined) s.joins.delete(place)
-  return new Replay(replay.outcome, [...replay.frames], replay.events, replay.covered, join, replay.reason)
+  return held
 }
 
 /** A client's place in `s` while nothing else holds it (a hook runs): it counts in `s.streams`. */
