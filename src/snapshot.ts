@@ -36,7 +36,7 @@ export class SnapshotWelcome implements Welcome {
 
   replay (s: Session, request: FastifyRequest): Replay | Promise<Replay> {
     const lastEventId = readLastEventId(request)
-    if (lastEventId === undefined) return this.#snapshot(s, request, 'join', undefined)
+    if (lastEventId === undefined) return this.#snapshot(s, request, 'join', place(s))
     const replay = this.log.replay(s, lastEventId)
     if (replay instanceof Replay) return replay.outcome === 'resync' ? this.#snapshot(s, request, replay.reason as ResyncReason, hold(s, replay) as Replay) : replay
     return replay.then((r) => r.outcome === 'resync' ? this.#snapshot(s, request, r.reason as ResyncReason, r) : r)
@@ -44,10 +44,11 @@ export class SnapshotWelcome implements Welcome {
 
   /**
    * Asks the hook, then reads the events after its id: every event the state does not include is in the read,
-   * or came later and is held by the read's join. `instead` is the answer without a snapshot (undefined: the
-   * log's answer to no `Last-Event-ID`); its join holds meanwhile, and is ended when it is not used.
+   * or came later and is held by the read's join. `instead` is the answer without a snapshot, or (a {@link Join})
+   * the client's place while the hook runs, and then the log's answer to no `Last-Event-ID`; either holds the
+   * session meanwhile, so it is not forgotten if its other clients leave, and is ended when it is not used.
    */
-  async #snapshot (s: Session, request: FastifyRequest, reason: 'join' | ResyncReason, instead: Replay | undefined): Promise<Replay> {
+  async #snapshot (s: Session, request: FastifyRequest, reason: 'join' | ResyncReason, instead: Replay | Join): Promise<Replay> {
     let snap: SessionSnapshot | undefined
     try {
       snap = await this.hook(s.kind as SessionKind, s.id, request)
@@ -55,9 +56,15 @@ export class SnapshotWelcome implements Welcome {
       drop(this.log, s, instead)
       throw err
     }
-    if (snap === undefined) return instead ?? await hold(s, this.log.replay(s, undefined))
+    if (snap !== undefined && !isSnapshot(snap)) {
+      drop(this.log, s, instead)
+      throw new FST_ERR_SSE_HUB_INVALID_PAYLOAD('snapshot: the hook must answer undefined or { state, lastEventId } with lastEventId a string')
+    }
+    if (snap === undefined) return instead instanceof Replay ? instead : await hold(s, this.log.replay(s, undefined), instead)
+    // The log's read takes the place (a join of its own) before the one held here is given up.
+    const reading = hold(s, this.log.replay(s, snap.lastEventId === '' ? FROM_START : snap.lastEventId))
     drop(this.log, s, instead)
-    const after = await hold(s, this.log.replay(s, snap.lastEventId === '' ? FROM_START : snap.lastEventId))
+    const after = await reading
     if (after.outcome === 'resync') {
       this.logger.warn({ kind: s.kind, sessionId: s.id, snapshotLastEventId: snap.lastEventId }, 'sse snapshot older than the history: resync instead')
       return after
@@ -73,20 +80,40 @@ export class SnapshotWelcome implements Welcome {
   }
 }
 
+/** Whether the hook's answer (not undefined) is a snapshot: an object whose `lastEventId` is a string. */
+function isSnapshot (snap: unknown): snap is SessionSnapshot {
+  return typeof snap === 'object' && snap !== null && typeof (snap as { lastEventId?: unknown }).lastEventId === 'string'
+}
+
 /**
  * A replay, with a join of its own when it was answered at once: this client is attached a few turns later,
  * and the frames sent meanwhile must follow its replay.
  */
-function hold (s: Session, replay: Replay | Promise<Replay>): Replay | Promise<Replay> {
-  if (!(replay instanceof Replay) || replay.join !== undefined) return replay
-  const join = new Join()
-  s.joins.add(join)
-  return new Replay(replay.outcome, [...replay.frames], replay.events, replay.covered, join, replay.reason)
+function hold (s: Session, replay: Replay | Promise<Replay>, place?: Join): Replay | Promise<Replay> {
+  let held = replay
+  if (replay instanceof Replay && replay.join === undefined) {
+    const join = new Join()
+    s.joins.add(join)
+    held = new Replay(replay.outcome, [...replay.frames], replay.events, replay.covered, join, replay.reason)
+  }
+  // The answer holds the client's place now (an asynchronous read, a join of its own from its first step).
+  if (place !== undefined) s.joins.delete(place)
+  return held
 }
 
-/** Gives up an answer not used: its held frames and the session's feed it holds. */
-function drop (log: EventLog, s: Session, replay: Replay | undefined): void {
-  if (replay === undefined) return
-  replay.endJoin(s)
+/** A client's place in `s` while nothing else holds it (a hook runs): it counts in `s.streams`. */
+function place (s: Session): Join {
+  const join = new Join()
+  s.joins.add(join)
+  return join
+}
+
+/** Gives up an answer not used (its held frames and the session's feed it holds), or a place. */
+function drop (log: EventLog, s: Session, instead: Replay | Join): void {
+  if (instead instanceof Join) {
+    s.joins.delete(instead)
+    return
+  }
+  instead.endJoin(s)
   log.release(s)
 }

@@ -36,6 +36,10 @@ class ScriptedBackplane implements Backplane {
   readGate: Gate | undefined
   failSubscribe = false
   failRead = false
+  /** Read the log before waiting at `readGate`, as an XRANGE answered before a later close would be. */
+  readFirst = false
+  /** The closed marker `closedSession` answers (set by a test that closes the session in the log). */
+  closedMarker: string | undefined
   readonly calls: string[] = []
   #n = 0
 
@@ -68,17 +72,26 @@ class ScriptedBackplane implements Backplane {
     this.refs.set(sessionId, (this.refs.get(sessionId) as number) - 1)
   }
 
-  async read (kind: SessionKind, sessionId: string, afterId: string): Promise<BackplaneRead> {
-    await this.readGate?.promise
+  async read (kind: SessionKind, sessionId: string, afterId: string | undefined): Promise<BackplaneRead> {
+    this.calls.push(`read ${sessionId}`)
+    const log = [...this.log]
+    if (!this.readFirst) await this.readGate?.promise
+    const answer = this.#answer(this.readFirst ? log : this.log, afterId)
+    if (this.readFirst) await this.readGate?.promise
     if (this.failRead) throw new FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE('scripted')
-    const at = this.log.findIndex((e) => e.id === afterId)
-    if (at < 0) return { found: false, reason: 'unknown_event_id', newestId: this.log[this.log.length - 1]?.id ?? '' }
-    return { found: true, events: this.log.slice(at + 1) }
+    return answer
+  }
+
+  #answer (log: BackplaneEvent[], afterId: string | undefined): BackplaneRead {
+    if (afterId === undefined) return { found: true, events: log }
+    const at = log.findIndex((e) => e.id === afterId)
+    if (at < 0) return { found: false, reason: 'unknown_event_id', newestId: log[log.length - 1]?.id ?? '' }
+    return { found: true, events: log.slice(at + 1) }
   }
 
   compareIds (a: string, b: string): number { return compareStreamIds(a, b) }
   async closeSession (): Promise<string> { throw new Error('not scripted') }
-  async closedSession (): Promise<string | undefined> { return undefined }
+  async closedSession (): Promise<string | undefined> { return this.closedMarker }
 
   stats (): BackplaneStats {
     return { type: this.type, connected: true, subscriptions: 0, published: 0, publishFailures: 0, received: 0, lagMs: 0, maxLagMs: 0, errors: 0, reconnects: 0, catchUps: 0, resyncs: 0 }
@@ -361,4 +374,58 @@ t.test('a stream ended mid-round gets a queued resync once, whether or not the r
   await Promise.all([clients[0]!.end(), clients[2]!.end(), clients[1]!.receive(1)])
   for (const c of clients) t.same(tokens(c), ['RESYNC'])
   clients[1]!.close()
+})
+
+t.test('regression: a join that reads the closed marker leaves the close to the notice while another join may miss the final event', async (t) => {
+  // Found on review: the second join closed the session here because it had no clients, ignoring the first
+  // join, whose read ran before the close: that client got `closed` (or 204) without the final event.
+  const { app, url, bp } = await setup(t, { heartbeatInterval: 0 })
+  await publish(app, bp, 1)
+  bp.readGate = new Gate()
+  bp.readFirst = true
+  const early = new SseClient(`${url}/conversations/s/stream`, { 'last-event-id': '1-0' })
+  await waitFor(() => bp.calls.includes('read s'), 'the first join read the log')
+  // The session closes in the log with a final event; its notice has not reached this process yet.
+  await publish(app, bp, 1)
+  bp.closedMarker = '2-0'
+  const late = new SseClient(`${url}/conversations/s/stream`)
+  await waitFor(() => bp.calls.filter((c) => c === 'read s').length === 2, 'the second join read the marker and the log')
+  bp.readGate.open()
+  await early.connected()
+  await late.connected()
+  // What the backplane delivers after the close script: the final event, then the notice.
+  bp.deliver('s', 2)
+  bp.sink.closed('conversation', 's', '2-0')
+  await early.end()
+  await late.end()
+  t.same(early.received.map((e) => e.id), ['2-0', undefined], 'the first client: the final event, then closed')
+  t.same(late.received.map((e) => e.id), ['1-0', '2-0', undefined], 'the second: the whole session once, then closed')
+  t.equal(early.received[1]?.event, 'closed')
+  t.equal(late.received[2]?.event, 'closed')
+})
+
+t.test('regression: a late joiner whose snapshot hook runs while the session\'s only client leaves is attached to the session held', async (t) => {
+  // Found on review: the joiner held no place while its hook ran, and with a backplane (nothing retained
+  // here) the session was forgotten as soon as its other client left: the joiner got no live events.
+  let release: (() => void) | undefined
+  let calls = 0
+  const snapshot = async (): Promise<{ state: unknown, lastEventId: string } | undefined> => {
+    if (calls++ === 0) return undefined
+    await new Promise<void>((resolve) => { release = resolve })
+    return { state: {}, lastEventId: '' }
+  }
+  const { app, url, bp } = await setup(t, { heartbeatInterval: 0, snapshot })
+  const first = await connect(`${url}/conversations/s/stream`)
+  const late = new SseClient(`${url}/conversations/s/stream`)
+  await waitFor(() => release !== undefined, 'the second hook running')
+  first.close()
+  await waitFor(() => app.sse.getStats().conversations.clients === 0, 'the first client gone')
+  ;(release as () => void)()
+  await late.connected()
+  t.equal(app.sse.getConversationClientCount('s'), 1, 'the joiner is a client of the session held')
+  await publish(app, bp, 1)
+  bp.deliver('s', 1)
+  await late.receive(2)
+  t.same(late.received.map((e) => e.event), ['snapshot', 'conversation_token'])
+  late.close()
 })

@@ -74,7 +74,7 @@ export class ClusterTopology implements Topology {
     this.cmd.on('error', e.error)
     this.cmd.on('node error', e.error)
     this.cmd.on('ready', e.ready)
-    this.cmd.on('close', e.closed)
+    this.cmd.on('close', e.disconnected)
     this.cmd.on('ready', this.#onCmdReady)
     await connect(this.cmd)
     await this.#loadScript()
@@ -149,7 +149,7 @@ export class ClusterTopology implements Topology {
       this.#shards.delete(owner)
       for (const [channel, c] of this.#where) if (c === conn) this.#where.delete(channel)
       if (this.#closed) return
-      e.closed()
+      e.disconnected()
       this.#onLost()
     })
     return shard
@@ -173,7 +173,7 @@ export class ClusterTopology implements Topology {
       this.cmd.removeListener('error', e.error)
       this.cmd.removeListener('node error', e.error)
       this.cmd.removeListener('ready', e.ready)
-      this.cmd.removeListener('close', e.closed)
+      this.cmd.removeListener('close', e.disconnected)
       this.cmd.removeListener('ready', this.#onCmdReady)
     }
   }

@@ -20,7 +20,8 @@ import type { BackplaneEvent } from './types.js'
  * ARGV[11] is '' for a broadcast; for a close, the closed TTL in ms ('-1': none): the final event (when
  * the type is not '') is appended, then the hash's {@link CLOSED_FIELD} set to its id (else the newest id, ''
  * when none), the TTL applied to both keys, and `closed\n<id>` announced after the event. A broadcast to a
- * closed session is refused (SSE_HUB_SESSION_CLOSED); a close of one answers its id again. The marker is a
+ * closed session is refused (SSE_HUB_SESSION_CLOSED); a close of one answers its id again. A closed session's
+ * keys keep the closed TTL: a re-sent broadcast or close (already stored) does not apply the ttl again. The marker is a
  * field of the producers hash, not a key of its own: a key that never exists would make every call of the
  * script answer TRYAGAIN while its slot migrates between Cluster nodes (a multi-key command whose keys are
  * not all on one side).
@@ -60,11 +61,12 @@ if not id then
   if seq > high then high = seq end
 end
 redis.call('HSET', KEYS[2], p, low .. ' ' .. high)
-if ARGV[2] ~= '0' then
+local ended = redis.call('HGET', KEYS[2], 'closed')
+if ARGV[2] ~= '0' and not ended then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
-if closing and not redis.call('HGET', KEYS[2], 'closed') then
+if closing and not ended then
   redis.call('HSET', KEYS[2], 'closed', id)
   if ARGV[11] == '-1' then
     redis.call('PERSIST', KEYS[1])

@@ -14,8 +14,8 @@ export type Commands = Redis | Cluster
 /** What a topology tells the backplane. */
 export interface TopologyEvents {
   error (err: Error): void
-  /** A connection closed. */
-  closed (): void
+  /** A connection to Redis was lost (not a session's close: that is the backplane sink's `closed`). */
+  disconnected (): void
   /** A connection is ready (again): catch up if subscriptions were lost. */
   ready (): void
   /** The command side may reach Redis again: send the broadcasts that wait. */
@@ -92,7 +92,7 @@ export class ServerTopology implements Topology {
     for (const conn of [this.cmd, this.#sub]) {
       conn.on('error', e.error)
       conn.on('ready', e.ready)
-      conn.on('close', e.closed)
+      conn.on('close', e.disconnected)
     }
     this.cmd.on('ready', this.#onCmdReady)
     this.#sub.on('close', e.lost)
@@ -131,7 +131,7 @@ export class ServerTopology implements Topology {
       // Not ours to close: only take our listeners back.
       this.cmd.removeListener('error', e.error)
       this.cmd.removeListener('ready', e.ready)
-      this.cmd.removeListener('close', e.closed)
+      this.cmd.removeListener('close', e.disconnected)
       this.cmd.removeListener('ready', this.#onCmdReady)
     }
   }

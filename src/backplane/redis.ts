@@ -35,7 +35,7 @@ export function redisBackplane (options: RedisBackplaneOptions): Backplane {
 
 /**
  * The backplane for an environment: a Redis Cluster when `REDIS_CLUSTER_NODES` is set
- * (`host:port,host:port,…`, some of its nodes), Redis when `REDIS_URL` is set, else `'memory'`
+ * (`host:port,host:port,…`, some of its nodes; an entry without its port is refused), Redis when `REDIS_URL` is set, else `'memory'`
  * (both set: `FST_ERR_SSE_HUB_INVALID_OPTION`). `fastify.register(sseHub, { backplane: backplaneFromEnv() })`.
  */
 export function backplaneFromEnv (env: Record<string, string | undefined> = process.env): Backplane | 'memory' {
@@ -43,14 +43,19 @@ export function backplaneFromEnv (env: Record<string, string | undefined> = proc
   const nodes = env.REDIS_CLUSTER_NODES ?? ''
   if (url !== '' && nodes !== '') throw new FST_ERR_SSE_HUB_INVALID_OPTION('set one of REDIS_URL and REDIS_CLUSTER_NODES, not both')
   if (nodes !== '') {
-    return redisBackplane({
-      cluster: nodes.split(',').map((node) => {
-        const at = node.lastIndexOf(':')
-        return { host: node.slice(0, at).trim(), port: Number(node.slice(at + 1)) }
-      })
-    })
+    return redisBackplane({ cluster: nodes.split(',').map(clusterNode) })
   }
   return url === '' ? 'memory' : redisBackplane({ url })
+}
+
+/** One `REDIS_CLUSTER_NODES` entry: `host:port`, the port always given (no default guessed for a host alone). */
+function clusterNode (entry: string): RedisClusterNode {
+  const node = entry.trim()
+  const at = node.lastIndexOf(':')
+  const host = node.slice(0, Math.max(at, 0)).trim()
+  const port = node.slice(at + 1).trim()
+  if (at < 0 || host === '' || !/^\d+$/.test(port)) throw new FST_ERR_SSE_HUB_INVALID_OPTION(`REDIS_CLUSTER_NODES: '${entry}' is not host:port`)
+  return { host, port: Number(port) }
 }
 
 class RedisBackplane implements Backplane {
@@ -78,7 +83,7 @@ class RedisBackplane implements Backplane {
 
   readonly #events: TopologyEvents = {
     error: this.#onError,
-    closed: () => { if (this.#started && !this.#closed) this.#stats.errors++ },
+    disconnected: () => { if (this.#started && !this.#closed) this.#stats.errors++ },
     ready: () => {
       if (this.#started) this.#stats.reconnects++
       this.#feeds.recover()

@@ -43,6 +43,8 @@ export const UNTIMED_BACKPLANE: BackplaneTimer = Object.freeze({ publishing: () 
 
 export class BackplaneLog implements EventLog {
   readonly #kinds = new Map<string, Sessions>()
+  /** Joins that found no closed marker: if the session closed after, their read may lack the final event. */
+  readonly #unaware = new WeakSet<Join>()
 
   constructor (
     private readonly backplane: Backplane,
@@ -116,9 +118,11 @@ export class BackplaneLog implements EventLog {
         // Redis unreachable: a session followed here already (the only kind a live-only client can join
         // then) learns of its close from that notice; a replay fails below anyway.
         const closed = await this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
-        // With clients here, this process followed the session when it closed: its notice is on the way,
-        // after the final event, and ends them all (this one too); closing now could end them before that event.
-        if (closed !== undefined && s.clients.size === 0) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
+        // With clients here, or joins that found no marker, this process followed the session when it closed:
+        // its notice is on the way, after the final event, and ends them all (this one too); closing now could
+        // end them before that event.
+        if (closed === undefined) this.#unaware.add(join)
+        else if (s.clients.size === 0 && !this.#followed(s)) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
         // A closed session's new client gets the retained history from its start.
         const after = lastEventId ?? (closed === undefined && s.closed === undefined ? undefined : FROM_START)
         if (after !== undefined) read = await this.#read(s, after)
@@ -135,6 +139,12 @@ export class BackplaneLog implements EventLog {
     const covered = coveredId === undefined ? undefined : (id: string): boolean => backplane.compareIds(id, coveredId) <= 0
     if (read === undefined) return new Replay('none', [], 0, covered, join)
     return new Replay(read.replay.outcome, read.replay.frames, read.replay.events, covered, join, read.replay.reason)
+  }
+
+  /** Whether a join of `s` in flight found no closed marker (it subscribed before any close since). */
+  #followed (s: Session): boolean {
+    for (const join of s.joins) if (this.#unaware.has(join)) return true
+    return false
   }
 
   /** The replay after `lastEventId`, or a `resync`; no more than `historySize` events or `historyBytes` bytes, as in memory. */

@@ -36,6 +36,14 @@ export class MemoryLog implements EventLog {
   }
 
   append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string> {
+    return this.#append(sessions, sessionId, type, json, true).sent
+  }
+
+  /**
+   * Appends; a session without streams is settled when `settle` (a close keeps it). `id` is the event's,
+   * `sent` resolves with it once every client has it.
+   */
+  #append (sessions: Sessions, sessionId: string, type: string, json: string, settle: boolean): { s: Session, id: string, sent: Promise<string> } {
     const seq = this.ids.next()
     const id = this.ids.format(seq)
     const frame = encodeJsonEvent(id, type, json)
@@ -49,19 +57,24 @@ export class MemoryLog implements EventLog {
       // perf note 25: no Frame to make for a session nobody watches.
       s.lastActivity = now
       s.lastSeq = seq
-      sessions.settle(s)
-      return Promise.resolve(id)
+      if (settle) sessions.settle(s)
+      return { s, id, sent: Promise.resolve(id) }
     }
-    return new Promise((resolve) => { s.send(new Frame(seq, frame), now, () => { resolve(id) }) })
+    return { s, id, sent: new Promise((resolve) => { s.send(new Frame(seq, frame), now, () => { resolve(id) }) }) }
   }
 
   closeSession (sessions: Sessions, sessionId: string, type: string | undefined, json: string | undefined): Promise<string> {
     const found = sessions.get(sessionId)
     if (found?.closed !== undefined) return Promise.resolve(found.closed)
     // The final event is queued for the clients before they are ended, which writes what is queued first.
-    if (type !== undefined) void this.append(sessions, sessionId, type, json as string)
-    const s = sessions.obtain(sessionId, true) as Session
-    const id = s.lastSeq === 0 ? '' : this.ids.format(s.lastSeq)
+    // Its id is the append's: a session that keeps nothing of it (historySize 0) is kept all the same.
+    let s: Session
+    let id: string
+    if (type !== undefined) ({ s, id } = this.#append(sessions, sessionId, type, json as string, false))
+    else {
+      s = sessions.obtain(sessionId, true) as Session
+      id = s.lastSeq === 0 ? '' : this.ids.format(s.lastSeq)
+    }
     sessions.close(s, id, this.now())
     return Promise.resolve(id)
   }
