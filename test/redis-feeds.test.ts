@@ -12,6 +12,11 @@ import { redisOrSkip } from './redis-helper.js'
 
 const redis = await redisOrSkip(t)
 
+/** A one-server topology on a real connection whose subscriptions the test scripts. */
+function oneServer (cmd: Topology['cmd'], subscriptions: Pick<Topology, 'subscribe'> & Partial<Pick<Topology, 'unsubscribe'>>): Topology {
+  return { announce: 'PUBLISH', window: Infinity, cmd, ready: true, connect: async () => {}, refresh: async () => {}, unsubscribe: () => {}, close: () => {}, ...subscriptions }
+}
+
 if (redis !== undefined) {
   t.test('a session whose last client left while its catch-up was read is skipped: nothing delivered, nothing held', async (t) => {
     const cmd = redis.client()
@@ -20,18 +25,10 @@ if (redis !== undefined) {
     await cmd.xadd(key, '*', 't', 'conversation_token', 'd', '{}')
     let release = (): void => {}
     let subscribes = 0
-    const topology: Topology = {
-      announce: 'PUBLISH',
-      window: Infinity,
-      cmd,
-      ready: true,
-      connect: async () => {},
-      refresh: async () => {},
+    const topology = oneServer(cmd, {
       // The first subscription answers at once; the resubscription when the test releases it.
-      subscribe: async () => { if (subscribes++ > 0) await new Promise<void>((resolve) => { release = resolve }) },
-      unsubscribe: () => {},
-      close: () => {}
-    }
+      subscribe: async () => { if (subscribes++ > 0) await new Promise<void>((resolve) => { release = resolve }) }
+    })
     const delivered: BackplaneEvent[] = []
     const errors: Error[] = []
     const stats = initialBackplaneStats('redis', true)
@@ -60,20 +57,13 @@ if (redis !== undefined) {
     t.teardown(() => cmd.disconnect())
     const calls: string[] = []
     const gates: Array<() => void> = []
-    const topology: Topology = {
-      announce: 'PUBLISH',
-      window: Infinity,
-      cmd,
-      ready: true,
-      connect: async () => {},
-      refresh: async () => {},
+    const topology = oneServer(cmd, {
       subscribe: async (channel) => {
         await new Promise<void>((resolve) => { gates.push(resolve) })
         calls.push(`subscribed ${channel}`)
       },
-      unsubscribe: (channel) => { calls.push(`unsubscribe ${channel}`) },
-      close: () => {}
-    }
+      unsubscribe: (channel) => { calls.push(`unsubscribe ${channel}`) }
+    })
     const feeds = new Feeds('sse-hub:', initialBackplaneStats('redis', true), (err) => { t.error(err) })
     feeds.attach({ deliver: () => {}, resync: () => {}, closed: () => {}, log: {} as FastifyBaseLogger }, topology)
     const left = feeds.subscribe('conversation', 'left')
