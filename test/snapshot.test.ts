@@ -63,6 +63,16 @@ t.test('a client without Last-Event-ID gets the snapshot (id: its lastEventId), 
   t.same((await d.receive(1)).map((e) => e.event), ['debate_paused'], 'no snapshot when the hook has none')
 })
 
+t.test('lastEventId: undefined for a session that has a client but no event yet, then the newest id', async (t) => {
+  const { app, url, transcripts } = await setup(t, () => () => undefined)
+  const c = await connect(`${url}/conversations/s/stream`)
+  t.equal(app.sse.kind('conversation').count('s'), 1, 'the session is held here')
+  t.equal(app.sse.kind('conversation').lastEventId('s'), undefined, 'no event yet')
+  const a = await transcripts.say('s', 'a')
+  t.equal(app.sse.kind('conversation').lastEventId('s'), a)
+  t.same((await c.receive(1)).map((e) => e.json.token), ['a'])
+})
+
 t.test('an unknown or trimmed id gets a snapshot with that reason; a snapshot too old for the history, resync and a log line', async (t) => {
   let stale = false
   const logs: string[] = []
