@@ -3,6 +3,7 @@
  * by one method here, named after what happened, so every place that counts something can be found from here.
  */
 import type { Session } from './session.js'
+import type { ReplayOutcome } from './event-log/types.js'
 
 /** Per-kind numbers of `SessionRegistry.stats()`. */
 export interface RegistryStats {
@@ -63,6 +64,8 @@ export interface HubCounters {
   replaysServed: number
   /** Reconnections answered with a `resync` event, and clients sent one when the backplane lost events. */
   resyncsSent: number
+  /** Clients sent a `snapshot` event (the `snapshot` option): joiners, and reconnections it answered instead of `resync`. */
+  snapshotsSent: number
   /** Streams opened since start. */
   clientsConnected: number
   /** Streams refused by `maxClients`, `maxClientsPerSession`, `maxSessions` (503) or `maxClientsPerIp` (429). */
@@ -85,6 +88,7 @@ export class Counters implements HubCounters {
   clientsExpired = 0
   replaysServed = 0
   resyncsSent = 0
+  snapshotsSent = 0
   clientsConnected = 0
   readonly rejections = noRejections()
   sessionsEvicted = 0
@@ -99,8 +103,13 @@ export class Counters implements HubCounters {
 
   droppedSlow (): void { this.clientsDroppedSlow++ }
   expired (): void { this.clientsExpired++ }
-  replayed (): void { this.replaysServed++ }
   resynced (clients: number): void { this.resyncsSent += clients }
+  /** A new stream was answered with a replay, a `resync` or a snapshot (not with `'none'`, which counts nothing). */
+  served (outcome: Exclude<ReplayOutcome, 'none'>): void {
+    if (outcome === 'replayed') this.replaysServed++
+    else if (outcome === 'resync') this.resyncsSent++
+    else this.snapshotsSent++
+  }
   connected (): void { this.clientsConnected++ }
   rejected (reason: RejectReason): void { this.rejections[reason]++ }
   evicted (): void { this.sessionsEvicted++ }
@@ -120,7 +129,7 @@ export class Counters implements HubCounters {
 
 /** The counters of every kind added up, for `getStats()`. */
 export function sumCounters (all: Iterable<Counters>): HubCounters {
-  const sum: HubCounters = { broadcasts: 0, eventsSent: 0, bytesSent: 0, heartbeatsSent: 0, clientsDroppedSlow: 0, clientsExpired: 0, replaysServed: 0, resyncsSent: 0, clientsConnected: 0, clientsRejected: 0, rejections: noRejections(), sessionsEvicted: 0 }
+  const sum: HubCounters = { broadcasts: 0, eventsSent: 0, bytesSent: 0, heartbeatsSent: 0, clientsDroppedSlow: 0, clientsExpired: 0, replaysServed: 0, resyncsSent: 0, snapshotsSent: 0, clientsConnected: 0, clientsRejected: 0, rejections: noRejections(), sessionsEvicted: 0 }
   for (const c of all) {
     sum.broadcasts += c.broadcasts
     sum.eventsSent += c.eventsSent
@@ -130,6 +139,7 @@ export function sumCounters (all: Iterable<Counters>): HubCounters {
     sum.clientsExpired += c.clientsExpired
     sum.replaysServed += c.replaysServed
     sum.resyncsSent += c.resyncsSent
+    sum.snapshotsSent += c.snapshotsSent
     sum.clientsConnected += c.clientsConnected
     sum.clientsRejected += c.clientsRejected
     sum.sessionsEvicted += c.sessionsEvicted

@@ -168,7 +168,6 @@ export class Joiner {
     const counters = this.counters
     counters.connected()
     counters.sent(replay.events, bytes, 0)
-    if (replay.outcome === 'replayed') counters.replayed()
-    else if (replay.outcome === 'resync') counters.resynced(1)
+    if (replay.outcome !== 'none') counters.served(replay.outcome)
   }
 }

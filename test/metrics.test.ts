@@ -171,6 +171,18 @@ t.test('evictions and slow-client drops are counted in the kind of the session',
   await app.close()
 })
 
+t.test('snapshots sent are counted in the kind of the session, the same number as getStats()', async (t) => {
+  const registry = new Registry()
+  const app = await buildApp({ metrics: { registry }, heartbeatInterval: 0, snapshot: (kind) => kind === 'debate' ? { state: {}, lastEventId: '' } : undefined })
+  const url = await listen(app, t)
+  const d = await connect(`${url}/debates/d/stream`)
+  const c = await connect(`${url}/conversations/c/stream`)
+  t.same((await d.receive(1)).map((e) => e.event), ['snapshot'])
+  const m = await read(registry)
+  t.same(byKind(m, 'sse_hub_snapshots_total'), { conversation: 0, debate: 1 })
+  t.equal(app.sse.getStats().snapshotsSent, 1)
+})
+
 t.test('a bad metrics option fails register with FST_ERR_SSE_HUB_INVALID_OPTION', async (t) => {
   const registry = new Registry()
   const bad: unknown[] = [

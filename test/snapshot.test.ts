@@ -61,6 +61,7 @@ t.test('a client without Last-Event-ID gets the snapshot (id: its lastEventId), 
   const d = await connect(`${url}/debates/s/stream`)
   await app.sse.broadcastToDebate('s', 'debate_paused', { debateId: 's', turnCount: 1 })
   t.same((await d.receive(1)).map((e) => e.event), ['debate_paused'], 'no snapshot when the hook has none')
+  t.match(app.sse.getStats(), { snapshotsSent: 1, replaysServed: 0, resyncsSent: 0 }, 'a snapshot is counted as such')
 })
 
 t.test('lastEventId: undefined for a session that has a client but no event yet, then the newest id', async (t) => {
@@ -92,7 +93,7 @@ t.test('an unknown or trimmed id gets a snapshot with that reason; a snapshot to
   const old = await connect(`${url}/conversations/s/stream`)
   const [r] = await old.receive(1)
   t.equal(r?.event, 'resync')
-  t.match(app.sse.getStats(), { resyncsSent: 1 })
+  t.match(app.sse.getStats(), { resyncsSent: 1, snapshotsSent: 2, replaysServed: 1 }, 'two snapshots (unknown, trimmed), one replay, one resync')
   t.match(logs.map((l) => JSON.parse(l)), [{ msg: 'sse snapshot older than the history: resync instead', sessionId: 's', snapshotLastEventId: 'gone' }])
 })
 

@@ -72,6 +72,7 @@ const PER_KIND: ReadonlyArray<readonly [string, MetricType, string, KindValue]> 
   ['clients_expired_total', 'counter', 'Clients ended by cleanup at maxConnectionAge.', (c) => c.clientsExpired],
   ['replays_total', 'counter', 'Reconnections answered with a replay from history (possibly empty).', (c) => c.replaysServed],
   ['resyncs_total', 'counter', 'Resync events sent: the client lost its place and must reload the session.', (c) => c.resyncsSent],
+  ['snapshots_total', 'counter', 'Snapshot events sent: joiners, and reconnections answered with the state instead of a resync.', (c) => c.snapshotsSent],
   ['sessions_evicted_total', 'counter', 'Sessions without clients forgotten, with their history, to stay within maxSessions.', (c) => c.sessionsEvicted]
 ]
 
