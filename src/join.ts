@@ -85,7 +85,8 @@ export class Joiner {
     } catch (err) {
       this.#limits.give(ip)
       this.sessions.settle(s)
-      this.#limits.retryLater(reply) // unavailable: 503
+      // A backplane that could not read (503) is worth retrying soon; a snapshot hook's error is not.
+      if ((err as { statusCode?: unknown } | null | undefined)?.statusCode === 503) this.#limits.retryLater(reply)
       throw err
     }
     // Nothing yields from here to the attach: the frames held for the client meanwhile follow its replay.

@@ -118,6 +118,7 @@ t.test('a hook that throws, or a state JSON cannot carry, is an error reply befo
   let mode = 'throw'
   const { url } = await setup(t, () => async () => {
     if (mode === 'throw') throw Object.assign(new Error('no state'), { statusCode: 404 })
+    if (mode === 'undefined') throw undefined
     return { state: { n: 1n }, lastEventId: '' }
   })
   const thrown = new SseClient(`${url}/conversations/s/stream`)
@@ -125,6 +126,10 @@ t.test('a hook that throws, or a state JSON cannot carry, is an error reply befo
   mode = 'bigint'
   const bad = new SseClient(`${url}/conversations/s/stream`)
   t.match(await bad.errorBody(), { statusCode: 500, code: 'FST_ERR_SSE_HUB_INVALID_PAYLOAD' })
+  mode = 'undefined'
+  const nothing = await new SseClient(`${url}/conversations/s/stream`).opened()
+  t.same([nothing.statusCode, nothing.headers['content-type']], [500, undefined], 'a thrown undefined: Fastify\'s own 500, no stream')
+  t.same([thrown, bad, nothing].map((c) => c.headers['retry-after']), [undefined, undefined, undefined], 'no Retry-After: only a 503 asks to come back later')
 })
 
 t.test('the snapshot option must be a function', async (t) => {
