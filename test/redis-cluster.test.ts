@@ -2,7 +2,8 @@
  * The Redis backplane on a real, private Redis Cluster (three masters, three replicas): sessions on
  * every shard through two instances, replay and a snapshot from either, a slot moved while a session
  * is live, a session closed (also while its slot moves), the WAIT of `waitReplicas` on the session's
- * master, and a master killed -9 while broadcasts flow (with and without `waitReplicas`).
+ * master, nodes reached only through ioredis's natMap, and a master killed -9 while broadcasts flow
+ * (with and without `waitReplicas`).
  */
 import t, { type Test } from 'tap'
 import { Cluster } from 'ioredis'
@@ -314,6 +315,46 @@ if (cluster !== undefined) {
       const after = await Promise.all(masters.map(waits))
       t.same(after.map((n, k) => n - (before[k] as number)), masters.map((m) => m === master ? 3 : 0), `${id}: 3 WAITs, all on its master`)
     }
+  })
+
+  t.test('nodes that announce names only their peers resolve: a caller\'s Cluster with natMap (object or function) reaches every shard, also after a MOVED', async (t) => {
+    // Every node announces a name under .invalid (never resolves): this process reaches a node only through natMap.
+    const named = (port: number): string => `node-${port}.sse-hub.invalid`
+    const configure = async (hostname: string | undefined): Promise<void> => {
+      for (const s of cluster.servers.filter((x) => x.running)) {
+        const r = s.client()
+        await r.config('SET', 'cluster-announce-hostname', hostname === undefined ? '' : named(s.port), 'cluster-preferred-endpoint-type', hostname === undefined ? 'ip' : 'hostname').finally(() => r.disconnect())
+      }
+    }
+    await configure('named')
+    t.teardown(() => configure(undefined))
+    await waitFor(async () => {
+      const r = (cluster.servers[0] as RedisServer).client()
+      const slots = await r.cluster('SLOTS').finally(() => r.disconnect())
+      return slots.every((e) => e[2] !== undefined && e[2][0] === named(e[2][1]))
+    }, 'the nodes\' names known to each other')
+    const natMap = Object.fromEntries(cluster.servers.map((s) => [`${named(s.port)}:${s.port}`, { host: '127.0.0.1', port: s.port }]))
+    const clients = [new Cluster(cluster.nodes, { natMap }), new Cluster(cluster.nodes, { natMap: (key: string) => natMap[key] ?? null })]
+    t.teardown(() => { for (const c of clients) c.disconnect() })
+    const a = await buildApp({ backplane: redisBackplane({ client: clients[0] as Cluster }) })
+    const b = await buildApp({ backplane: redisBackplane({ client: clients[1] as Cluster }) })
+    const [aUrl, bUrl] = [await listen(a, t), await listen(b, t)]
+    /** A client on each instance: both get one event broadcast through `a`. */
+    const reaches = async (id: string, what: string): Promise<void> => {
+      const cs = [await connect(`${aUrl}/conversations/${id}/stream`), await connect(`${bUrl}/conversations/${id}/stream`)]
+      const sent = await a.sse.broadcastToConversation(id, 'conversation_token', token(id))
+      for (const c of cs) {
+        await c.receive(1)
+        t.same(ids(c), [sent], `${id}: ${what}`)
+        c.close()
+      }
+    }
+    for (const id of (await spread(cluster, 'nat', 1)).keys()) await reaches(id, 'a session on each shard')
+    // A slot moved behind the instances' backs: their slot maps are stale, and Redis answers with MOVED <name>:<port>.
+    const id = inSlot('moved-nat', slotOf('nat0'))
+    const from = await cluster.master(slotOf(id))
+    await cluster.migrate(slotOf(id), (await cluster.masters()).find((m) => m !== from) as RedisServer)
+    await reaches(id, 'after its slot moved')
   })
 
   t.test('a master killed -9 while broadcasts flow: after the failover every resolved broadcast was delivered once, no rejected one, no gap without a resync; with waitReplicas 1, every resolved one is on the new master', async (t) => {

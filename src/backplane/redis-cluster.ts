@@ -106,15 +106,26 @@ export class ClusterTopology implements Topology {
     // Known once connected: ioredis keeps the last master it learned of every slot.
     const owner = (this.cmd.slots[keySlot(channel)] as string[])[0] as string
     try {
-      await this.#subscribeAt(owner, channel)
+      await this.#subscribeAt(this.#reach(owner), channel)
     } catch (err) {
       // The slot moved since ioredis last learned of it (it learns only from a command to that slot, or
       // a refresh): subscribe where the MOVED reply says it is now, and read the slots again.
       const moved = /^MOVED \d+ (\S+)$/.exec((err as Error).message)
       if (moved === null) throw err
       void this.refresh()
-      await this.#subscribeAt(moved[1] as string, channel)
+      await this.#subscribeAt(this.#reach(moved[1] as string), channel)
     }
+  }
+
+  /**
+   * Where this process reaches the node Redis calls `node` (`host:port`): through the Cluster's `natMap`, as
+   * ioredis does for commands (a node in a container announces an address only its peers reach). A slot
+   * ioredis learned from a MOVED reply, and a MOVED reply to SSUBSCRIBE, name the node as Redis announces it.
+   */
+  #reach (node: string): string {
+    const natMap = this.cmd.options.natMap
+    const mapped = typeof natMap === 'function' ? natMap(node) : natMap?.[node]
+    return mapped == null ? node : `${mapped.host}:${mapped.port}`
   }
 
   async #subscribeAt (owner: string, channel: string): Promise<void> {
@@ -130,7 +141,7 @@ export class ClusterTopology implements Topology {
     if (conn?.status === 'ready') conn.sunsubscribe(channel).catch(this.#events.error)
   }
 
-  /** The subscriber on `owner` (`host:port`), opened if there is none. */
+  /** The subscriber on `owner` (`host:port`, as this process reaches it), opened if there is none. */
   #shard (owner: string): Shard {
     const found = this.#shards.get(owner)
     if (found !== undefined) return found
