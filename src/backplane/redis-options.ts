@@ -47,8 +47,8 @@ export interface RedisBackplaneOptions {
   publishRetryMs?: number
   /**
    * Bytes of broadcasts (event type and data) held while Redis is unreachable (or, with `waitReplicas`, while its
-   * replicas are behind): past it a new
-   * broadcast rejects at once with `FST_ERR_SSE_HUB_BROADCAST_FAILED`, so memory stays bounded. Default 1048576 (1 MiB).
+   * replicas are behind): past it a new broadcast rejects at once with `FST_ERR_SSE_HUB_BROADCAST_FAILED`, so memory
+   * stays bounded. Default 1048576 (1 MiB).
    */
   publishRetryBytes?: number
   /**

@@ -109,7 +109,7 @@ export class Publisher {
       const bytes = type.length + data.length
       const waiting = this.#blocked > 0 || (this.#cmd as Commands).status !== 'ready'
       if (this.#closed || (waiting && this.#o.publishRetryMs > 0 && this.#held + bytes > this.#o.publishRetryBytes)) {
-        const why = this.#closed ? 'the backplane is closed' : `${this.#held} bytes of broadcasts wait for Redis (unreachable, or its replicas behind waitReplicas) (publishRetryBytes ${this.#o.publishRetryBytes})`
+        const why = this.#closed ? 'the backplane is closed' : `${this.#held} bytes of broadcasts wait for Redis, unreachable or short of waitReplicas replicas (publishRetryBytes ${this.#o.publishRetryBytes})`
         this.#fail(reject, new Error(why))
         return
       }
