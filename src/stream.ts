@@ -17,7 +17,10 @@ export function readLastEventId (request: FastifyRequest): string | undefined {
   const header = request.headers['last-event-id']
   if (typeof header === 'string') return header
   const query = request.query as Record<string, unknown> | null | undefined
-  if (typeof query === 'object' && query !== null && typeof query.lastEventId === 'string') return query.lastEventId
+  const param = typeof query === 'object' && query !== null ? query.lastEventId : undefined
+  if (typeof param === 'string') return param
+  // Repeated, it is joined as Node joins a repeated header: an id no log knows, so the client is told (resync).
+  if (Array.isArray(param)) return param.join(', ')
   return undefined
 }
 
