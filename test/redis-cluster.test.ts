@@ -328,10 +328,13 @@ if (cluster !== undefined) {
     }
     await configure('named')
     t.teardown(() => configure(undefined))
+    // Gossip spreads the names: every node must name every master and replica before a client asks any of them.
     await waitFor(async () => {
-      const r = (cluster.servers[0] as RedisServer).client()
-      const slots = await r.cluster('SLOTS').finally(() => r.disconnect())
-      return slots.every((e) => e[2] !== undefined && e[2][0] === named(e[2][1]))
+      const views = await Promise.all(cluster.servers.filter((x) => x.running).map(async (x) => {
+        const r = x.client()
+        return await r.cluster('SLOTS').finally(() => r.disconnect())
+      }))
+      return views.every((slots) => slots.every(([, , ...nodes]) => nodes.every(([host, port]) => host === named(port))))
     }, 'the nodes\' names known to each other')
     const natMap = Object.fromEntries(cluster.servers.map((s) => [`${named(s.port)}:${s.port}`, { host: '127.0.0.1', port: s.port }]))
     const clients = [new Cluster(cluster.nodes, { natMap }), new Cluster(cluster.nodes, { natMap: (key: string) => natMap[key] ?? null })]
