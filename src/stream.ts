@@ -16,8 +16,8 @@ export function readLastEventId (request: FastifyRequest): string | undefined {
   // The header wins: EventSource sends it on every reconnect, with the URL (and its query) unchanged.
   const header = request.headers['last-event-id']
   if (typeof header === 'string') return header
-  const query = request.query as Record<string, unknown> | null | undefined
-  const param = typeof query === 'object' && query !== null ? query.lastEventId : undefined
+  // Object(): a custom querystring parser may answer null or a primitive, which has no such parameter.
+  const param: unknown = Object(request.query).lastEventId
   if (typeof param === 'string') return param
   // Repeated, it is joined as Node joins a repeated header: an id no log knows, so the client is told (resync).
   if (Array.isArray(param)) return param.join(', ')

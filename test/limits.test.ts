@@ -254,3 +254,14 @@ t.test('hostile Last-Event-ID values get one resync: never a 500, never another 
   twoParams.close()
   t.equal(app.sse.getStats().replaysServed, 0, 'no replay was served to any hostile id')
 })
+
+t.test('a custom querystring parser that answers null or a string: no lastEventId, a fresh stream, no crash', async (t) => {
+  for (const parsed of [null, 'lastEventId=1']) {
+    const app = await buildApp({}, { routerOptions: { querystringParser: () => parsed as unknown as Record<string, string> } })
+    const url = await listen(app, t)
+    const c = await connect(`${url}/conversations/q/stream?lastEventId=nonsense`)
+    const live = await app.sse.broadcastToConversation('q', 'conversation_token', token('live'))
+    t.same((await c.receive(1)).map((e) => e.id), [live], `${String(parsed)}: live events, no resync`)
+    c.close()
+  }
+})
