@@ -39,25 +39,21 @@ function inSlot (prefix: string, slot: number): string {
 
 const done = (sessionId: string): { sessionId: string, turnCount: number } => ({ sessionId, turnCount: 1 })
 
-/** How many WAIT commands `server` has run. */
-async function waits (server: RedisServer): Promise<number> {
+/** A number `server` reports in an INFO section, 0 when it has none yet. */
+async function infoCount (server: RedisServer, section: string, pattern: RegExp): Promise<number> {
   const r = server.client()
   try {
-    return Number(/cmdstat_wait:calls=(\d+)/.exec(await r.info('commandstats'))?.[1] ?? 0)
+    return Number(pattern.exec(await r.info(section))?.[1] ?? 0)
   } finally {
     r.disconnect()
   }
 }
 
+/** How many WAIT commands `server` has run. */
+const waits = (server: RedisServer): Promise<number> => infoCount(server, 'commandstats', /cmdstat_wait:calls=(\d+)/)
+
 /** How many TRYAGAIN errors `server` has answered. */
-async function tryAgains (server: RedisServer): Promise<number> {
-  const r = server.client()
-  try {
-    return Number(/errorstat_TRYAGAIN:count=(\d+)/.exec(await r.info('errorstats'))?.[1] ?? 0)
-  } finally {
-    r.disconnect()
-  }
-}
+const tryAgains = (server: RedisServer): Promise<number> => infoCount(server, 'errorstats', /errorstat_TRYAGAIN:count=(\d+)/)
 
 /** The tokens of a conversation's stream, read from the master of its slot now. */
 async function stored (c: RedisCluster, sessionId: string): Promise<string[]> {
