@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify'
 import { build } from '../example-server.js'
 import { EventSource } from 'eventsource'
 import { H2SseStream, SseClient, connect, listen, roundRobinProxy, waitFor, type Received } from './helper.js'
-import { redisOrSkip } from './redis-helper.js'
+import { redisOrSkip } from './redis/helper.js'
 
 // Three child processes started through npx: more than tap's default 30 s per file on a busy machine.
 t.setTimeout(120_000)

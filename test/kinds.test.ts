@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import sseHub, { redisBackplane, type SseHubOptions } from '../src/index.js'
 import { connect, listen, SseClient, waitFor } from './helper.js'
-import { redisOrSkip } from './redis-helper.js'
+import { redisOrSkip } from './redis/helper.js'
 
 declare module '../src/index.js' {
   interface SessionKinds {

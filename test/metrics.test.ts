@@ -21,7 +21,7 @@ import sseHub, {
 import { HEARTBEAT } from '../src/batch.js'
 import { FANOUT_BUCKETS } from '../src/metrics/histogram.js'
 import { buildApp, connect, listen, SseClient, token } from './helper.js'
-import { redisOrSkip } from './redis-helper.js'
+import { redisOrSkip } from './redis/helper.js'
 
 declare module '../src/index.js' {
   interface SessionKinds {

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { build } from '../example-server.js'
 import { componentMissing, connect, listen, token, waitFor } from './helper.js'
-import { freePort } from './redis-helper.js'
+import { freePort } from './redis/helper.js'
 
 const BINARY = process.env.SSE_HUB_PROMETHEUS ?? 'prometheus'
 

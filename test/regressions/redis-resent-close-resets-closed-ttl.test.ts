@@ -6,7 +6,7 @@
  */
 import t from 'tap'
 import { PUBLISH_SCRIPT } from '../../src/backplane/redis-stream.js'
-import { redisOrSkip } from '../redis-helper.js'
+import { redisOrSkip } from '../redis/helper.js'
 
 const redis = await redisOrSkip(t)
 const STREAM_TTL = 86_400_000

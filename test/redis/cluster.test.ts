@@ -7,11 +7,11 @@
  */
 import t, { type Test } from 'tap'
 import { Cluster } from 'ioredis'
-import { backplaneFromEnv, FST_ERR_SSE_HUB_SESSION_CLOSED, redisBackplane, type SseHubOptions } from '../src/index.js'
-import { keySlot } from '../src/backplane/redis-cluster.js'
-import { streamKey } from '../src/backplane/redis-stream.js'
-import { buildApp, connect, ids, listen, SseClient, token, tokens, waitFor } from './helper.js'
-import { clusterOrSkip, instance, type RedisCluster, type RedisServer } from './redis-helper.js'
+import { backplaneFromEnv, FST_ERR_SSE_HUB_SESSION_CLOSED, redisBackplane, type SseHubOptions } from '../../src/index.js'
+import { keySlot } from '../../src/backplane/redis-cluster.js'
+import { streamKey } from '../../src/backplane/redis-stream.js'
+import { buildApp, connect, ids, listen, SseClient, token, tokens, waitFor } from '../helper.js'
+import { clusterOrSkip, instance, type RedisCluster, type RedisServer } from './helper.js'
 
 // Starting the cluster and a failover take seconds each.
 t.setTimeout(120_000)

@@ -9,8 +9,8 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import type { SessionKind } from '../src/index.js'
-import { buildApp, connect, eventually, listen, token, type Received, type SseClient } from './helper.js'
+import type { SessionKind } from '../../src/index.js'
+import { buildApp, connect, eventually, listen, token, type Received, type SseClient } from '../helper.js'
 
 const SESSIONS_PER_KIND = 50
 const CLIENTS_PER_SESSION = 5

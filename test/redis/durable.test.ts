@@ -5,9 +5,9 @@
  */
 import t from 'tap'
 import type { Redis } from 'ioredis'
-import { redisBackplane } from '../src/index.js'
-import { connect, ids, token, tokens, waitFor } from './helper.js'
-import { instance, redisOrSkip, RedisServer } from './redis-helper.js'
+import { redisBackplane } from '../../src/index.js'
+import { connect, ids, token, tokens, waitFor } from '../helper.js'
+import { instance, redisOrSkip, RedisServer } from './helper.js'
 
 const master = await redisOrSkip(t)
 

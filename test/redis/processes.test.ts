@@ -7,11 +7,11 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { connect, ids, type SseClient } from './helper.js'
-import { redisOrSkip } from './redis-helper.js'
+import { connect, ids, type SseClient } from '../helper.js'
+import { redisOrSkip } from './helper.js'
 
 const redis = await redisOrSkip(t)
-const FIXTURE = fileURLToPath(new URL('./fixtures/redis-instance.ts', import.meta.url))
+const FIXTURE = fileURLToPath(new URL('./fixtures/instance.ts', import.meta.url))
 
 async function startProcess (t: Test, redisUrl: string): Promise<{ url: string, pid: number }> {
   // The same loaders as this test process (under tap: its TypeScript loader and coverage), else tsx.

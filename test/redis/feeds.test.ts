@@ -5,10 +5,10 @@
  */
 import t from 'tap'
 import type { FastifyBaseLogger } from 'fastify'
-import { Feeds } from '../src/backplane/redis-feeds.js'
-import type { Topology } from '../src/backplane/redis-topology.js'
-import { initialBackplaneStats, type BackplaneEvent } from '../src/backplane/types.js'
-import { redisOrSkip } from './redis-helper.js'
+import { Feeds } from '../../src/backplane/redis-feeds.js'
+import type { Topology } from '../../src/backplane/redis-topology.js'
+import { initialBackplaneStats, type BackplaneEvent } from '../../src/backplane/types.js'
+import { redisOrSkip } from './helper.js'
 
 const redis = await redisOrSkip(t)
 

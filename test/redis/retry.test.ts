@@ -6,10 +6,10 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
-import { PUBLISH_SCRIPT } from '../src/backplane/redis-stream.js'
-import { redisBackplane } from '../src/index.js'
-import { buildApp, connect, ids, token, tokens, waitFor } from './helper.js'
-import { instance, redisOrSkip, ReplyCutter, type RedisServer } from './redis-helper.js'
+import { PUBLISH_SCRIPT } from '../../src/backplane/redis-stream.js'
+import { redisBackplane } from '../../src/index.js'
+import { buildApp, connect, ids, token, tokens, waitFor } from '../helper.js'
+import { instance, redisOrSkip, ReplyCutter, type RedisServer } from './helper.js'
 
 // Persistent: a kill -9 loses nothing, so a restart is an outage, not a loss of history.
 const redis = await redisOrSkip(t, true)

@@ -16,10 +16,10 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
 import { EventSource } from 'eventsource'
-import { dataLines, encodeEvent, eventTypeProblem, isSafeEventId } from '../src/frame.js'
-import { eventJson } from '../src/frame.js'
-import { FST_ERR_SSE_HUB_INVALID_EVENT_TYPE } from '../src/index.js'
-import { buildApp, connect, listen, waitFor } from './helper.js'
+import { dataLines, encodeEvent, eventTypeProblem, isSafeEventId } from '../../src/frame.js'
+import { eventJson } from '../../src/frame.js'
+import { FST_ERR_SSE_HUB_INVALID_EVENT_TYPE } from '../../src/index.js'
+import { buildApp, connect, listen, waitFor } from '../helper.js'
 
 // Many runs, reproducible: a failure prints its seed and counterexample.
 const RUNS = Number(process.env.WIRE_RUNS ?? 3000)

@@ -5,8 +5,8 @@
  */
 import t from 'tap'
 import { EventSource } from 'eventsource'
-import { subscribe, type SubscribeOptions, type Subscription, type SubscriptionStatus } from '../src/browser/index.js'
-import { scriptedSseServer, waitFor } from './helper.js'
+import { subscribe, type SubscribeOptions, type Subscription, type SubscriptionStatus } from '../../src/browser/index.js'
+import { scriptedSseServer, waitFor } from '../helper.js'
 
 interface TestEvents {
   note: { text: string }

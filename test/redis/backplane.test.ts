@@ -4,8 +4,8 @@
  */
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { connect, ids, token, tokens, waitFor, type SseClient } from './helper.js'
-import { instance, redisOrSkip } from './redis-helper.js'
+import { connect, ids, token, tokens, waitFor, type SseClient } from '../helper.js'
+import { instance, redisOrSkip } from './helper.js'
 
 const redis = await redisOrSkip(t)
 

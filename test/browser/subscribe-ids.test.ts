@@ -4,9 +4,9 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { compareEventIds, isNewerEventId } from '../src/browser/id-order.js'
-import { EventIds } from '../src/event-ids.js'
-import { compareStreamIds } from '../src/backplane/redis-stream.js'
+import { compareEventIds, isNewerEventId } from '../../src/browser/id-order.js'
+import { EventIds } from '../../src/event-ids.js'
+import { compareStreamIds } from '../../src/backplane/redis-stream.js'
 
 t.test('in-memory ids of one hub start: ordered by their sequence number', async (t) => {
   const ids = new EventIds()

@@ -6,9 +6,9 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import net from 'node:net'
 import { Redis } from 'ioredis'
-import { redisBackplane } from '../src/index.js'
-import { SseClient, buildApp, connect, listen, token, tokens, waitFor } from './helper.js'
-import { freePort, instance, redisOrSkip } from './redis-helper.js'
+import { redisBackplane } from '../../src/index.js'
+import { SseClient, buildApp, connect, listen, token, tokens, waitFor } from '../helper.js'
+import { freePort, instance, redisOrSkip } from './helper.js'
 
 const redis = await redisOrSkip(t)
 

@@ -6,8 +6,8 @@ import t from 'tap'
 import { once } from 'node:events'
 import net from 'node:net'
 import { Redis } from 'ioredis'
-import { buildApp, connect, listen, noConnections, SseClient, token, waitFor } from './helper.js'
-import { instance, redisOrSkip } from './redis-helper.js'
+import { buildApp, connect, listen, noConnections, SseClient, token, waitFor } from '../helper.js'
+import { instance, redisOrSkip } from '../redis/helper.js'
 
 const gc = (globalThis as { gc?: () => void }).gc as () => void
 /** The heap after collections, the smallest of several: a closed socket's handle and its objects go over a few turns. */

@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
-import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../src/index.js'
-import { buildApp, componentMissing, listen, waitFor, type TapLike } from './helper.js'
+import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../../src/index.js'
+import { buildApp, componentMissing, listen, waitFor, type TapLike } from '../helper.js'
 
 const BINARY = process.env.SSE_HUB_REDIS_SERVER ?? 'redis-server'
 

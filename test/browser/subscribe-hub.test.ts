@@ -9,8 +9,8 @@
 import t from 'tap'
 import type { Socket } from 'node:net'
 import { EventSource } from 'eventsource'
-import { subscribe, type ConversationEvents, type SubscriptionStatus } from '../src/browser/index.js'
-import { buildApp, listen, token, waitFor } from './helper.js'
+import { subscribe, type ConversationEvents, type SubscriptionStatus } from '../../src/browser/index.js'
+import { buildApp, listen, token, waitFor } from '../helper.js'
 
 /** A test's record of one session: every token broadcast, with its id, as the application knows it. */
 interface Broadcast { id: string, token: string }

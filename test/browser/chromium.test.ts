@@ -12,9 +12,9 @@ import { existsSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
-import { build, type BuildOptions } from '../example-server.js'
-import { selfSignedCert } from '../example/tls.js'
-import { listen, waitFor } from './helper.js'
+import { build, type BuildOptions } from '../../example-server.js'
+import { selfSignedCert } from '../../example/tls.js'
+import { listen, waitFor } from '../helper.js'
 
 // A real browser on a shared CI machine: more than tap's default 30 s per file.
 t.setTimeout(180_000)

@@ -19,7 +19,7 @@ import http from 'node:http'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import type { Socket } from 'node:net'
-import { buildApp, eventually, isToolingWarning, listen, SseClient, token, noConnections } from './helper.js'
+import { buildApp, eventually, isToolingWarning, listen, SseClient, token, noConnections } from '../helper.js'
 
 const CYCLES = Number(process.env.CHURN_CYCLES ?? 10_000)
 // ~10-20 s alone on 2 cores; more when the suite runs files in parallel. tap's default is 30 s.

@@ -4,9 +4,9 @@
  */
 import t from 'tap'
 import { EventSource } from 'eventsource'
-import { FST_ERR_SSE_HUB_SESSION_CLOSED, redisBackplane } from '../src/index.js'
-import { buildApp, connect, ids, listen, SseClient, token, waitFor } from './helper.js'
-import { instance, redisOrSkip } from './redis-helper.js'
+import { FST_ERR_SSE_HUB_SESSION_CLOSED, redisBackplane } from '../../src/index.js'
+import { buildApp, connect, ids, listen, SseClient, token, waitFor } from '../helper.js'
+import { instance, redisOrSkip } from './helper.js'
 
 const redis = await redisOrSkip(t)
 const done = (sessionId: string): { sessionId: string, turnCount: number } => ({ sessionId, turnCount: 1 })
