@@ -11,7 +11,7 @@ import { backplaneFromEnv, FST_ERR_SSE_HUB_SESSION_CLOSED, redisBackplane, type 
 import { keySlot } from '../../src/backplane/redis-cluster.js'
 import { streamKey } from '../../src/backplane/redis-stream.js'
 import { buildApp, connect, ids, listen, SseClient, token, tokens, waitFor } from '../helper.js'
-import { clusterOrSkip, instance, type RedisCluster, type RedisServer } from './helper.js'
+import { clusterOrSkip, infoCount, instance, storedEvents, waits, withClient, type RedisCluster, type RedisServer } from './helper.js'
 
 // Starting the cluster and a failover take seconds each.
 t.setTimeout(120_000)
@@ -39,31 +39,16 @@ function inSlot (prefix: string, slot: number): string {
 
 const done = (sessionId: string): { sessionId: string, turnCount: number } => ({ sessionId, turnCount: 1 })
 
-/** A number `server` reports in an INFO section, 0 when it has none yet. */
-async function infoCount (server: RedisServer, section: string, pattern: RegExp): Promise<number> {
-  const r = server.client()
-  try {
-    return Number(pattern.exec(await r.info(section))?.[1] ?? 0)
-  } finally {
-    r.disconnect()
-  }
-}
-
 /** How many WAIT commands `server` has run. */
-const waits = (server: RedisServer): Promise<number> => infoCount(server, 'commandstats', /cmdstat_wait:calls=(\d+)/)
+const waitsOn = (server: RedisServer): Promise<number> => withClient(server, waits)
 
 /** How many TRYAGAIN errors `server` has answered. */
-const tryAgains = (server: RedisServer): Promise<number> => infoCount(server, 'errorstats', /errorstat_TRYAGAIN:count=(\d+)/)
+const tryAgains = (server: RedisServer): Promise<number> => withClient(server, (r) => infoCount(r, 'errorstats', /errorstat_TRYAGAIN:count=(\d+)/))
 
 /** The tokens of a conversation's stream, read from the master of its slot now. */
 async function stored (c: RedisCluster, sessionId: string): Promise<string[]> {
-  const r = (await c.master(slotOf(sessionId))).client()
-  try {
-    const entries = await r.xrange(streamKey('sse-hub:', 'conversation', sessionId), '-', '+')
-    return entries.map(([, fields]) => (JSON.parse(fields[fields.indexOf('d') + 1] as string) as { token?: string }).token as string)
-  } finally {
-    r.disconnect()
-  }
+  const events = await withClient(await c.master(slotOf(sessionId)), (r) => storedEvents(r, sessionId))
+  return events.map((e) => (JSON.parse(e.data) as { token?: string }).token as string)
 }
 
 /** A client's events are in id order, each id once; the tokens between resyncs. */
@@ -297,7 +282,7 @@ if (cluster !== undefined) {
     const w = await instance(t, cluster, { waitReplicas: 1 })
     const masters = await cluster.masters()
     for (const [id, master] of sessions) {
-      const before = await Promise.all(masters.map(waits))
+      const before = await Promise.all(masters.map(waitsOn))
       const m = master.client()
       const replication = await m.info('replication').finally(() => m.disconnect())
       const replica = cluster.servers.find((s) => s.port === Number(/slave0:ip=[^,]+,port=(\d+)/.exec(replication)?.[1]))
@@ -308,7 +293,7 @@ if (cluster !== undefined) {
         const newest = await r.xrevrange(streamKey('sse-hub:', 'conversation', id), '+', '-', 'COUNT', 1).finally(() => r.disconnect())
         t.equal(newest[0]?.[0], sent, `${id}: on the replica once resolved`)
       }
-      const after = await Promise.all(masters.map(waits))
+      const after = await Promise.all(masters.map(waitsOn))
       t.same(after.map((n, k) => n - (before[k] as number)), masters.map((m) => m === master ? 3 : 0), `${id}: 3 WAITs, all on its master`)
     }
   })

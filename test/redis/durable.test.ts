@@ -7,22 +7,12 @@ import t from 'tap'
 import type { Redis } from 'ioredis'
 import { redisBackplane } from '../../src/index.js'
 import { connect, ids, token, tokens, waitFor } from '../helper.js'
-import { instance, redisOrSkip, RedisServer } from './helper.js'
+import { instance, redisOrSkip, RedisServer, storedEvents, waits } from './helper.js'
 
 const master = await redisOrSkip(t)
 
-type Entry = [string, string[]]
-
-async function storedIds (r: Redis, sessionId: string): Promise<string[]> {
-  const entries = await r.xrange(`sse-hub:{conversation:${sessionId}}`, '-', '+') as Entry[]
-  return entries.map(([id]) => id)
-}
-
-/** How many WAIT commands the server has run. */
-async function waits (r: Redis): Promise<number> {
-  const m = /cmdstat_wait:calls=(\d+)/.exec(await r.info('commandstats'))
-  return Number(m?.[1] ?? 0)
-}
+/** The ids of a conversation's events as `r`'s server holds them. */
+const storedIds = async (r: Redis, sessionId: string): Promise<string[]> => (await storedEvents(r, sessionId)).map((e) => e.id)
 
 async function replicaOf (t: { teardown: (fn: () => unknown) => void }, server: RedisServer): Promise<{ replica: RedisServer, onMaster: Redis, onReplica: Redis }> {
   const replica = await RedisServer.replica(server)

@@ -3,16 +3,13 @@
  * its subscriber connection dropped; and what `fastify.close()` releases.
  */
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
 import net from 'node:net'
 import { Redis } from 'ioredis'
 import { redisBackplane } from '../../src/index.js'
 import { SseClient, buildApp, connect, listen, token, tokens, waitFor } from '../helper.js'
-import { freePort, instance, redisOrSkip } from './helper.js'
+import { connected, freePort, instance, redisOrSkip } from './helper.js'
 
 const redis = await redisOrSkip(t)
-
-const connected = (app: FastifyInstance): boolean => app.sse.getStats().backplane.connected
 
 async function clientCount (r: Redis): Promise<number> {
   const list = await r.client('LIST') as string

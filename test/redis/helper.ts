@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { redisBackplane, type RedisBackplaneOptions, type SseHubOptions } from '../../src/index.js'
+import { streamKey } from '../../src/backplane/redis-stream.js'
 import { buildApp, componentMissing, listen, waitFor, type TapLike } from '../helper.js'
 
 const BINARY = process.env.SSE_HUB_REDIS_SERVER ?? 'redis-server'
@@ -392,5 +393,32 @@ export class ReplyCutter {
       upstream.destroy()
       cutting()
     })
+  }
+}
+
+/** Whether an app's backplane is connected now. */
+export const connected = (app: FastifyInstance): boolean => app.sse.getStats().backplane.connected
+
+/** A session's events as its stream on `r` holds them, oldest first: each entry's id and data (the event's JSON). */
+export async function storedEvents (r: Redis, sessionId: string, kind = 'conversation'): Promise<Array<{ id: string, data: string }>> {
+  const entries = await r.xrange(streamKey('sse-hub:', kind, sessionId), '-', '+')
+  return entries.map(([id, fields]) => ({ id, data: fields[fields.indexOf('d') + 1] as string }))
+}
+
+/** A number `r`'s server reports in an INFO section, 0 when it has none yet. */
+export async function infoCount (r: Redis, section: string, pattern: RegExp): Promise<number> {
+  return Number(pattern.exec(await r.info(section))?.[1] ?? 0)
+}
+
+/** How many WAIT commands `r`'s server has run. */
+export const waits = (r: Redis): Promise<number> => infoCount(r, 'commandstats', /cmdstat_wait:calls=(\d+)/)
+
+/** `fn` with a client of its own on `server`, disconnected after. */
+export async function withClient<T> (server: RedisServer, fn: (r: Redis) => Promise<T>): Promise<T> {
+  const r = server.client()
+  try {
+    return await fn(r)
+  } finally {
+    r.disconnect()
   }
 }

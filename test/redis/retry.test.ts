@@ -9,20 +9,16 @@ import type { Redis } from 'ioredis'
 import { PUBLISH_SCRIPT } from '../../src/backplane/redis-stream.js'
 import { redisBackplane } from '../../src/index.js'
 import { buildApp, connect, ids, token, tokens, waitFor } from '../helper.js'
-import { instance, redisOrSkip, ReplyCutter, type RedisServer } from './helper.js'
+import { connected, instance, redisOrSkip, ReplyCutter, storedEvents, type RedisServer } from './helper.js'
 
 // Persistent: a kill -9 loses nothing, so a restart is an outage, not a loss of history.
 const redis = await redisOrSkip(t, true)
 
-const connected = (app: FastifyInstance): boolean => app.sse.getStats().backplane.connected
 const errors = (app: FastifyInstance): number => app.sse.getStats().backplane.errors
-
-type Entry = [string, string[]]
 
 /** The tokens stored in a conversation's stream, in order, with their ids. */
 async function stored (r: Redis, sessionId: string): Promise<Array<[id: string, token: string]>> {
-  const entries = await r.xrange(`sse-hub:{conversation:${sessionId}}`, '-', '+') as Entry[]
-  return entries.map(([id, fields]) => [id, JSON.parse(fields[3] as string).token as string])
+  return (await storedEvents(r, sessionId)).map((e) => [e.id, (JSON.parse(e.data) as { token: string }).token])
 }
 
 function client (t: { teardown: (fn: () => unknown) => void }, server: RedisServer): Redis {
