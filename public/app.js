@@ -211,7 +211,7 @@ function avatar (name, id) {
 const turnEls = new Map()
 
 function draw () {
-  $('title').textContent = view.title || (view.sessionId === '' ? 'Pick or create a session, then Launch' : `${view.kind} ${view.sessionId}: not launched yet`)
+  $('title').textContent = view.title || (view.sessionId === '' ? 'Pick or create a session' : `${view.kind} ${view.sessionId}: not launched yet — Launch it`)
   $('status').textContent = view.status
   $('status').dataset.status = view.status
   $('phase').hidden = view.phase === null
@@ -369,7 +369,8 @@ function bind () {
   setInterval(pollStats, 1000)
   setInterval(listSessions, 5000)
   draw()
-  if (params.has('session')) $('watch').click()
+  // The page watches the session it shows, so Launch works at the first click.
+  $('watch').click()
 }
 
 /** For tests and the curious: the transcript as built by this page (text from tokens). */

@@ -1,6 +1,7 @@
 /*
  * The demo page in real headless Chromium (playwright-core driving the system
- * `chromium`), built on fastify-sse-hub/client: tokens render live; a connection destroyed by the server
+ * `chromium`), built on fastify-sse-hub/client: a first visit watches the session it shows (Launch at the first
+ * click, no failed request); tokens render live; a connection destroyed by the server
  * mid-stream is resumed with Last-Event-ID (or, the history trimmed meanwhile, answered with a snapshot) and the
  * page's transcript ends identical to the server's; a viewer joining mid-utterance sees the partial sentence at
  * once; a closed session is not requested again; ten tabs stream at once over HTTP/2.
@@ -68,6 +69,30 @@ if (!existsSync(CHROMIUM)) {
     t.same(page.map((x) => x.speakerName), server.transcript.map((x: any) => x.speakerName), `${label}: same speakers`)
   }
   type Tap = { same: (a: unknown, b: unknown, m: string) => boolean }
+
+  t.test('a first visit (no session in the URL): the page watches the session it shows, Launch works at the first click, no failed request', async (t) => {
+    const app = await build()
+    const url = await listen(app, t)
+    const page = await (await newContext(t)).newPage()
+    const problems: string[] = []
+    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`) })
+    page.on('pageerror', (e) => { problems.push(`page error: ${e.message}`) })
+    // The client closing its own stream at the session's end aborts that request: not a failure.
+    page.on('requestfailed', (r) => { if (r.failure()?.errorText !== 'net::ERR_ABORTED') problems.push(`failed: ${r.url()} ${r.failure()?.errorText}`) })
+    page.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()}: ${r.url()}`) })
+    await page.goto(`${url}/`)
+    await waitConnected(page)
+    const sessionId = await page.inputValue('#session')
+    t.match(sessionId, /^talk-[a-z0-9]+$/, 'a fresh session id is shown')
+    t.equal(await page.textContent('#title'), `conversation ${sessionId}: not launched yet — Launch it`)
+    t.equal(await page.isDisabled('#launch'), false, 'Launch is enabled without clicking Watch')
+    await page.fill('#turns', '2')
+    await page.fill('#delay', '5')
+    await page.click('#launch')
+    await waitCompleted(page)
+    t.ok((await view(page)).tokens > 0, 'the tokens of the launched session arrived')
+    t.same(problems, [], 'no failed request, no console error')
+  })
 
   t.test('the page renders the tokens of a launched conversation, and pauses and resumes it', async (t) => {
     const app = await build()
