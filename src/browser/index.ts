@@ -13,6 +13,7 @@ export type {
   EventSourceLike,
   EventSourceMessage,
   EventSourceOwnEvents,
+  StreamRefusedError,
   SubscribeOptions,
   Subscription,
   SubscriptionStatus

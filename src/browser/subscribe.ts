@@ -4,6 +4,7 @@
  */
 import type { ClosedEvent, ResyncEvent, SnapshotEvent } from '../events.js'
 import { isNewerEventId } from './id-order.js'
+import { endingStatus, streamRefused } from './refusal.js'
 import type { EventMeta, EventSourceConstructor, EventSourceLike, EventSourceMessage, SubscribeOptions, Subscription, SubscriptionStatus } from './types.js'
 
 const CLOSED = 2
@@ -23,8 +24,9 @@ type Handler = (data: unknown, meta: EventMeta) => void
  * Each event is applied at most once: one whose id is not newer than the last applied one is skipped (ids
  * ordered by their `<head>-<n>` form, see `compareEventIds`). A `snapshot` resets the subscription's place to
  * the snapshot's id, a `resync` to the resync's id (or to the id its handler resolves with). On the hub's
- * `closed` event, or when the server answers 204 No Content (or refuses the stream), the subscription closes for
- * good: no reconnect loop. Throws a `TypeError` when no `EventSource` class is available.
+ * `closed` event, or when the server answers 204 No Content, the subscription closes for good: no reconnect loop.
+ * A stream the server refuses (401, 403, 429, 503, …) closes it too, and `onError` gets a `StreamRefusedError`
+ * with the status. Throws a `TypeError` when no `EventSource` class is available.
  */
 export function subscribe<E, S = unknown> (url: string | URL, options: SubscribeOptions<E, S> = {}): Subscription {
   const EventSourceClass = options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource
@@ -69,10 +71,15 @@ export function subscribe<E, S = unknown> (url: string | URL, options: Subscribe
   guard('status', () => { options.onStatus?.('connecting') })
   // A closed EventSource dispatches nothing more: these run only while the subscription is live.
   source.addEventListener('open', () => { setStatus('open') })
-  source.addEventListener('error', () => {
+  source.addEventListener('error', (event) => {
+    if (source.readyState !== CLOSED) { setStatus('reconnecting'); return }
     // CLOSED: the EventSource gave up (204 No Content, an HTTP error, not an event stream); it will not retry.
-    if (source.readyState === CLOSED) deliver(end)
-    else setStatus('reconnecting')
+    void endingStatus(event, String(url), lastEventId, options.withCredentials === true).then((code) => {
+      deliver(() => {
+        if (code !== undefined && code !== 204) report(code === 200 ? failure(`the stream ${String(url)} is not an event stream`, undefined) : streamRefused(String(url), code))
+        end()
+      })
+    })
   })
 
   for (const [type, handler] of Object.entries(options.on ?? {}) as Array<[string, Handler | undefined]>) {

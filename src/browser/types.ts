@@ -55,6 +55,13 @@ export interface EventSourceLike {
   close (): void
 }
 
+/** What `onError` gets when the server refused the stream: its HTTP status (for an error reply, its JSON is not read). */
+export interface StreamRefusedError extends Error {
+  readonly name: 'StreamRefusedError'
+  /** The HTTP status of the refusal, e.g. 401, 403, 429 or 503 (then retry after a while, as `Retry-After` says). */
+  readonly status: number
+}
+
 /** An `EventSource` class: `globalThis.EventSource`, or one from a package such as `eventsource`. */
 export type EventSourceConstructor = new (url: string, init?: { withCredentials?: boolean }) => EventSourceLike
 
@@ -79,9 +86,11 @@ export interface SubscribeOptions<E, S = unknown> {
   onStatus?: (status: SubscriptionStatus) => void
   /**
    * An event whose data is not JSON, or a handler that threw (or a held promise that rejected): the event is
-   * skipped, the subscription goes on. Default: `console.error`.
+   * skipped, the subscription goes on. A stream the server refused (401, 403, 429, 503, any status but 200 and
+   * 204): a {@link StreamRefusedError} with its `status`, and the subscription is closed (a finished session, 204
+   * or the `closed` event, is no error). Default: `console.error`.
    */
-  onError?: (error: Error) => void
+  onError?: (error: Error | StreamRefusedError) => void
   /** Start after this event id (sent as the `lastEventId` query parameter), e.g. one kept from an earlier visit. */
   lastEventId?: string
   /** Passed to the EventSource: send cookies on a cross-origin stream. */

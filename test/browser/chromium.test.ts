@@ -94,6 +94,28 @@ if (!existsSync(CHROMIUM)) {
     t.same(problems, [], 'no failed request, no console error')
   })
 
+  t.test('the client in Chromium: a refused stream reaches onError with its status, a 204 (closed session) ends with no error', async (t) => {
+    const app = await build()
+    const url = await listen(app, t)
+    await app.sse.closeConversation('over')
+    const page = await (await newContext(t)).newPage()
+    await page.goto(`${url}/`)
+    const outcome = async (path: string): Promise<{ errors: Array<{ name: string, status?: number }>, closed: number }> => await page.evaluate(async (path) => {
+      const { subscribe } = await import('/client/index.js' as string)
+      return await new Promise((resolve) => {
+        const errors: Array<{ name: string, status?: number }> = []
+        let closed = 0
+        subscribe(path, {
+          onError (e: { name: string, status?: number }) { errors.push({ name: e.name, status: e.status }) },
+          onClosed () { closed++ },
+          onStatus (s: string) { if (s === 'closed') resolve({ errors, closed }) }
+        })
+      })
+    }, path)
+    t.same(await outcome('/api/conversations/sessions/bad%20id/stream'), { errors: [{ name: 'StreamRefusedError', status: 400 }], closed: 0 }, 'refused: 400')
+    t.same(await outcome('/api/conversations/sessions/over/stream'), { errors: [], closed: 0 }, '204: the session is over, no error')
+  })
+
   t.test('the page renders the tokens of a launched conversation, and pauses and resumes it', async (t) => {
     const app = await build()
     const url = await listen(app, t)
