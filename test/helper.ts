@@ -8,6 +8,7 @@ import { once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
 import net from 'node:net'
+import { Writable } from 'node:stream'
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
 import { generate } from 'selfsigned'
 import sseHub, { type SseHubOptions } from '../src/index.js'
@@ -383,4 +384,16 @@ export async function scriptedSseServer (t: { teardown: (fn: () => unknown) => v
     return streams[n - 1]!
   }
   return { url, streams, stream }
+}
+
+/** A pino destination that keeps every line it is given. */
+export function lines (): { stream: Writable, logged: Array<Record<string, unknown>> } {
+  const logged: Array<Record<string, unknown>> = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') logged.push(JSON.parse(line))
+      done()
+    }
+  })
+  return { stream, logged }
 }

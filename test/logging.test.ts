@@ -1,19 +1,6 @@
 /* What the hub logs through Fastify's logger: debug lines for a stream's start and end, only when debug is on. */
 import t from 'tap'
-import { Writable } from 'node:stream'
-import { buildApp, connect, listen, waitFor } from './helper.js'
-
-/** A pino destination that keeps every line it is given. */
-function lines (): { stream: Writable, logged: Array<Record<string, unknown>> } {
-  const logged: Array<Record<string, unknown>> = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') logged.push(JSON.parse(line))
-      done()
-    }
-  })
-  return { stream, logged }
-}
+import { buildApp, connect, lines, listen, waitFor } from './helper.js'
 
 t.test('with a debug-level logger, a stream\'s start and end are logged with its kind, session and client', async (t) => {
   const { stream, logged } = lines()

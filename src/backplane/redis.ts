@@ -17,6 +17,7 @@ import { FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE, FST_ERR_SSE_HUB_INVALID_OPTION }
 import { ClusterTopology } from './redis-cluster.js'
 import { unavailable } from './redis-connection.js'
 import { Feeds } from './redis-feeds.js'
+import { OutageLog } from './redis-outage.js'
 import { Publisher } from './redis-publish.js'
 import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type RedisClusterNode, type ResolvedRedisOptions } from './redis-options.js'
 import { CLOSED_FIELD, compareStreamIds, isStreamId, producersKey, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
@@ -48,6 +49,11 @@ export function backplaneFromEnv (env: Record<string, string | undefined> = proc
   return url === '' ? 'memory' : redisBackplane({ url })
 }
 
+/** Where a backplane's Redis is, for messages (a URL without its password). */
+function where (o: ResolvedRedisOptions): string {
+  return o.url !== undefined ? redactUrl(o.url) : o.cluster !== undefined ? `the cluster at ${o.cluster.map((n) => `${n.host}:${n.port}`).join(',')}` : 'the given client'
+}
+
 /** One `REDIS_CLUSTER_NODES` entry: `host:port`, the port always given (no default guessed for a host alone). */
 function clusterNode (entry: string): RedisClusterNode {
   const node = entry.trim()
@@ -64,6 +70,7 @@ class RedisBackplane implements Backplane {
   readonly #stats: BackplaneStats = initialBackplaneStats('redis', false)
   readonly #feeds: Feeds
   readonly #publisher: Publisher
+  readonly #outage: OutageLog
 
   #sink: BackplaneSink | undefined
   #topology: Topology | undefined
@@ -72,20 +79,25 @@ class RedisBackplane implements Backplane {
 
   constructor (options: ResolvedRedisOptions) {
     this.#o = options
+    this.#outage = new OutageLog(where(options))
     this.#feeds = new Feeds(options.keyPrefix, this.#stats, this.#onError)
     this.#publisher = new Publisher(options, this.#stats)
   }
 
   readonly #onError = (err: Error): void => {
     this.#stats.errors++
-    ;(this.#sink as BackplaneSink).log.warn({ err }, 'sse-hub redis backplane error')
+    // Before start() succeeds, the register error tells it (FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE).
+    this.#outage.error(this.#started ? (this.#sink as BackplaneSink).log : undefined, err)
   }
 
   readonly #events: TopologyEvents = {
     error: this.#onError,
     disconnected: () => { if (this.#started && !this.#closed) this.#stats.errors++ },
     ready: () => {
-      if (this.#started) this.#stats.reconnects++
+      if (this.#started) {
+        this.#stats.reconnects++
+        this.#outage.recovered((this.#sink as BackplaneSink).log)
+      }
       this.#feeds.recover()
     },
     commandsReady: () => { this.#publisher.retry() },
@@ -133,8 +145,9 @@ class RedisBackplane implements Backplane {
       await Promise.race([topology.connect(), timeout])
     } catch (err) {
       await this.close()
-      const where = o.url !== undefined ? redactUrl(o.url) : o.cluster !== undefined ? `the cluster at ${o.cluster.map((n) => `${n.host}:${n.port}`).join(',')}` : 'the given client'
-      throw new FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE(`cannot connect to Redis (${where}): ${(err as Error).message}`, { cause: err })
+      // ioredis rejects with "Connection is closed."; the cause (e.g. ECONNREFUSED) came as an error event.
+      const cause = this.#outage.last ?? err as Error
+      throw new FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE(`cannot connect to Redis (${where(o)}): ${cause.message}`, { cause })
     } finally {
       clearTimeout(timer)
     }

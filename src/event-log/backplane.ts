@@ -72,7 +72,7 @@ export class BackplaneLog implements EventLog {
 
   /**
    * The id, and so the size of the `id:` line, is the backplane's: the size check counts the frame
-   * without it. A failure rejects the promise and is logged, so a caller that does not await it hears of it.
+   * without it. A failure rejects the promise (and counts in `publishFailures`); it is the caller's to log, once.
    */
   append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string> {
     this.#checkSize(type, json)
@@ -84,9 +84,7 @@ export class BackplaneLog implements EventLog {
       if (s !== undefined && (s.lastId === undefined || this.backplane.compareIds(id, s.lastId) > 0)) s.lastId = id
       sessions.counters.broadcast()
       this.timer.published(started)
-    }, (err: unknown) => {
-      this.log.error({ err, kind, sessionId, type }, 'sse broadcast not persisted')
-    })
+    }, noop)
     return persisted
   }
 
@@ -95,7 +93,6 @@ export class BackplaneLog implements EventLog {
     if (type !== undefined) this.#checkSize(type, json as string)
     const kind = sessions.kind
     const closing = this.backplane.closeSession(kind, sessionId, type, json, this.options.closedSessionTtl)
-    closing.catch((err: unknown) => { this.log.error({ err, kind, sessionId, type }, 'sse session not closed') })
     return closing
   }
 
@@ -200,3 +197,6 @@ export class BackplaneLog implements EventLog {
     s.send(new Frame(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
   }
 }
+
+// The rejection goes to the caller: this handler only keeps the bookkeeping branch from rejecting unheard.
+function noop (): void {}
