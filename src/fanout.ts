@@ -4,6 +4,7 @@
  */
 import { Batch, type Frame } from './batch.js'
 import type { Client } from './client.js'
+import type { FanOutTimer } from './metrics/types.js'
 
 /** How rounds share the event loop; the defaults are what `npm run bench` measured. */
 export interface FanOutTuning {
@@ -12,19 +13,6 @@ export interface FanOutTuning {
   /** …reading the clock every this many clients. */
   readonly checkEvery: number
 }
-
-/**
- * Measures fan-outs: told of each frame queued and of each round's frames once every client has them.
- * Two implementations, chosen once per kind: {@link UNTIMED} (no `metrics` option) and `FanOutTimes`
- * (src/metrics/histogram.ts), one observation per event (perf note 38).
- */
-export interface FanOutTimer {
-  queued (frame: Frame): void
-  written (frames: readonly Frame[]): void
-}
-
-/** The timer of a hub without metrics: no clock read, nothing stored. */
-export const UNTIMED: FanOutTimer = Object.freeze({ queued () {}, written () {} })
 
 /** What every fan-out of a registry shares. */
 export interface FanOutHost {

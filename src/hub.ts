@@ -11,29 +11,15 @@ import { BackplaneLog } from './event-log/backplane.js'
 import { MemoryLog } from './event-log/memory.js'
 import type { EventLog } from './event-log/types.js'
 import type { ConversationEvents, DebateEvents, EventMap, SessionKind, SessionKinds } from './events.js'
+import type { HubParts } from './hub-parts.js'
 import { ClientLimits } from './limits.js'
 import type { ResolvedOptions } from './options.js'
-import type { FanOutTuning } from './fanout.js'
 import { SessionRegistry } from './registry.js'
 import { streamRoute, type StreamRoute, type StreamRouteOptions } from './route.js'
 import { SessionBudget } from './sessions.js'
-import { logReplay, SnapshotWelcome, type Welcome } from './snapshot.js'
+import { logReplay, SnapshotWelcome } from './snapshot.js'
 import { PrometheusMetrics } from './metrics/prometheus.js'
 import { NO_METRICS, type HubMetrics } from './metrics/types.js'
-
-
-/** What the registries of one hub share. */
-export interface HubParts {
-  readonly options: ResolvedOptions
-  readonly log: FastifyBaseLogger
-  readonly limits: ClientLimits
-  readonly budget: SessionBudget
-  readonly eventLog: EventLog
-  /** What a new client gets first: the log's replay, or with the `snapshot` option, a snapshot too. */
-  readonly welcome: Welcome
-  readonly tuning: FanOutTuning
-  readonly now: () => number
-}
 
 /** What `getStats()` returns. */
 export interface HubStats extends HubCounters {

@@ -11,7 +11,7 @@ import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_TOO
 import { Replay, type EventLog } from './event-log/types.js'
 import type { SessionKind } from './events.js'
 import { closedFrame } from './frame.js'
-import type { HubParts } from './hub.js'
+import type { HubParts } from './hub-parts.js'
 import type { ResolvedOptions } from './options.js'
 import type { Session } from './session.js'
 import type { Sessions } from './sessions.js'

@@ -8,13 +8,14 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Batch, Frame, HEARTBEAT } from './batch.js'
 import { Client, clientOf, debugging, FAILED, WRITTEN, type RawResponse } from './client.js'
-import { registryStats, type Counters, type RegistryStats } from './counters.js'
+import type { Counters, RegistryStats } from './counters.js'
 import type { EventLog } from './event-log/types.js'
 import type { EventMap, SessionKind } from './events.js'
-import type { FanOutHost, FanOutTimer } from './fanout.js'
+import type { FanOutHost } from './fanout.js'
 import { closedFrame } from './frame.js'
-import type { HubParts } from './hub.js'
+import type { HubParts } from './hub-parts.js'
 import { Joiner } from './join.js'
+import type { FanOutTimer } from './metrics/types.js'
 import type { ResolvedOptions } from './options.js'
 import { Session } from './session.js'
 import { Sessions } from './sessions.js'
@@ -177,7 +178,7 @@ export class SessionRegistry<E extends EventMap<E>> {
 
   /** Sessions, clients and retained history of this kind. */
   stats (): RegistryStats {
-    return registryStats(this.#sessions.values(), this.#sessions.size)
+    return this.#sessions.stats()
   }
 
   /** Writes a round's batch to one client, and drops it when it stopped reading or its write failed. */

@@ -4,12 +4,21 @@
  */
 import type { Frame } from './batch.js'
 import type { Client } from './client.js'
-import type { RetainedEvents } from './event-log/types.js'
 import { FanOut, type FanOutHost } from './fanout.js'
 
 /** A client being admitted while its replay is prepared: the live frames sent meanwhile are held for it. */
 export class Join {
   readonly held: Frame[] = []
+}
+
+/** What the event log keeps of one session in this process. */
+export interface RetainedEvents {
+  /** Events kept. */
+  readonly length: number
+  /** Bytes kept. */
+  readonly bytes: number
+  /** Forgets them. */
+  clear (): void
 }
 
 export class Session {

@@ -1,9 +1,9 @@
 /* A session's send (src/session.ts): held for joining clients, queued for connected ones, `done` when written. */
 import t from 'tap'
 import { Frame } from '../src/batch.js'
-import { Join, Session } from '../src/session.js'
+import { Join, Session, type RetainedEvents } from '../src/session.js'
 import type { FanOutHost } from '../src/fanout.js'
-import { NO_REPLAY, type RetainedEvents } from '../src/event-log/types.js'
+import { NO_REPLAY } from '../src/event-log/types.js'
 import { Counters } from '../src/counters.js'
 import { SessionBudget, Sessions } from '../src/sessions.js'
 

@@ -10,10 +10,11 @@ import { Frame } from '../batch.js'
 import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
 import { encodeEvent, encodeJsonEvent, resyncFrame } from '../frame.js'
+import type { BackplaneTimer } from '../metrics/types.js'
 import type { ResolvedOptions } from '../options.js'
-import { Join, type Session } from '../session.js'
+import { Join, type RetainedEvents, type Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
-import { FROM_START, Replay, type EventLog, type RetainedEvents, type ResyncReason } from './types.js'
+import { FROM_START, Replay, type EventLog, type ResyncReason } from './types.js'
 
 // A session's history is in the backplane: a process keeps none, so a session without clients is forgotten.
 const NOTHING: RetainedEvents = Object.freeze({ length: 0, bytes: 0, clear () {} })
@@ -24,22 +25,6 @@ interface Read {
   /** The newest backplane id it covers; undefined when none. */
   readonly coveredId: string | undefined
 }
-
-/**
- * Measures the backplane: publish latency and lag. Two implementations, chosen once: {@link UNTIMED_BACKPLANE}
- * (no `metrics` option) and `BackplaneTimes` (src/metrics/histogram.ts).
- */
-export interface BackplaneTimer {
-  /** A publish starts: its start time, for {@link published}. */
-  publishing (): number
-  /** The publish that {@link publishing} returned `started` for was persisted. */
-  published (started: number): void
-  /** The event `id` arrived here from the backplane. */
-  arrived (id: string): void
-}
-
-/** The backplane timer of a hub without metrics: no clock read. */
-export const UNTIMED_BACKPLANE: BackplaneTimer = Object.freeze({ publishing: () => 0, published () {}, arrived () {} })
 
 export class BackplaneLog implements EventLog {
   readonly #kinds = new Map<string, Sessions>()

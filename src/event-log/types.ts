@@ -5,18 +5,8 @@
 import type { ResyncEvent } from '../events.js'
 import type { BackplaneStats } from '../backplane/types.js'
 import type { Covered } from '../client.js'
-import type { Join, Session } from '../session.js'
+import type { Join, RetainedEvents, Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
-
-/** What a log keeps of one session in this process. */
-export interface RetainedEvents {
-  /** Events kept. */
-  readonly length: number
-  /** Bytes kept. */
-  readonly bytes: number
-  /** Forgets them. */
-  clear (): void
-}
 
 /** How a log answered a client's `Last-Event-ID`; `'snapshot'`: the `snapshot` option's state, then the events after it. */
 export type ReplayOutcome = 'none' | 'replayed' | 'resync' | 'snapshot'

@@ -4,8 +4,7 @@
  */
 import type { Backplane } from '../backplane/types.js'
 import type { Frame } from '../batch.js'
-import type { BackplaneTimer } from '../event-log/backplane.js'
-import type { FanOutTimer } from '../fanout.js'
+import type { BackplaneTimer, FanOutTimer } from './types.js'
 
 const clock = performance.now.bind(performance)
 
