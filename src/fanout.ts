@@ -3,7 +3,7 @@
  * client in turn; a round yields to other work after a time slice (perf notes 13 and 31).
  */
 import { Batch, type Frame } from './batch.js'
-import type { Client } from './client.js'
+import type { Client } from './client-writer.js'
 import type { FanOutTimer } from './metrics/types.js'
 
 /** How rounds share the event loop; the defaults are what `npm run bench` measured. */

@@ -5,7 +5,7 @@
 import type { FastifyReply } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
-import { Client, debugging, type RawResponse } from './client.js'
+import { Client, debugging, type RawResponse } from './client-writer.js'
 import type { Counters } from './counters.js'
 import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
 import { Replay, type EventLog } from './event-log/types.js'

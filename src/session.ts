@@ -3,7 +3,7 @@
  * and what the event log retains of it here.
  */
 import type { Frame } from './batch.js'
-import type { Client } from './client.js'
+import type { Client } from './client-writer.js'
 import { FanOut, type FanOutHost } from './fanout.js'
 
 /** A client being admitted while its replay is prepared: the live frames sent meanwhile are held for it. */

@@ -1,10 +1,10 @@
-/* One client's write (src/client.ts): its three outcomes, on real sockets. */
+/* One client's write (src/client-writer.ts): its three outcomes, on real sockets. */
 import t, { type Test } from 'tap'
 import http from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo, Socket } from 'node:net'
 import { Batch, Frame } from '../src/batch.js'
-import { Client, FAILED, TOO_SLOW, WRITTEN } from '../src/client.js'
+import { Client, FAILED, TOO_SLOW, WRITTEN } from '../src/client-writer.js'
 import { Counters } from '../src/counters.js'
 import type { Session } from '../src/session.js'
 

@@ -1,5 +1,5 @@
 /*
- * The fan-out write path (src/batch.ts, src/client.ts and the rounds in src/fanout.ts):
+ * The fan-out write path (src/batch.ts, src/client-writer.ts and the rounds in src/fanout.ts):
  * coalesced writes, the direct HTTP/1 socket path and its fallbacks, time-sliced
  * rounds that keep every client's events complete, once each, and in order.
  */
@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import sseHub from '../src/index.js'
 import { Batch, Frame, HEARTBEAT } from '../src/batch.js'
-import { directSocket, writeBatch } from '../src/client.js'
+import { directSocket, writeBatch } from '../src/client-writer.js'
 import { buildApp, connect, eventually, listen, rawResponses, token, type SseClient } from './helper.js'
 
 /** Every write handed to each captured response's socket, in order. */

@@ -4,7 +4,7 @@
  */
 import type { ResyncEvent } from '../events.js'
 import type { BackplaneStats } from '../backplane/types.js'
-import type { Covered } from '../client.js'
+import type { Covered } from '../client-writer.js'
 import type { Join, RetainedEvents, Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
 

@@ -1,6 +1,7 @@
 /*
- * One SSE client: its response and socket, what it already has, and writing a batch to it, with one of
- * three outcomes: written, too slow (past `maxBufferedBytes`: the caller drops it) or failed.
+ * One connected SSE client, server side (the browser client is src/browser/): its response and socket, what it
+ * already has, and writing a batch to it, with one of three outcomes: written, too slow (past `maxBufferedBytes`:
+ * the caller drops it) or failed.
  * The direct socket path and the buffered-bytes rule live here and nowhere else.
  */
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
