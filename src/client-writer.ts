@@ -52,7 +52,7 @@ export class Client {
     /** The address counted against `maxClientsPerIp`; undefined when that option is off. */
     readonly ip: string | undefined,
     readonly session: Session,
-    readonly log: FastifyBaseLogger,
+    readonly logger: FastifyBaseLogger,
     /** The newest event this client has (from its replay or a write): queued frames up to it are skipped. */
     public sentSeq: number,
     /**
@@ -85,7 +85,7 @@ export class Client {
     try {
       underMark = writeBatch(this.res, this.#direct || this.#confirmDirect() ? this.socket : undefined, part)
     } catch (err) {
-      this.log.warn({ kind: this.session.kind, sessionId: this.session.id, clientId: this.id, err }, 'sse client dropped: write failed')
+      this.logger.warn({ kind: this.session.kind, sessionId: this.session.id, clientId: this.id, err }, 'sse client dropped: write failed')
       return FAILED
     }
     if (part.events > 0) this.sentSeq = part.lastSeq
@@ -163,7 +163,7 @@ export function writeBatch (res: ServerResponse | { write: (chunk: Buffer) => bo
 }
 
 /** Whether debug logs are written: their fields are not even gathered otherwise (perf note 8). */
-export function debugging (log: FastifyBaseLogger): boolean {
+export function debugging (logger: FastifyBaseLogger): boolean {
   // Fastify's no-op logger (`logger: false`) has no isLevelEnabled; pino's has.
-  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') === true
+  return (logger as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') === true
 }

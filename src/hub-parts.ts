@@ -10,7 +10,7 @@ import type { Welcome } from './snapshot.js'
 /** What the registries of one hub share. */
 export interface HubParts {
   readonly options: ResolvedOptions
-  readonly log: FastifyBaseLogger
+  readonly logger: FastifyBaseLogger
   readonly limits: ClientLimits
   readonly budget: SessionBudget
   readonly eventLog: EventLog

@@ -52,7 +52,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   #heartbeatTimer: NodeJS.Timeout | undefined
   #cleanupTimer: NodeJS.Timeout | undefined
 
-  constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
+  constructor (options: ResolvedOptions, logger: FastifyBaseLogger) {
     const now = (): number => Date.now()
     const ids = new EventIds()
     // The one place that picks the metrics: none, or in the application's registry.
@@ -60,15 +60,15 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     // The one place that picks the event log: in memory, or on the backplane the options name.
     const eventLog: EventLog = options.backplane === 'memory'
       ? new MemoryLog(ids, options, now)
-      : new BackplaneLog(options.backplane, ids, options, metrics.backplaneTimer(options.backplane), log, now)
+      : new BackplaneLog(options.backplane, ids, options, metrics.backplaneTimer(options.backplane), logger, now)
     this.#parts = {
       options,
-      log,
+      logger,
       limits: new ClientLimits(options),
       budget: new SessionBudget(options.maxSessions, options.idleSessionTtl, options.closedSessionTtl),
       eventLog,
       // The one place that picks what a new client gets first.
-      welcome: options.snapshot === undefined ? logReplay(eventLog) : new SnapshotWelcome(eventLog, options.snapshot, log, now),
+      welcome: options.snapshot === undefined ? logReplay(eventLog) : new SnapshotWelcome(eventLog, options.snapshot, logger, now),
       tuning: options.fanOutSlice,
       now
     }
@@ -238,7 +238,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     if (cleanupInterval > 0 && this.#cleanupTimer === undefined) {
       this.#cleanupTimer = setInterval(() => {
         const removed = this.cleanupStaleConnections()
-        if (removed > 0) this.#parts.log.debug({ removed }, 'sse cleanup removed clients')
+        if (removed > 0) this.#parts.logger.debug({ removed }, 'sse cleanup removed clients')
       }, cleanupInterval).unref()
     }
   }

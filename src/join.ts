@@ -28,7 +28,7 @@ export interface ClientListeners {
 export class Joiner {
   readonly #opts: ResolvedOptions
   readonly #limits: HubParts['limits']
-  readonly #log: EventLog
+  readonly #eventLog: EventLog
 
   constructor (
     readonly kind: SessionKind,
@@ -39,7 +39,7 @@ export class Joiner {
   ) {
     this.#opts = hub.options
     this.#limits = hub.limits
-    this.#log = hub.eventLog
+    this.#eventLog = hub.eventLog
   }
 
   /** See `SessionRegistry.open`. */
@@ -105,7 +105,7 @@ export class Joiner {
 
   /** Gives up on a client that held the session's feed and was not attached. */
   abandon (s: Session): void {
-    this.#log.release(s)
+    this.#eventLog.release(s)
     this.sessions.settle(s)
   }
 
@@ -142,7 +142,7 @@ export class Joiner {
     client.listen(this.listeners.onClose, this.listeners.onPeerEnd)
     s.clients.set(clientId, client)
     this.#limits.take(ip)
-    if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId, replay: replay.outcome }, 'sse client connected')
+    if (debugging(client.logger)) client.logger.debug({ kind: this.kind, sessionId: s.id, clientId, replay: replay.outcome }, 'sse client connected')
   }
 
   /**

@@ -31,7 +31,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #opts: ResolvedOptions
   readonly #counters: Counters
   readonly #limits: HubParts['limits']
-  readonly #log: EventLog
+  readonly #eventLog: EventLog
   readonly #fanOut: FanOutHost
   readonly #joiner: Joiner
   /** Counts `heartbeatIdle()` calls: the periods between them. */
@@ -46,10 +46,10 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#opts = hub.options
     this.#counters = counters
     this.#limits = hub.limits
-    this.#log = hub.eventLog
+    this.#eventLog = hub.eventLog
     const registry = this
     this.#fanOut = { tuning: hub.tuning, maxQueuedBytes: hub.options.maxBufferedBytes, timer, get period () { return registry.#period }, write (client, batch) { registry.#writeTo(client, batch) } }
-    this.#sessions = new Sessions(kind, counters, hub.budget, (id) => new Session(id, kind, this.#log.retained(), this.#fanOut, hub.now()), (s) => { this.#endSession(s) })
+    this.#sessions = new Sessions(kind, counters, hub.budget, (id) => new Session(id, kind, this.#eventLog.retained(), this.#fanOut, hub.now()), (s) => { this.#endSession(s) })
     hub.eventLog.serve(kind, this.#sessions)
     this.#onClose = function () { registry.#detach(clientOf(this)) }
     // The peer closed its side: the stream is over, finished without its last chunk (perf note 5).
@@ -92,7 +92,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    */
   broadcast<K extends keyof E & string>(sessionId: string, type: K, payload: E[K]): Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
-    return this.#log.append(this.#sessions, sessionId, type, broadcastJson(type, payload, this.#hub.now()))
+    return this.#eventLog.append(this.#sessions, sessionId, type, broadcastJson(type, payload, this.#hub.now()))
   }
 
   /**
@@ -107,7 +107,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
     const [type, payload] = final
     const json = type === undefined ? undefined : broadcastJson(type, payload, this.#hub.now())
-    return this.#log.closeSession(this.#sessions, sessionId, type, json)
+    return this.#eventLog.closeSession(this.#sessions, sessionId, type, json)
   }
 
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */
@@ -125,7 +125,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    */
   lastEventId (sessionId: string): string | undefined {
     const s = this.#sessions.get(sessionId)
-    return s === undefined ? undefined : this.#log.lastEventId(s)
+    return s === undefined ? undefined : this.#eventLog.lastEventId(s)
   }
 
   /** Number of open streams of a session. */
@@ -187,7 +187,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (outcome === WRITTEN) return
     if (outcome !== FAILED) {
       this.#counters.droppedSlow()
-      client.log.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, buffered: client.res.writableLength }, 'sse client dropped: too slow')
+      client.logger.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, buffered: client.res.writableLength }, 'sse client dropped: too slow')
     }
     this.#detach(client)
     // Its backlog cannot be sent in time; destroying frees it now. The client reconnects and replays.
@@ -230,8 +230,8 @@ export class SessionRegistry<E extends EventMap<E>> {
     s.clients.delete(client.id)
     this.#limits.give(client.ip)
     if (s.clients.size === 0) s.lastActivity = this.#hub.now()
-    this.#log.release(s)
+    this.#eventLog.release(s)
     this.#sessions.settle(s)
-    if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
+    if (debugging(client.logger)) client.logger.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
   }
 }

@@ -21,14 +21,14 @@ export interface Welcome {
 }
 
 /** Without the `snapshot` option: the log's answer to the request's `Last-Event-ID`, nothing else (perf note 39). */
-export function logReplay (log: EventLog): Welcome {
-  return { replay: (s, request) => log.replay(s, readLastEventId(request)) }
+export function logReplay (eventLog: EventLog): Welcome {
+  return { replay: (s, request) => eventLog.replay(s, readLastEventId(request)) }
 }
 
 /** With the `snapshot` option. */
 export class SnapshotWelcome implements Welcome {
   constructor (
-    private readonly log: EventLog,
+    private readonly eventLog: EventLog,
     private readonly hook: SnapshotHook,
     private readonly logger: FastifyBaseLogger,
     private readonly now: () => number
@@ -37,7 +37,7 @@ export class SnapshotWelcome implements Welcome {
   replay (s: Session, request: FastifyRequest): Replay | Promise<Replay> {
     const lastEventId = readLastEventId(request)
     if (lastEventId === undefined) return this.#snapshot(s, request, 'join', place(s))
-    const replay = this.log.replay(s, lastEventId)
+    const replay = this.eventLog.replay(s, lastEventId)
     if (replay instanceof Replay) return replay.outcome === 'resync' ? this.#snapshot(s, request, replay.reason as ResyncReason, hold(s, replay) as Replay) : replay
     return replay.then((r) => r.outcome === 'resync' ? this.#snapshot(s, request, r.reason as ResyncReason, r) : r)
   }
@@ -53,17 +53,17 @@ export class SnapshotWelcome implements Welcome {
     try {
       snap = await this.hook(s.kind as SessionKind, s.id, request)
     } catch (err) {
-      drop(this.log, s, instead)
+      drop(this.eventLog, s, instead)
       throw err
     }
     if (snap !== undefined && !isSnapshot(snap)) {
-      drop(this.log, s, instead)
+      drop(this.eventLog, s, instead)
       throw new FST_ERR_SSE_HUB_INVALID_PAYLOAD('snapshot: the hook must answer undefined or { state, lastEventId } with lastEventId a string')
     }
-    if (snap === undefined) return instead instanceof Replay ? instead : await hold(s, this.log.replay(s, undefined), instead)
+    if (snap === undefined) return instead instanceof Replay ? instead : await hold(s, this.eventLog.replay(s, undefined), instead)
     // The log's read takes the place (a join of its own) before the one held here is given up.
-    const reading = hold(s, this.log.replay(s, snap.lastEventId === '' ? FROM_START : snap.lastEventId))
-    drop(this.log, s, instead)
+    const reading = hold(s, this.eventLog.replay(s, snap.lastEventId === '' ? FROM_START : snap.lastEventId))
+    drop(this.eventLog, s, instead)
     const after = await reading
     if (after.outcome === 'resync') {
       this.logger.warn({ kind: s.kind, sessionId: s.id, snapshotLastEventId: snap.lastEventId }, 'sse snapshot older than the history: resync instead')
@@ -73,7 +73,7 @@ export class SnapshotWelcome implements Welcome {
     try {
       frame = snapshotFrame(snap.lastEventId, s.id, reason, snap.state, this.now())
     } catch (err) {
-      drop(this.log, s, after)
+      drop(this.eventLog, s, after)
       throw new FST_ERR_SSE_HUB_INVALID_PAYLOAD(`snapshot state: JSON cannot encode it (${(err as Error).message})`, { cause: err })
     }
     return new Replay('snapshot', [frame, ...after.frames], after.events, after.covered, after.join)
@@ -109,11 +109,11 @@ function place (s: Session): Join {
 }
 
 /** Gives up an answer not used (its held frames and the session's feed it holds), or a place. */
-function drop (log: EventLog, s: Session, instead: Replay | Join): void {
+function drop (eventLog: EventLog, s: Session, instead: Replay | Join): void {
   if (instead instanceof Join) {
     s.joins.delete(instead)
     return
   }
   instead.endJoin(s)
-  log.release(s)
+  eventLog.release(s)
 }

@@ -9,7 +9,7 @@ import { Counters } from '../src/counters.js'
 import type { Session } from '../src/session.js'
 
 const session = { kind: 'conversation', id: 's' } as unknown as Session
-const silent = { warn () {}, debug () {} } as unknown as Client['log']
+const silent = { warn () {}, debug () {} } as unknown as Client['logger']
 const frame = (seq: number, bytes: number): Frame => new Frame(seq, Buffer.alloc(bytes, 97))
 
 /** A real response on a real connection whose peer reads only when `reading` is true. */
@@ -59,9 +59,9 @@ t.test('too slow: past maxBufferedBytes unsent, even under the socket\'s high-wa
 t.test('failed: a write that throws is reported, not thrown', async (t) => {
   const { res } = await response(t, true)
   const warned: unknown[] = []
-  const log = { warn (o: unknown) { warned.push(o) } } as unknown as Client['log']
+  const logger = { warn (o: unknown) { warned.push(o) } } as unknown as Client['logger']
   res.write = () => { throw new Error('broken wrapper') }
-  const c = new Client('c', res, 0, undefined, session, log, 0, undefined, 1 << 20)
+  const c = new Client('c', res, 0, undefined, session, logger, 0, undefined, 1 << 20)
   t.equal(c.write(new Batch([frame(1, 10)]), true, 1 << 20, new Counters()), FAILED)
   t.equal(c.sentSeq, 0)
   t.match(warned, [{ kind: 'conversation', sessionId: 's', clientId: 'c', err: { message: 'broken wrapper' } }])

@@ -78,7 +78,7 @@ class RedisBackplane implements Backplane {
 
   readonly #onError = (err: Error): void => {
     this.#stats.errors++
-    ;(this.#sink as BackplaneSink).log.warn({ err }, 'sse-hub redis backplane error')
+    ;(this.#sink as BackplaneSink).logger.warn({ err }, 'sse-hub redis backplane error')
   }
 
   readonly #events: TopologyEvents = {

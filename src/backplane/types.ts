@@ -37,7 +37,8 @@ export interface BackplaneSink {
   resync (kind: string, sessionId: string, newestId: string): void
   /** A followed session was closed (by any process), after its event `lastEventId` ('' when it had none), delivered before. */
   closed (kind: string, sessionId: string, lastEventId: string): void
-  readonly log: FastifyBaseLogger
+  /** Where the backplane logs (the hub's logger). */
+  readonly logger: FastifyBaseLogger
 }
 
 /** Numbers reported under `getStats().backplane`. */

@@ -36,7 +36,7 @@ export class BackplaneLog implements EventLog {
     private readonly ids: EventIds,
     private readonly options: ResolvedOptions,
     private readonly timer: BackplaneTimer,
-    private readonly log: FastifyBaseLogger,
+    private readonly logger: FastifyBaseLogger,
     private readonly now: () => number
   ) {}
 
@@ -45,7 +45,7 @@ export class BackplaneLog implements EventLog {
       deliver: (kind, sessionId, event) => { this.#deliver(kind, sessionId, event) },
       resync: (kind, sessionId, newestId) => { this.#resync(kind, sessionId, newestId) },
       closed: (kind, sessionId, lastEventId) => { this.#closed(kind, sessionId, lastEventId) },
-      log: this.log
+      logger: this.logger
     })
   }
 
@@ -70,7 +70,7 @@ export class BackplaneLog implements EventLog {
       sessions.counters.broadcast()
       this.timer.published(started)
     }, (err: unknown) => {
-      this.log.error({ err, kind, sessionId, type }, 'sse broadcast not persisted')
+      this.logger.error({ err, kind, sessionId, type }, 'sse broadcast not persisted')
     })
     return persisted
   }
@@ -80,7 +80,7 @@ export class BackplaneLog implements EventLog {
     if (type !== undefined) this.#checkSize(type, json as string)
     const kind = sessions.kind
     const closing = this.backplane.closeSession(kind, sessionId, type, json, this.options.closedSessionTtl)
-    closing.catch((err: unknown) => { this.log.error({ err, kind, sessionId, type }, 'sse session not closed') })
+    closing.catch((err: unknown) => { this.logger.error({ err, kind, sessionId, type }, 'sse session not closed') })
     return closing
   }
 
