@@ -71,7 +71,7 @@ export class Client {
     let part = batch.unsentTo(this.sentSeq, heartbeats)
     const covered = this.covered
     if (part !== undefined && covered !== undefined) {
-      part = part.select((f) => f.id === undefined || !covered(f.id))
+      part = part.select((o) => o.id === undefined || !covered(o.id))
       if (part !== undefined && part.events > 0) this.covered = undefined
     }
     return part

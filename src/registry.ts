@@ -6,7 +6,7 @@
 import type { FastifyReply } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { Batch, Frame, HEARTBEAT } from './batch.js'
+import { Batch, HEARTBEAT, Outgoing } from './batch.js'
 import { Client, clientOf, debugging, FAILED, WRITTEN, type RawResponse } from './client-writer.js'
 import type { Counters, RegistryStats } from './counters.js'
 import type { EventLog } from './event-log/types.js'
@@ -199,7 +199,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    * a queued `resync` too, or the events after it would hide a gap), then the response.
    * `lastChunk` false: the peer has closed its side.
    */
-  #end (client: Client, lastChunk = true, last?: Frame): void {
+  #end (client: Client, lastChunk = true, last?: Outgoing): void {
     const queued = client.session.fanOut.unwritten(client)
     const unwritten = last === undefined ? queued : [...queued, last]
     if (unwritten.length > 0 && client.write(new Batch(unwritten), false, Infinity, this.#counters) === FAILED) {
@@ -216,7 +216,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   /** A session was closed: its clients get what is queued for them, `closed`, and the end. */
   #endSession (s: Session): void {
     if (s.clients.size === 0) return
-    const closed = new Frame(0, closedFrame(s.id, s.closed as string, this.#hub.now()))
+    const closed = new Outgoing(0, closedFrame(s.id, s.closed as string, this.#hub.now()))
     for (const client of s.clients.values()) this.#end(client, true, closed)
   }
 

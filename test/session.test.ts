@@ -1,6 +1,6 @@
 /* A session's send (src/session.ts): held for joining clients, queued for connected ones, `done` when written. */
 import t from 'tap'
-import { Frame } from '../src/batch.js'
+import { Outgoing } from '../src/batch.js'
 import { Join, Session, type RetainedEvents } from '../src/session.js'
 import type { FanOutHost } from '../src/fanout.js'
 import { NO_REPLAY } from '../src/event-log/types.js'
@@ -14,15 +14,15 @@ t.test('without clients, a frame is held for each joining client and its broadca
   const s = new Session('s', 'conversation', nothing, host, 1)
   const join = new Join()
   s.joins.add(join)
-  const frame = new Frame(7, Buffer.from('x'))
+  const o = new Outgoing(7, Buffer.from('x'))
   let done = 0
-  s.send(frame, 5, () => { done++ })
-  t.same(join.held, [frame])
+  s.send(o, 5, () => { done++ })
+  t.same(join.held, [o])
   t.equal(done, 1)
   t.equal(s.lastSeq, 7)
   t.equal(s.lastActivity, 5)
   t.equal(s.streams, 1)
-  s.send(new Frame(0, Buffer.from(':')), 6)
+  s.send(new Outgoing(0, Buffer.from(':')), 6)
   t.equal(s.lastSeq, 7, 'a frame every client gets (seq 0) is not an event of the session')
   t.equal(join.held.length, 2)
 })

@@ -6,7 +6,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Backplane, BackplaneEvent, BackplaneStats } from '../backplane/types.js'
-import { Frame } from '../batch.js'
+import { Outgoing } from '../batch.js'
 import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
 import { encodeEvent, encodeJsonEvent, resyncFrame } from '../frame.js'
@@ -164,7 +164,7 @@ export class BackplaneLog implements EventLog {
     const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
     if (s === undefined) return
     s.lastId = event.id
-    s.send(new Frame(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
+    s.send(new Outgoing(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
   }
 
   /** A session this process may follow was closed: its clients here are ended after what was delivered. */
@@ -182,6 +182,6 @@ export class BackplaneLog implements EventLog {
     sessions.counters.resynced(s.clients.size)
     for (const client of s.clients.values()) client.covered = undefined
     // seq 0: every client gets it, whatever its replay covered.
-    s.send(new Frame(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
+    s.send(new Outgoing(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
   }
 }

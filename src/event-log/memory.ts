@@ -4,7 +4,7 @@
  */
 import type { BackplaneStats } from '../backplane/types.js'
 import { initialBackplaneStats } from '../backplane/types.js'
-import { Frame } from '../batch.js'
+import { Outgoing } from '../batch.js'
 import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE, FST_ERR_SSE_HUB_SESSION_CLOSED } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
 import { encodeJsonEvent, isSafeEventId, resyncFrame } from '../frame.js'
@@ -54,13 +54,13 @@ export class MemoryLog implements EventLog {
     sessions.counters.broadcast()
     const now = this.now()
     if (s.streams === 0) {
-      // perf note 25: no Frame to make for a session nobody watches.
+      // perf note 25: no Outgoing to make for a session nobody watches.
       s.lastActivity = now
       s.lastSeq = seq
       if (settle) sessions.settle(s)
       return { s, id, sent: Promise.resolve(id) }
     }
-    return { s, id, sent: new Promise((resolve) => { s.send(new Frame(seq, frame), now, () => { resolve(id) }) }) }
+    return { s, id, sent: new Promise((resolve) => { s.send(new Outgoing(seq, frame), now, () => { resolve(id) }) }) }
   }
 
   closeSession (sessions: Sessions, sessionId: string, type: string | undefined, json: string | undefined): Promise<string> {

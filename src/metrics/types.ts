@@ -3,7 +3,7 @@
  * Two implementations: {@link NO_METRICS} (no `metrics` option: nothing measured) and `PrometheusMetrics` (./prometheus.ts).
  */
 import type { Backplane, BackplaneStats } from '../backplane/types.js'
-import type { Frame } from '../batch.js'
+import type { Outgoing } from '../batch.js'
 import type { Counters, RegistryStats } from '../counters.js'
 
 /**
@@ -44,8 +44,8 @@ export interface MetricsSource {
  * (./histogram.ts), one observation per event (perf note 38).
  */
 export interface FanOutTimer {
-  queued (frame: Frame): void
-  written (frames: readonly Frame[]): void
+  queued (o: Outgoing): void
+  written (outgoing: readonly Outgoing[]): void
 }
 
 /** The fan-out timer of a hub without metrics: no clock read, nothing stored. */
