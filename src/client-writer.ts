@@ -22,7 +22,7 @@ export const TOO_SLOW = 1
 export const FAILED = 2
 export type WriteOutcome = typeof WRITTEN | typeof TOO_SLOW | typeof FAILED
 
-/** Whether a backplane id is covered by what a client got in its replay (see {@link Client.covered}). */
+/** Whether a backplane id is covered by what a client got before live events (see {@link Client.covered}). */
 export type Covered = (id: string) => boolean
 
 // The client a response or socket carries (perf note 3).
@@ -53,10 +53,10 @@ export class Client {
     readonly ip: string | undefined,
     readonly session: Session,
     readonly logger: FastifyBaseLogger,
-    /** The newest event this client has (from its replay or a write): queued frames up to it are skipped. */
+    /** The newest event this client has (from its welcome or a write): queued frames up to it are skipped. */
     public sentSeq: number,
     /**
-     * Set after a backplane replay: live events its replay already covered may still be on their way
+     * Set after a backplane welcome: live events it already covered may still be on their way
      * (they come over another connection), and are skipped; cleared at the first event it lacks.
      */
     public covered: Covered | undefined,

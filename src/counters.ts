@@ -88,7 +88,7 @@ export class Counters implements HubCounters {
   droppedSlow (): void { this.clientsDroppedSlow++ }
   expired (): void { this.clientsExpired++ }
   resynced (clients: number): void { this.resyncsSent += clients }
-  /** A new stream was answered with a replay, a `resync` or a snapshot (an outcome of the event log's answer; `'none'` counts nothing). */
+  /** A new stream was answered with a replay, a `resync` or a snapshot (a `Welcome`'s outcome; `'none'` counts nothing). */
   served (outcome: 'replayed' | 'resync' | 'snapshot'): void {
     if (outcome === 'replayed') this.replaysServed++
     else if (outcome === 'resync') this.resyncsSent++

@@ -5,7 +5,7 @@ import type { FanOutTuning } from './fanout.js'
 import type { ClientLimits } from './limits.js'
 import type { ResolvedOptions } from './options.js'
 import type { SessionBudget } from './sessions.js'
-import type { Welcome } from './snapshot.js'
+import type { Welcomer } from './snapshot.js'
 
 /** What the registries of one hub share. */
 export interface HubParts {
@@ -14,8 +14,8 @@ export interface HubParts {
   readonly limits: ClientLimits
   readonly budget: SessionBudget
   readonly eventLog: EventLog
-  /** What a new client gets first: the log's replay, or with the `snapshot` option, a snapshot too. */
-  readonly welcome: Welcome
+  /** What a new client gets first: the event log's answer to its `Last-Event-ID`, or with the `snapshot` option, a snapshot too. */
+  readonly welcomer: Welcomer
   readonly tuning: FanOutTuning
   readonly now: () => number
 }

@@ -17,7 +17,7 @@ import type { ResolvedOptions } from './options.js'
 import { SessionRegistry } from './registry.js'
 import { streamRoute, type StreamRoute, type StreamRouteOptions } from './route.js'
 import { SessionBudget } from './sessions.js'
-import { logReplay, SnapshotWelcome } from './snapshot.js'
+import { logWelcomer, SnapshotWelcomer } from './snapshot.js'
 import { PrometheusMetrics } from './metrics/prometheus.js'
 import { NO_METRICS, type HubMetrics } from './metrics/types.js'
 
@@ -68,7 +68,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
       budget: new SessionBudget(options.maxSessions, options.idleSessionTtl, options.closedSessionTtl),
       eventLog,
       // The one place that picks what a new client gets first.
-      welcome: options.snapshot === undefined ? logReplay(eventLog) : new SnapshotWelcome(eventLog, options.snapshot, logger, now),
+      welcomer: options.snapshot === undefined ? logWelcomer(eventLog) : new SnapshotWelcomer(eventLog, options.snapshot, logger, now),
       tuning: options.fanOutSlice,
       now
     }

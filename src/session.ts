@@ -6,7 +6,7 @@ import type { Outgoing } from './batch.js'
 import type { Client } from './client-writer.js'
 import { FanOut, type FanOutHost } from './fanout.js'
 
-/** A client being admitted while its replay is prepared: the live frames sent meanwhile are held for it. */
+/** A client being admitted while its welcome is prepared: the live frames sent meanwhile are held for it. */
 export class Join {
   readonly held: Outgoing[] = []
 }

@@ -3,7 +3,7 @@ import t from 'tap'
 import { Outgoing } from '../src/batch.js'
 import { Join, Session, type RetainedEvents } from '../src/session.js'
 import type { FanOutHost } from '../src/fanout.js'
-import { NO_REPLAY } from '../src/event-log/types.js'
+import { LIVE_ONLY } from '../src/event-log/types.js'
 import { Counters } from '../src/counters.js'
 import { SessionBudget, Sessions } from '../src/sessions.js'
 
@@ -31,9 +31,9 @@ t.test('a replay without a join ends none; a session forgotten twice is forgotte
   const s = new Session('s', 'conversation', nothing, host, 1)
   const join = new Join()
   s.joins.add(join)
-  NO_REPLAY.endJoin(s)
+  LIVE_ONLY.endJoin(s)
   t.equal(s.joins.size, 1, 'a synchronous replay holds nothing for anyone')
-  t.same(NO_REPLAY.frames, [])
+  t.same(LIVE_ONLY.frames, [])
 
   const counters = new Counters()
   const budget = new SessionBudget(10, 1000, 1000)

@@ -1,8 +1,8 @@
 /*
  * The event log on a backplane (e.g. Redis) shared by several processes: appends go to the backplane,
- * which delivers them to every process following the session, this one included. A joining client's
- * replay is read from the backplane while the live events that arrive meanwhile are held, and only
- * those its replay does not cover are added: the seam between replay and live has no gap and no duplicate.
+ * which delivers them to every process following the session, this one included. What a joining client
+ * gets before live events is read from the backplane while the live events that arrive meanwhile are held,
+ * and only those the read does not cover are added: the seam between the two has no gap and no duplicate.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Backplane, BackplaneEvent, BackplaneStats } from '../backplane/types.js'
@@ -14,14 +14,14 @@ import type { BackplaneTimer } from '../metrics/types.js'
 import type { ResolvedOptions } from '../options.js'
 import { Join, type RetainedEvents, type Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
-import { FROM_START, Replay, type EventLog, type ResyncReason } from './types.js'
+import { FROM_START, Welcome, type EventLog, type ResyncReason } from './types.js'
 
 // A session's history is in the backplane: a process keeps none, so a session without clients is forgotten.
 const NOTHING: RetainedEvents = Object.freeze({ length: 0, bytes: 0, clear () {} })
 
 /** A backplane's answer to a `Last-Event-ID`, before the held live events are added. */
 interface Read {
-  readonly replay: Replay
+  readonly welcome: Welcome
   /** The newest backplane id it covers; undefined when none. */
   readonly coveredId: string | undefined
 }
@@ -92,7 +92,7 @@ export class BackplaneLog implements EventLog {
 
   lastEventId (s: Session): string | undefined { return s.lastId }
 
-  async replay (s: Session, lastEventId: string | undefined | typeof FROM_START): Promise<Replay> {
+  async welcome (s: Session, lastEventId: string | undefined | typeof FROM_START): Promise<Welcome> {
     const join = new Join()
     s.joins.add(join)
     let read: Read | undefined
@@ -101,7 +101,7 @@ export class BackplaneLog implements EventLog {
       try {
         // Subscribed first: a close after this read comes as a notice, and the join holds what it sends.
         // Redis unreachable: a session followed here already (the only kind a live-only client can join
-        // then) learns of its close from that notice; a replay fails below anyway.
+        // then) learns of its close from that notice; a read fails below anyway.
         const closed = await this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
         // With clients here, or joins that found no marker, this process followed the session when it closed:
         // its notice is on the way, after the final event, and ends them all (this one too); closing now could
@@ -122,8 +122,8 @@ export class BackplaneLog implements EventLog {
     const coveredId = read?.coveredId
     const backplane = this.backplane
     const covered = coveredId === undefined ? undefined : (id: string): boolean => backplane.compareIds(id, coveredId) <= 0
-    if (read === undefined) return new Replay('none', [], 0, covered, join)
-    return new Replay(read.replay.outcome, read.replay.frames, read.replay.events, covered, join, read.replay.reason)
+    if (read === undefined) return new Welcome('none', [], 0, covered, join)
+    return new Welcome(read.welcome.outcome, read.welcome.frames, read.welcome.events, covered, join, read.welcome.reason)
   }
 
   /** Whether a join of `s` in flight found no closed marker (it subscribed before any close since). */
@@ -144,10 +144,10 @@ export class BackplaneLog implements EventLog {
       if (lastEventId === FROM_START) {
         // From the start: the newest events that fit, as the in-memory history keeps them.
         while (frames.length > this.options.historySize || bytes > this.options.historyBytes) bytes -= (frames.shift() as Buffer).length
-        return { replay: new Replay('none', frames, frames.length, undefined), coveredId: last?.id }
+        return { welcome: new Welcome('none', frames, frames.length, undefined), coveredId: last?.id }
       }
       if (frames.length <= this.options.historySize && bytes <= this.options.historyBytes) {
-        return { replay: new Replay('replayed', frames, frames.length, undefined), coveredId: last === undefined ? lastEventId : last.id }
+        return { welcome: new Welcome('replayed', frames, frames.length, undefined), coveredId: last === undefined ? lastEventId : last.id }
       }
       newestId = (last as BackplaneEvent).id
     } else {
@@ -155,7 +155,7 @@ export class BackplaneLog implements EventLog {
       reason = read.reason
     }
     const frame = resyncFrame(s.id, newestId, reason, this.now())
-    return { replay: new Replay('resync', [frame], 0, undefined, undefined, reason), coveredId: newestId === '' ? undefined : newestId }
+    return { welcome: new Welcome('resync', [frame], 0, undefined, undefined, reason), coveredId: newestId === '' ? undefined : newestId }
   }
 
   /** One event of a session this process follows, from whichever process broadcast it: encoded once here. */
@@ -181,7 +181,7 @@ export class BackplaneLog implements EventLog {
     if (s === undefined) return
     sessions.counters.resynced(s.clients.size)
     for (const client of s.clients.values()) client.covered = undefined
-    // seq 0: every client gets it, whatever its replay covered.
+    // seq 0: every client gets it, whatever its welcome covered.
     s.send(new Outgoing(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
   }
 }

@@ -12,7 +12,7 @@ import { History } from '../history.js'
 import type { ResolvedOptions } from '../options.js'
 import type { Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
-import { FROM_START, NO_REPLAY, Replay, type EventLog } from './types.js'
+import { FROM_START, LIVE_ONLY, Welcome, type EventLog } from './types.js'
 
 export class MemoryLog implements EventLog {
   readonly #maxEventBytes: number
@@ -83,22 +83,22 @@ export class MemoryLog implements EventLog {
     return s.lastSeq === 0 ? undefined : this.ids.format(s.lastSeq)
   }
 
-  replay (s: Session, lastEventId: string | undefined | typeof FROM_START): Replay {
-    if (lastEventId === undefined) return s.closed === undefined ? NO_REPLAY : this.#everything(s)
+  welcome (s: Session, lastEventId: string | undefined | typeof FROM_START): Welcome {
+    if (lastEventId === undefined) return s.closed === undefined ? LIVE_ONLY : this.#everything(s)
     if (lastEventId === FROM_START) return this.#everything(s)
     const history = s.retained as History
     const seq = isSafeEventId(lastEventId) ? this.ids.parse(lastEventId) : undefined
     const lookup = seq === undefined ? undefined : history.framesAfter(seq)
-    if (lookup?.found === true) return new Replay('replayed', lookup.events > 0 ? [lookup.frames] : [], lookup.events, undefined)
+    if (lookup?.found === true) return new Welcome('replayed', lookup.events > 0 ? [lookup.frames] : [], lookup.events, undefined)
     const newest = history.newestSeq
     const reason = lookup?.reason ?? 'unknown_event_id'
     const frame = resyncFrame(s.id, newest === undefined ? '' : this.ids.format(newest), reason, this.now())
-    return new Replay('resync', [frame], 0, undefined, undefined, reason)
+    return new Welcome('resync', [frame], 0, undefined, undefined, reason)
   }
 
   /** A closed session's retained history from its start. */
-  #everything (s: Session): Replay {
+  #everything (s: Session): Welcome {
     const all = (s.retained as History).frames()
-    return new Replay('none', all.events > 0 ? [all.frames] : [], all.events, undefined)
+    return new Welcome('none', all.events > 0 ? [all.frames] : [], all.events, undefined)
   }
 }
