@@ -5,7 +5,7 @@
 /** Per-kind numbers of `SessionRegistry.stats()`. */
 export interface RegistryStats {
   /** Sessions with at least one client (the design's `count`). */
-  count: number
+  activeSessions: number
   /** Open streams. */
   clients: number
   /** Sessions held in memory, with or without clients (their history is kept for replay). */

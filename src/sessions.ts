@@ -95,9 +95,9 @@ export class Sessions {
 
   /** The numbers of `SessionRegistry.stats()`: sessions, clients and retained history of this kind. */
   stats (): RegistryStats {
-    const stats: RegistryStats = { count: 0, clients: 0, sessions: this.#map.size, closed: 0, historyEvents: 0, historyBytes: 0 }
+    const stats: RegistryStats = { activeSessions: 0, clients: 0, sessions: this.#map.size, closed: 0, historyEvents: 0, historyBytes: 0 }
     for (const s of this.#map.values()) {
-      if (s.clients.size > 0) stats.count++
+      if (s.clients.size > 0) stats.activeSessions++
       if (s.closed !== undefined) stats.closed++
       stats.clients += s.clients.size
       stats.historyEvents += s.retained.length
