@@ -106,10 +106,10 @@ export class Client {
     return true
   }
 
-  /** Calls `onClose` when the response closes and `onPeerEnd` when the peer closes its side (`this` is the response or socket). */
-  listen (onClose: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
+  /** Calls `onDisconnect` when the response closes and `onPeerEnd` when the peer closes its side (`this` is the response or socket). */
+  listen (onDisconnect: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
     ;(this.res as Tracked)[kClient] = this
-    this.res.on('close', onClose)
+    this.res.on('close', onDisconnect)
     const socket = this.socket as Tracked | undefined
     if (socket !== undefined) {
       socket[kClient] = this
@@ -119,8 +119,8 @@ export class Client {
   }
 
   /** Undoes {@link listen}. */
-  unlisten (onClose: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
-    this.res.removeListener('close', onClose)
+  unlisten (onDisconnect: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
+    this.res.removeListener('close', onDisconnect)
     const socket = this.socket as Tracked | undefined
     if (socket !== undefined) {
       socket.removeListener('end', onPeerEnd)

@@ -86,9 +86,9 @@ export const FST_ERR_SSE_HUB_NOT_ACCEPTABLE = createError(
   406
 )
 
-/** A client was added while the server is closing (answered as 503). */
-export const FST_ERR_SSE_HUB_CLOSING = createError(
-  'FST_ERR_SSE_HUB_CLOSING',
+/** A client was added while the server is shutting down, after `fastify.close()` (answered as 503). */
+export const FST_ERR_SSE_HUB_SHUTTING_DOWN = createError(
+  'FST_ERR_SSE_HUB_SHUTTING_DOWN',
   'fastify-sse-hub: the server is shutting down',
   503
 )

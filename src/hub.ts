@@ -215,7 +215,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     try {
       this.#metrics.register({ kinds, backplane: options.backplane === 'memory' ? undefined : () => eventLog.stats() })
     } catch (err) {
-      await eventLog.close()
+      await eventLog.stop()
       throw err
     }
   }
@@ -223,7 +223,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   /** Removes the metrics and releases the backplane's connections (the plugin calls this in `onClose`). */
   async disconnect (): Promise<void> {
     this.#metrics.unregister()
-    await this.#parts.eventLog.close()
+    await this.#parts.eventLog.stop()
   }
 
   /** Starts the heartbeat and cleanup timers (the plugin calls this in `onReady`). */
@@ -245,7 +245,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
 
   /** Refuses new clients and ends every stream (the plugin calls this in `preClose`). */
   endAll (): void {
-    this.#parts.limits.close()
+    this.#parts.limits.shutDown()
     for (const registry of this.#registries.values()) registry.endAll()
   }
 

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import { Client, debugging, type RawResponse } from './client-writer.js'
 import type { Counters } from './counters.js'
-import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
+import { FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_SHUTTING_DOWN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
 import { Welcome, type EventLog } from './event-log/types.js'
 import type { SessionKind } from './events.js'
 import { closedFrame } from './frame.js'
@@ -20,7 +20,7 @@ import { checkSessionId } from './validate.js'
 
 /** The listeners every client of a kind gets (one of each per registry, perf note 3). */
 export interface ClientListeners {
-  readonly onClose: (this: RawResponse) => void
+  readonly onDisconnect: (this: RawResponse) => void
   readonly onPeerEnd: (this: Socket) => void
 }
 
@@ -92,10 +92,10 @@ export class Joiner {
     // Nothing yields from here to the attach: the frames held for the client meanwhile follow its welcome.
     welcome.endJoin(s)
     this.#limits.give(ip)
-    if (this.#limits.closing) {
+    if (this.#limits.shuttingDown) {
       this.abandon(s)
       this.#limits.retryLater(reply)
-      throw new FST_ERR_SSE_HUB_CLOSING()
+      throw new FST_ERR_SSE_HUB_SHUTTING_DOWN()
     }
     // The peer left while we waited.
     if (reply.raw.destroyed) this.abandon(s)
@@ -139,7 +139,7 @@ export class Joiner {
 
     // The welcome covers every event of the session up to now, queued ones included.
     const client = new Client(clientId, res, now, ip, s, reply.log, s.lastSeq, welcome.covered, this.#opts.maxBufferedBytes)
-    client.listen(this.listeners.onClose, this.listeners.onPeerEnd)
+    client.listen(this.listeners.onDisconnect, this.listeners.onPeerEnd)
     s.clients.set(clientId, client)
     this.#limits.take(ip)
     if (debugging(client.logger)) client.logger.debug({ kind: this.kind, sessionId: s.id, clientId, welcome: welcome.outcome }, 'sse client connected')

@@ -37,7 +37,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   /** Counts `heartbeatIdle()` calls: the periods between them. */
   #period = 0
   // One listener of each per registry, not a closure per client (perf note 3).
-  readonly #onClose: (this: RawResponse) => void
+  readonly #onDisconnect: (this: RawResponse) => void
   readonly #onPeerEnd: (this: Socket) => void
 
   /** `counters` and `timer` are this kind's own (the hub reads them for stats and metrics). */
@@ -51,10 +51,10 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#fanOut = { tuning: hub.tuning, maxQueuedBytes: hub.options.maxBufferedBytes, timer, get period () { return registry.#period }, write (client, batch) { registry.#writeTo(client, batch) } }
     this.#sessions = new Sessions(kind, counters, hub.budget, (id) => new Session(id, kind, this.#eventLog.retained(), this.#fanOut, hub.now()), (s) => { this.#endSession(s) })
     hub.eventLog.serve(kind, this.#sessions)
-    this.#onClose = function () { registry.#detach(clientOf(this)) }
+    this.#onDisconnect = function () { registry.#detach(clientOf(this)) }
     // The peer closed its side: the stream is over, finished without its last chunk (perf note 5).
     this.#onPeerEnd = function () { registry.#end(clientOf(this), false) }
-    this.#joiner = new Joiner(kind, hub, counters, this.#sessions, { onClose: this.#onClose, onPeerEnd: this.#onPeerEnd })
+    this.#joiner = new Joiner(kind, hub, counters, this.#sessions, { onDisconnect: this.#onDisconnect, onPeerEnd: this.#onPeerEnd })
   }
 
   /**
@@ -222,10 +222,10 @@ export class SessionRegistry<E extends EventMap<E>> {
 
   /**
    * Forgets a client and leaves no listener behind. Runs once per client: every caller takes the client
-   * from its session's map, which this empties, and the close listener that could call it later goes here.
+   * from its session's map, which this empties, and the disconnect listener that could call it later goes here.
    */
   #detach (client: Client): void {
-    client.unlisten(this.#onClose, this.#onPeerEnd)
+    client.unlisten(this.#onDisconnect, this.#onPeerEnd)
     const s = client.session
     s.clients.delete(client.id)
     this.#limits.give(client.ip)

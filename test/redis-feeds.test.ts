@@ -14,7 +14,7 @@ const redis = await redisOrSkip(t)
 
 /** A one-server topology on a real connection whose subscriptions the test scripts. */
 function oneServer (cmd: Topology['cmd'], subscriptions: Pick<Topology, 'subscribe'> & Partial<Pick<Topology, 'unsubscribe'>>): Topology {
-  return { announce: 'PUBLISH', window: Infinity, cmd, ready: true, connect: async () => {}, refresh: async () => {}, unsubscribe: () => {}, close: () => {}, ...subscriptions }
+  return { announce: 'PUBLISH', window: Infinity, cmd, ready: true, connect: async () => {}, refresh: async () => {}, unsubscribe: () => {}, stop: () => {}, ...subscriptions }
 }
 
 if (redis !== undefined) {

@@ -49,7 +49,7 @@ export class BackplaneLog implements EventLog {
     })
   }
 
-  async close (): Promise<void> { await this.backplane.close() }
+  async stop (): Promise<void> { await this.backplane.stop() }
   stats (): BackplaneStats { return this.backplane.stats() }
   serve (kind: string, sessions: Sessions): void { this.#kinds.set(kind, sessions) }
   retained (): RetainedEvents { return NOTHING }

@@ -26,7 +26,7 @@ export class MemoryLog implements EventLog {
   }
 
   async start (): Promise<void> {}
-  async close (): Promise<void> {}
+  async stop (): Promise<void> {}
   stats (): BackplaneStats { return initialBackplaneStats('memory', true) }
   serve (): void {}
   release (): void {}

@@ -56,7 +56,7 @@ export interface EventLog {
   /** Connects (the plugin awaits this during `register`). */
   start (): Promise<void>
   /** Releases what `start` opened. */
-  close (): Promise<void>
+  stop (): Promise<void>
   /** Numbers under `getStats().backplane`. */
   stats (): BackplaneStats
   /** Lets the log reach one kind's sessions (to deliver events that come from elsewhere). */
