@@ -20,7 +20,7 @@ export interface Welcomer {
   welcome (s: Session, request: FastifyRequest): Welcome | Promise<Welcome>
 }
 
-/** Without the `snapshot` option: the log's answer to the request's `Last-Event-ID`, nothing else (perf note 39). */
+/** Without the `snapshot` option: the log's answer to the request's `Last-Event-ID`, nothing else (perf note 40). */
 export function logWelcomer (eventLog: EventLog): Welcomer {
   return { welcome: (s, request) => eventLog.welcome(s, readLastEventId(request)) }
 }
