@@ -293,8 +293,8 @@ async function pollStats () {
     const s = await (await fetch('/api/sse/stats', { cache: 'no-store' })).json()
     const rows = [
       ['open streams', s.clients],
-      ['conversations', `${s.conversations.count} live · ${s.conversations.clients} clients`],
-      ['debates', `${s.debates.count} live · ${s.debates.clients} clients`],
+      ['conversations', `${s.conversations.activeSessions} live · ${s.conversations.clients} clients`],
+      ['debates', `${s.debates.activeSessions} live · ${s.debates.clients} clients`],
       ['broadcasts', s.broadcasts],
       ['events sent', s.eventsSent],
       ['bytes sent', bytes(s.bytesSent)],

@@ -1,22 +1,22 @@
 /*
- * What a fan-out round writes: queued frames, and the batch of them written to each client as one
+ * What a fan-out round writes: outgoing frames, and the batch of them written to each client as one
  * write (its bytes and chunked framing built once, on first use).
  */
 import { HEARTBEAT_FRAME } from './frame.js'
 
 /**
- * One queued frame: an event with its sequence number (increasing per session), or a frame every
- * client gets (`seq` 0: a heartbeat, a `resync`). `id` is the backplane's id of an event.
- * A class, not an object literal (perf note 23).
+ * One frame on its way to a session's clients (its bytes are `frame`): an event with its sequence number
+ * (increasing per session), or a frame every client gets (`seq` 0: a heartbeat, a `resync`). `id` is the
+ * backplane's id of an event. A class, not an object literal (perf note 23).
  */
-export class Frame {
+export class Outgoing {
   /** When a fan-out queued this event (`performance.now()`); set only while fan-out times are measured. */
   queuedAt = 0
   constructor (readonly seq: number, readonly frame: Buffer, readonly id: string | undefined = undefined) {}
 }
 
 /** The heartbeat comment: the only frame a stream that is ending may skip. */
-export const HEARTBEAT = new Frame(0, HEARTBEAT_FRAME)
+export const HEARTBEAT = new Outgoing(0, HEARTBEAT_FRAME)
 
 const CRLF = Buffer.from('\r\n')
 
@@ -35,12 +35,12 @@ export class Batch {
   #plain: Buffer | undefined
   #chunked: Buffer | undefined
 
-  constructor (readonly frames: Frame[]) {
-    for (const f of frames) {
-      const { seq, frame } = f
+  constructor (readonly outgoing: Outgoing[]) {
+    for (const o of outgoing) {
+      const { seq, frame } = o
       this.bytes += frame.length
       if (seq === 0) {
-        if (f === HEARTBEAT) this.heartbeats++
+        if (o === HEARTBEAT) this.heartbeats++
         continue
       }
       this.events++
@@ -52,9 +52,9 @@ export class Batch {
   /** The SSE bytes of the batch. */
   plain (): Buffer {
     if (this.#plain === undefined) {
-      this.#plain = this.frames.length === 1
-        ? (this.frames[0] as Frame).frame
-        : Buffer.concat(this.frames.map((f) => f.frame), this.bytes)
+      this.#plain = this.outgoing.length === 1
+        ? (this.outgoing[0] as Outgoing).frame
+        : Buffer.concat(this.outgoing.map((o) => o.frame), this.bytes)
     }
     return this.#plain
   }
@@ -75,12 +75,12 @@ export class Batch {
    */
   unsentTo (sentSeq: number, heartbeats: boolean): Batch | undefined {
     if (heartbeats && sentSeq < this.firstSeq) return this
-    return this.select((f) => f.seq === 0 ? heartbeats || f !== HEARTBEAT : f.seq > sentSeq)
+    return this.select((o) => o.seq === 0 ? heartbeats || o !== HEARTBEAT : o.seq > sentSeq)
   }
 
-  /** The frames `keep` accepts, in order; undefined when none. */
-  select (keep: (frame: Frame) => boolean): Batch | undefined {
-    const rest = this.frames.filter(keep)
+  /** The outgoing frames `keep` accepts, in order; undefined when none. */
+  select (keep: (o: Outgoing) => boolean): Batch | undefined {
+    const rest = this.outgoing.filter(keep)
     return rest.length === 0 ? undefined : new Batch(rest)
   }
 }

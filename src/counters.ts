@@ -2,13 +2,10 @@
  * The counters of one kind and the shapes of the stats `getStats()` reports: each counter is incremented
  * by one method here, named after what happened, so every place that counts something can be found from here.
  */
-import type { Session } from './session.js'
-import type { ReplayOutcome } from './event-log/types.js'
-
 /** Per-kind numbers of `SessionRegistry.stats()`. */
 export interface RegistryStats {
   /** Sessions with at least one client (the design's `count`). */
-  count: number
+  activeSessions: number
   /** Open streams. */
   clients: number
   /** Sessions held in memory, with or without clients (their history is kept for replay). */
@@ -19,19 +16,6 @@ export interface RegistryStats {
   historyEvents: number
   /** Bytes held for replay, all sessions together. */
   historyBytes: number
-}
-
-/** {@link RegistryStats} of one kind's sessions. */
-export function registryStats (sessions: Iterable<Session>, held: number): RegistryStats {
-  const stats: RegistryStats = { count: 0, clients: 0, sessions: held, closed: 0, historyEvents: 0, historyBytes: 0 }
-  for (const s of sessions) {
-    if (s.clients.size > 0) stats.count++
-    if (s.closed !== undefined) stats.closed++
-    stats.clients += s.clients.size
-    stats.historyEvents += s.retained.length
-    stats.historyBytes += s.retained.bytes
-  }
-  return stats
 }
 
 /**
@@ -104,8 +88,8 @@ export class Counters implements HubCounters {
   droppedSlow (): void { this.clientsDroppedSlow++ }
   expired (): void { this.clientsExpired++ }
   resynced (clients: number): void { this.resyncsSent += clients }
-  /** A new stream was answered with a replay, a `resync` or a snapshot (not with `'none'`, which counts nothing). */
-  served (outcome: Exclude<ReplayOutcome, 'none'>): void {
+  /** A new stream was answered with a replay, a `resync` or a snapshot (a `Welcome`'s outcome; `'none'` counts nothing). */
+  served (outcome: 'replayed' | 'resync' | 'snapshot'): void {
     if (outcome === 'replayed') this.replaysServed++
     else if (outcome === 'resync') this.resyncsSent++
     else this.snapshotsSent++

@@ -86,9 +86,9 @@ export const FST_ERR_SSE_HUB_NOT_ACCEPTABLE = createError(
   406
 )
 
-/** A client was added while the server is closing (answered as 503). */
-export const FST_ERR_SSE_HUB_CLOSING = createError(
-  'FST_ERR_SSE_HUB_CLOSING',
+/** A client was added while the server is shutting down, after `fastify.close()` (answered as 503). */
+export const FST_ERR_SSE_HUB_SHUTTING_DOWN = createError(
+  'FST_ERR_SSE_HUB_SHUTTING_DOWN',
   'fastify-sse-hub: the server is shutting down',
   503
 )
@@ -111,9 +111,10 @@ export const FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE = createError<[string, { caus
 )
 
 /**
- * A broadcast's promise rejects with this when the backplane could not persist the event
- * (not connected: nothing was stored or sent; a lost or timed-out reply: it may have been).
- * Nothing is queued: retry, or report the failure.
+ * A broadcast's promise rejects with this when the backplane could not persist the event: Redis unreachable past
+ * `publishRetryMs`, or `publishRetryBytes` of broadcasts already waiting (nothing was stored or sent); a lost or
+ * timed-out reply (it may have been stored); with `waitReplicas`, too few replicas acknowledged it in time (the
+ * master stored and announced it: the message names its id). Nothing is queued any more: retry, or report it.
  */
 export const FST_ERR_SSE_HUB_BROADCAST_FAILED = createError<[string, { cause: unknown }?]>(
   'FST_ERR_SSE_HUB_BROADCAST_FAILED',

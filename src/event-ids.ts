@@ -1,6 +1,8 @@
 /*
- * The in-memory hub's event ids, `<epoch>-<seq>`: formatting and parsing, nothing else.
- * The epoch changes with every hub start, so an id from before a restart is recognised as unknown, never misread.
+ * The hub's sequence numbers, which both event logs draw from (the backplane log numbers the events it delivers
+ * with them, in the order they reach this process), and the in-memory log's ids made from them, `<epoch>-<seq>`:
+ * formatting and parsing, nothing else. The epoch changes with every hub start, so an id from before a restart
+ * is recognised as unknown, never misread.
  */
 import { randomBytes } from 'node:crypto'
 

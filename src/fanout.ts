@@ -2,8 +2,9 @@
  * A session's fan-out: frames queued by broadcasts are written in rounds, one batch per round, to each
  * client in turn; a round yields to other work after a time slice (perf notes 13 and 31).
  */
-import { Batch, type Frame } from './batch.js'
-import type { Client } from './client.js'
+import { Batch, type Outgoing } from './batch.js'
+import type { Client } from './client-writer.js'
+import type { FanOutTimer } from './metrics/types.js'
 
 /** How rounds share the event loop; the defaults are what `npm run bench` measured. */
 export interface FanOutTuning {
@@ -12,19 +13,6 @@ export interface FanOutTuning {
   /** …reading the clock every this many clients. */
   readonly checkEvery: number
 }
-
-/**
- * Measures fan-outs: told of each frame queued and of each round's frames once every client has them.
- * Two implementations, chosen once per kind: {@link UNTIMED} (no `metrics` option) and `FanOutTimes`
- * (src/metrics/histogram.ts), one observation per event (perf note 38).
- */
-export interface FanOutTimer {
-  queued (frame: Frame): void
-  written (frames: readonly Frame[]): void
-}
-
-/** The timer of a hub without metrics: no clock read, nothing stored. */
-export const UNTIMED: FanOutTimer = Object.freeze({ queued () {}, written () {} })
 
 /** What every fan-out of a registry shares. */
 export interface FanOutHost {
@@ -56,11 +44,11 @@ class Round {
 
 export class FanOut {
   /** Frames broadcast but not yet in a round, their bytes, and their broadcasts' resolvers. */
-  #queue: Frame[] = []
+  #queue: Outgoing[] = []
   #queueBytes = 0
   #waiters: Array<() => void> = []
   // The arrays of the last finished round, emptied, to be the next queue (perf note 24).
-  #spareQueue: Frame[] = []
+  #spareQueue: Outgoing[] = []
   #spareWaiters: Array<() => void> = []
   #round: Round | undefined = undefined
   #scheduled = false
@@ -72,10 +60,10 @@ export class FanOut {
   constructor (readonly clients: Map<string, Client>, readonly host: FanOutHost) {}
 
   /** Queues a frame for every client; it is written in a round right after the caller yields. `done` runs once it is. */
-  send (frame: Frame, done?: () => void): void {
-    this.#queue.push(frame)
-    this.#queueBytes += frame.frame.length
-    this.host.timer.queued(frame)
+  send (o: Outgoing, done?: () => void): void {
+    this.#queue.push(o)
+    this.#queueBytes += o.frame.length
+    this.host.timer.queued(o)
     if (done !== undefined) this.#waiters.push(done)
     if (this.#round === undefined && !this.#scheduled) {
       this.#scheduled = true
@@ -92,9 +80,9 @@ export class FanOut {
   }
 
   /** The frames queued and not yet written to `client`: the current round's unless it reached the client, then the queue. */
-  unwritten (client: Client): Frame[] {
+  unwritten (client: Client): Outgoing[] {
     const round = this.#round
-    return round === undefined || client.writtenIn === this.#rounds ? this.#queue : [...round.batch.frames, ...this.#queue]
+    return round === undefined || client.writtenIn === this.#rounds ? this.#queue : [...round.batch.outgoing, ...this.#queue]
   }
 
   /** Runs rounds until the queue is empty, yielding after a time slice unless the queue is over its bound. */
@@ -124,14 +112,14 @@ export class FanOut {
         }
       }
       this.#round = undefined
-      const { frames } = round.batch
+      const { outgoing } = round.batch
       const { waiters } = round
-      this.host.timer.written(frames)
+      this.host.timer.written(outgoing)
       for (const done of waiters) done()
       // Nothing refers to the finished round's arrays any more (resolving a broadcast runs no code now).
-      frames.length = 0
+      outgoing.length = 0
       waiters.length = 0
-      this.#spareQueue = frames
+      this.#spareQueue = outgoing
       this.#spareWaiters = waiters
     }
   }

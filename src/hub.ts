@@ -11,29 +11,15 @@ import { BackplaneLog } from './event-log/backplane.js'
 import { MemoryLog } from './event-log/memory.js'
 import type { EventLog } from './event-log/types.js'
 import type { ConversationEvents, DebateEvents, EventMap, SessionKind, SessionKinds } from './events.js'
+import type { HubParts } from './hub-parts.js'
 import { ClientLimits } from './limits.js'
 import type { ResolvedOptions } from './options.js'
-import type { FanOutTuning } from './fanout.js'
 import { SessionRegistry } from './registry.js'
 import { streamRoute, type StreamRoute, type StreamRouteOptions } from './route.js'
 import { SessionBudget } from './sessions.js'
-import { logReplay, SnapshotWelcome, type Welcome } from './snapshot.js'
+import { logWelcomer, SnapshotWelcomer } from './snapshot.js'
 import { PrometheusMetrics } from './metrics/prometheus.js'
 import { NO_METRICS, type HubMetrics } from './metrics/types.js'
-
-
-/** What the registries of one hub share. */
-export interface HubParts {
-  readonly options: ResolvedOptions
-  readonly log: FastifyBaseLogger
-  readonly limits: ClientLimits
-  readonly budget: SessionBudget
-  readonly eventLog: EventLog
-  /** What a new client gets first: the log's replay, or with the `snapshot` option, a snapshot too. */
-  readonly welcome: Welcome
-  readonly tuning: FanOutTuning
-  readonly now: () => number
-}
 
 /** What `getStats()` returns. */
 export interface HubStats extends HubCounters {
@@ -66,7 +52,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   #heartbeatTimer: NodeJS.Timeout | undefined
   #cleanupTimer: NodeJS.Timeout | undefined
 
-  constructor (options: ResolvedOptions, log: FastifyBaseLogger) {
+  constructor (options: ResolvedOptions, logger: FastifyBaseLogger) {
     const now = (): number => Date.now()
     const ids = new EventIds()
     // The one place that picks the metrics: none, or in the application's registry.
@@ -74,15 +60,15 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     // The one place that picks the event log: in memory, or on the backplane the options name.
     const eventLog: EventLog = options.backplane === 'memory'
       ? new MemoryLog(ids, options, now)
-      : new BackplaneLog(options.backplane, ids, options, metrics.backplaneTimer(options.backplane), log, now)
+      : new BackplaneLog(options.backplane, ids, options, metrics.backplaneTimer(options.backplane), logger, now)
     this.#parts = {
       options,
-      log,
+      logger,
       limits: new ClientLimits(options),
       budget: new SessionBudget(options.maxSessions, options.idleSessionTtl, options.closedSessionTtl),
       eventLog,
       // The one place that picks what a new client gets first.
-      welcome: options.snapshot === undefined ? logReplay(eventLog) : new SnapshotWelcome(eventLog, options.snapshot, log, now),
+      welcomer: options.snapshot === undefined ? logWelcomer(eventLog) : new SnapshotWelcomer(eventLog, options.snapshot, logger, now),
       tuning: options.fanOutSlice,
       now
     }
@@ -229,7 +215,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     try {
       this.#metrics.register({ kinds, backplane: options.backplane === 'memory' ? undefined : () => eventLog.stats() })
     } catch (err) {
-      await eventLog.close()
+      await eventLog.stop()
       throw err
     }
   }
@@ -237,7 +223,7 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
   /** Removes the metrics and releases the backplane's connections (the plugin calls this in `onClose`). */
   async disconnect (): Promise<void> {
     this.#metrics.unregister()
-    await this.#parts.eventLog.close()
+    await this.#parts.eventLog.stop()
   }
 
   /** Starts the heartbeat and cleanup timers (the plugin calls this in `onReady`). */
@@ -252,14 +238,14 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     if (cleanupInterval > 0 && this.#cleanupTimer === undefined) {
       this.#cleanupTimer = setInterval(() => {
         const removed = this.cleanupStaleConnections()
-        if (removed > 0) this.#parts.log.debug({ removed }, 'sse cleanup removed clients')
+        if (removed > 0) this.#parts.logger.debug({ removed }, 'sse cleanup removed clients')
       }, cleanupInterval).unref()
     }
   }
 
   /** Refuses new clients and ends every stream (the plugin calls this in `preClose`). */
   endAll (): void {
-    this.#parts.limits.close()
+    this.#parts.limits.shutDown()
     for (const registry of this.#registries.values()) registry.endAll()
   }
 

@@ -26,7 +26,7 @@ export { REJECT_REASONS, type HubCounters, type RegistryStats, type RejectReason
 export type { MetricsOptions, MetricsRegistry } from './metrics/types.js'
 export { resolveOptions, type AuthorizeContext, type AuthorizeHook, type SessionSnapshot, type SnapshotHook, type SseHubOptions, type ResolvedOptions } from './options.js'
 export { SessionRegistry } from './registry.js'
-export type { RawResponse } from './client.js'
+export type { RawResponse } from './client-writer.js'
 export { redisBackplane, backplaneFromEnv } from './backplane/redis.js'
 export type { RedisBackplaneOptions, RedisClusterNode } from './backplane/redis-options.js'
 export { compareStreamIds } from './backplane/redis-stream.js'

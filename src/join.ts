@@ -1,17 +1,17 @@
 /*
- * Opening one kind's streams: `authorize`, the client limits, the event log's replay, then attaching the
+ * Opening one kind's streams: `authorize`, the client limits, the event log's welcome, then attaching the
  * client; or, for a closed session, its last frames and the end (or 204 when there is nothing to send).
  */
 import type { FastifyReply } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
-import { Client, debugging, type RawResponse } from './client.js'
+import { Client, debugging, type RawResponse } from './client-writer.js'
 import type { Counters } from './counters.js'
-import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
-import { Replay, type EventLog } from './event-log/types.js'
+import { FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_SHUTTING_DOWN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
+import { Welcome, type EventLog } from './event-log/types.js'
 import type { SessionKind } from './events.js'
 import { closedFrame } from './frame.js'
-import type { HubParts } from './hub.js'
+import type { HubParts } from './hub-parts.js'
 import type { ResolvedOptions } from './options.js'
 import type { Session } from './session.js'
 import type { Sessions } from './sessions.js'
@@ -20,7 +20,7 @@ import { checkSessionId } from './validate.js'
 
 /** The listeners every client of a kind gets (one of each per registry, perf note 3). */
 export interface ClientListeners {
-  readonly onClose: (this: RawResponse) => void
+  readonly onDisconnect: (this: RawResponse) => void
   readonly onPeerEnd: (this: Socket) => void
 }
 
@@ -28,7 +28,7 @@ export interface ClientListeners {
 export class Joiner {
   readonly #opts: ResolvedOptions
   readonly #limits: HubParts['limits']
-  readonly #log: EventLog
+  readonly #eventLog: EventLog
 
   constructor (
     readonly kind: SessionKind,
@@ -39,7 +39,7 @@ export class Joiner {
   ) {
     this.#opts = hub.options
     this.#limits = hub.limits
-    this.#log = hub.eventLog
+    this.#eventLog = hub.eventLog
   }
 
   /** See `SessionRegistry.open`. */
@@ -70,18 +70,18 @@ export class Joiner {
     if (s === undefined) throw this.#limits.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxSessions'), this.counters, 'max_sessions')
     // Not to be evicted while its client joins; settled again if it does not.
     this.sessions.busy(s)
-    const replay = this.hub.welcome.replay(s, reply.request)
-    if (!(replay instanceof Replay)) return this.#attachLater(s, reply, clientId, ip, replay)
-    this.#attach(s, reply, clientId, ip, replay)
+    const welcome = this.hub.welcomer.welcome(s, reply.request)
+    if (!(welcome instanceof Welcome)) return this.#attachLater(s, reply, clientId, ip, welcome)
+    this.#attach(s, reply, clientId, ip, welcome)
     return clientId
   }
 
-  /** Waits for a replay the log reads asynchronously, holding the client's place meanwhile. */
-  async #attachLater (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, reading: Promise<Replay>): Promise<string> {
+  /** Waits for a welcome answered asynchronously (a backplane read, a snapshot hook), holding the client's place meanwhile. */
+  async #attachLater (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, reading: Promise<Welcome>): Promise<string> {
     this.#limits.take(ip)
-    let replay: Replay
+    let welcome: Welcome
     try {
-      replay = await reading
+      welcome = await reading
     } catch (err) {
       this.#limits.give(ip)
       this.sessions.settle(s)
@@ -89,30 +89,30 @@ export class Joiner {
       if ((err as { statusCode?: unknown } | null | undefined)?.statusCode === 503) this.#limits.retryLater(reply)
       throw err
     }
-    // Nothing yields from here to the attach: the frames held for the client meanwhile follow its replay.
-    replay.endJoin(s)
+    // Nothing yields from here to the attach: the frames held for the client meanwhile follow its welcome.
+    welcome.endJoin(s)
     this.#limits.give(ip)
-    if (this.#limits.closing) {
+    if (this.#limits.shuttingDown) {
       this.abandon(s)
       this.#limits.retryLater(reply)
-      throw new FST_ERR_SSE_HUB_CLOSING()
+      throw new FST_ERR_SSE_HUB_SHUTTING_DOWN()
     }
     // The peer left while we waited.
     if (reply.raw.destroyed) this.abandon(s)
-    else this.#attach(s, reply, clientId, ip, replay)
+    else this.#attach(s, reply, clientId, ip, welcome)
     return clientId
   }
 
   /** Gives up on a client that held the session's feed and was not attached. */
   abandon (s: Session): void {
-    this.#log.release(s)
+    this.#eventLog.release(s)
     this.sessions.settle(s)
   }
 
-  /** Commits the stream, writes the greeting and the replay, and tracks the client. */
-  #attach (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, replay: Replay): void {
+  /** Commits the stream, writes the greeting and the welcome, and tracks the client. */
+  #attach (s: Session, reply: FastifyReply, clientId: string, ip: string | undefined, welcome: Welcome): void {
     if (s.closed !== undefined) {
-      this.#finish(s, reply, clientId, replay, s.closed)
+      this.#finish(s, reply, clientId, welcome, s.closed)
       return
     }
     const res = reply.raw
@@ -121,12 +121,12 @@ export class Joiner {
     let bytes: number
     try {
       commitHeaders(reply)
-      // perf note 9: without a replay the greeting is written as the string it is.
-      if (replay.frames.length === 0) {
+      // perf note 9: with nothing before live events the greeting is written as the string it is.
+      if (welcome.frames.length === 0) {
         res.write(hello)
         bytes = Buffer.byteLength(hello)
       } else {
-        const initial = Buffer.concat([Buffer.from(hello), ...replay.frames])
+        const initial = Buffer.concat([Buffer.from(hello), ...welcome.frames])
         res.write(initial)
         bytes = initial.length
       }
@@ -135,24 +135,24 @@ export class Joiner {
       this.abandon(s)
       throw err
     }
-    this.#counted(replay, bytes)
+    this.#counted(welcome, bytes)
 
-    // The replay covers every event of the session up to now, queued ones included.
-    const client = new Client(clientId, res, now, ip, s, reply.log, s.lastSeq, replay.covered, this.#opts.maxBufferedBytes)
-    client.listen(this.listeners.onClose, this.listeners.onPeerEnd)
+    // The welcome covers every event of the session up to now, queued ones included.
+    const client = new Client(clientId, res, now, ip, s, reply.log, s.lastSeq, welcome.covered, this.#opts.maxBufferedBytes)
+    client.listen(this.listeners.onDisconnect, this.listeners.onPeerEnd)
     s.clients.set(clientId, client)
     this.#limits.take(ip)
-    if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId, replay: replay.outcome }, 'sse client connected')
+    if (debugging(client.logger)) client.logger.debug({ kind: this.kind, sessionId: s.id, clientId, welcome: welcome.outcome }, 'sse client connected')
   }
 
   /**
-   * A client of a closed session: what its replay holds, `closed` and the end; or, with nothing to send (it
+   * A client of a closed session: what its welcome holds, `closed` and the end; or, with nothing to send (it
    * has the final event, or the session closed without any), 204, which tells EventSource to stop for good.
    */
-  #finish (s: Session, reply: FastifyReply, clientId: string, replay: Replay, lastEventId: string): void {
+  #finish (s: Session, reply: FastifyReply, clientId: string, welcome: Welcome, lastEventId: string): void {
     this.abandon(s)
     const res = reply.raw
-    if (replay.frames.length === 0) {
+    if (welcome.frames.length === 0) {
       res.writeHead(204, reply.getHeaders() as Record<string, string>)
       res.end()
       return
@@ -160,15 +160,15 @@ export class Joiner {
     const now = this.hub.now()
     const hello = greeting(this.#opts.retry, this.#opts.retryJitter, clientId, s.id, this.kind, now)
     commitHeaders(reply)
-    const all = Buffer.concat([Buffer.from(hello), ...replay.frames, closedFrame(s.id, lastEventId, now)])
+    const all = Buffer.concat([Buffer.from(hello), ...welcome.frames, closedFrame(s.id, lastEventId, now)])
     res.end(all)
-    this.#counted(replay, all.length)
+    this.#counted(welcome, all.length)
   }
 
-  #counted (replay: Replay, bytes: number): void {
+  #counted (welcome: Welcome, bytes: number): void {
     const counters = this.counters
     counters.connected()
-    counters.sent(replay.events, bytes, 0)
-    if (replay.outcome !== 'none') counters.served(replay.outcome)
+    counters.sent(welcome.events, bytes, 0)
+    if (welcome.outcome !== 'none') counters.served(welcome.outcome)
   }
 }

@@ -1,11 +1,11 @@
 /*
  * Client limits: `maxClients`, `maxClientsPerSession` and `maxClientsPerIp`, counted across every kind,
- * the 503/429 decision with its `Retry-After`, and refusing every new stream once the hub is closing.
+ * the 503/429 decision with its `Retry-After`, and refusing every new stream once the hub is shutting down.
  * It owns the counts it checks; a refusal is counted in the kind's counters.
  */
 import type { FastifyReply } from 'fastify'
 import type { Counters, RejectReason } from './counters.js'
-import { FST_ERR_SSE_HUB_CLOSING, FST_ERR_SSE_HUB_REPLY_SENT, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP } from './errors.js'
+import { FST_ERR_SSE_HUB_REPLY_SENT, FST_ERR_SSE_HUB_SHUTTING_DOWN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 
 export class ClientLimits {
@@ -13,7 +13,7 @@ export class ClientLimits {
   #total = 0
   /** Streams per `request.ip`; an address leaves the map at zero, so it holds at most `maxClients` entries. */
   readonly #perIp = new Map<string, number>()
-  #closing = false
+  #shuttingDown = false
   readonly #maxClients: number
   readonly #maxPerSession: number
   readonly #maxPerIp: number
@@ -27,9 +27,9 @@ export class ClientLimits {
   }
 
   /** From now on every new stream is refused with 503 (`preClose`). */
-  close (): void { this.#closing = true }
+  shutDown (): void { this.#shuttingDown = true }
 
-  get closing (): boolean { return this.#closing }
+  get shuttingDown (): boolean { return this.#shuttingDown }
 
   /**
    * Throws, before any SSE byte, when `reply` cannot become a stream of a session that has `inSession`
@@ -37,7 +37,7 @@ export class ClientLimits {
    * `maxClientsPerIp` is off (perf note 7).
    */
   admit (reply: FastifyReply, inSession: number, counters: Counters): string | undefined {
-    if (this.#closing) throw new FST_ERR_SSE_HUB_CLOSING()
+    if (this.#shuttingDown) throw new FST_ERR_SSE_HUB_SHUTTING_DOWN()
     if (reply.sent || reply.raw.headersSent) throw new FST_ERR_SSE_HUB_REPLY_SENT()
     const ip = this.#maxPerIp === Infinity ? undefined : reply.request.ip
     if (ip !== undefined && (this.#perIp.get(ip) ?? 0) >= this.#maxPerIp) {

@@ -212,7 +212,7 @@ function kindsProblem (v: unknown): string | undefined {
   return undefined
 }
 
-const BACKPLANE_METHODS = ['start', 'close', 'publish', 'closeSession', 'closedSession', 'subscribe', 'unsubscribe', 'read', 'compareIds', 'stats'] as const
+const BACKPLANE_METHODS = ['start', 'stop', 'publish', 'closeSession', 'closedSession', 'subscribe', 'unsubscribe', 'read', 'compareIds', 'stats'] as const
 
 function isBackplane (v: unknown): v is Backplane {
   return typeof v === 'object' && v !== null && BACKPLANE_METHODS.every((m) => typeof (v as Record<string, unknown>)[m] === 'function')

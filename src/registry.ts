@@ -6,15 +6,16 @@
 import type { FastifyReply } from 'fastify'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import { Batch, Frame, HEARTBEAT } from './batch.js'
-import { Client, clientOf, debugging, FAILED, WRITTEN, type RawResponse } from './client.js'
-import { registryStats, type Counters, type RegistryStats } from './counters.js'
+import { Batch, HEARTBEAT, Outgoing } from './batch.js'
+import { Client, clientOf, debugging, FAILED, WRITTEN, type RawResponse } from './client-writer.js'
+import type { Counters, RegistryStats } from './counters.js'
 import type { EventLog } from './event-log/types.js'
 import type { EventMap, SessionKind } from './events.js'
-import type { FanOutHost, FanOutTimer } from './fanout.js'
+import type { FanOutHost } from './fanout.js'
 import { closedFrame } from './frame.js'
-import type { HubParts } from './hub.js'
+import type { HubParts } from './hub-parts.js'
 import { Joiner } from './join.js'
+import type { FanOutTimer } from './metrics/types.js'
 import type { ResolvedOptions } from './options.js'
 import { Session } from './session.js'
 import { Sessions } from './sessions.js'
@@ -30,13 +31,13 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #opts: ResolvedOptions
   readonly #counters: Counters
   readonly #limits: HubParts['limits']
-  readonly #log: EventLog
+  readonly #eventLog: EventLog
   readonly #fanOut: FanOutHost
   readonly #joiner: Joiner
   /** Counts `heartbeatIdle()` calls: the periods between them. */
   #period = 0
   // One listener of each per registry, not a closure per client (perf note 3).
-  readonly #onClose: (this: RawResponse) => void
+  readonly #onDisconnect: (this: RawResponse) => void
   readonly #onPeerEnd: (this: Socket) => void
 
   /** `counters` and `timer` are this kind's own (the hub reads them for stats and metrics). */
@@ -45,15 +46,15 @@ export class SessionRegistry<E extends EventMap<E>> {
     this.#opts = hub.options
     this.#counters = counters
     this.#limits = hub.limits
-    this.#log = hub.eventLog
+    this.#eventLog = hub.eventLog
     const registry = this
     this.#fanOut = { tuning: hub.tuning, maxQueuedBytes: hub.options.maxBufferedBytes, timer, get period () { return registry.#period }, write (client, batch) { registry.#writeTo(client, batch) } }
-    this.#sessions = new Sessions(kind, counters, hub.budget, (id) => new Session(id, kind, this.#log.retained(), this.#fanOut, hub.now()), (s) => { this.#endSession(s) })
+    this.#sessions = new Sessions(kind, counters, hub.budget, (id) => new Session(id, kind, this.#eventLog.retained(), this.#fanOut, hub.now()), (s) => { this.#endSession(s) })
     hub.eventLog.serve(kind, this.#sessions)
-    this.#onClose = function () { registry.#detach(clientOf(this)) }
+    this.#onDisconnect = function () { registry.#detach(clientOf(this)) }
     // The peer closed its side: the stream is over, finished without its last chunk (perf note 5).
     this.#onPeerEnd = function () { registry.#end(clientOf(this), false) }
-    this.#joiner = new Joiner(kind, hub, counters, this.#sessions, { onClose: this.#onClose, onPeerEnd: this.#onPeerEnd })
+    this.#joiner = new Joiner(kind, hub, counters, this.#sessions, { onDisconnect: this.#onDisconnect, onPeerEnd: this.#onPeerEnd })
   }
 
   /**
@@ -91,7 +92,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    */
   broadcast<K extends keyof E & string>(sessionId: string, type: K, payload: E[K]): Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
-    return this.#log.append(this.#sessions, sessionId, type, broadcastJson(type, payload, this.#hub.now()))
+    return this.#eventLog.append(this.#sessions, sessionId, type, broadcastJson(type, payload, this.#hub.now()))
   }
 
   /**
@@ -106,7 +107,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
     const [type, payload] = final
     const json = type === undefined ? undefined : broadcastJson(type, payload, this.#hub.now())
-    return this.#log.closeSession(this.#sessions, sessionId, type, json)
+    return this.#eventLog.closeSession(this.#sessions, sessionId, type, json)
   }
 
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */
@@ -124,7 +125,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    */
   lastEventId (sessionId: string): string | undefined {
     const s = this.#sessions.get(sessionId)
-    return s === undefined ? undefined : this.#log.lastEventId(s)
+    return s === undefined ? undefined : this.#eventLog.lastEventId(s)
   }
 
   /** Number of open streams of a session. */
@@ -177,7 +178,7 @@ export class SessionRegistry<E extends EventMap<E>> {
 
   /** Sessions, clients and retained history of this kind. */
   stats (): RegistryStats {
-    return registryStats(this.#sessions.values(), this.#sessions.size)
+    return this.#sessions.stats()
   }
 
   /** Writes a round's batch to one client, and drops it when it stopped reading or its write failed. */
@@ -186,7 +187,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (outcome === WRITTEN) return
     if (outcome !== FAILED) {
       this.#counters.droppedSlow()
-      client.log.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, buffered: client.res.writableLength }, 'sse client dropped: too slow')
+      client.logger.warn({ kind: this.kind, sessionId: client.session.id, clientId: client.id, buffered: client.res.writableLength }, 'sse client dropped: too slow')
     }
     this.#detach(client)
     // Its backlog cannot be sent in time; destroying frees it now. The client reconnects and replays.
@@ -198,7 +199,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    * a queued `resync` too, or the events after it would hide a gap), then the response.
    * `lastChunk` false: the peer has closed its side.
    */
-  #end (client: Client, lastChunk = true, last?: Frame): void {
+  #end (client: Client, lastChunk = true, last?: Outgoing): void {
     const queued = client.session.fanOut.unwritten(client)
     const unwritten = last === undefined ? queued : [...queued, last]
     if (unwritten.length > 0 && client.write(new Batch(unwritten), false, Infinity, this.#counters) === FAILED) {
@@ -215,22 +216,22 @@ export class SessionRegistry<E extends EventMap<E>> {
   /** A session was closed: its clients get what is queued for them, `closed`, and the end. */
   #endSession (s: Session): void {
     if (s.clients.size === 0) return
-    const closed = new Frame(0, closedFrame(s.id, s.closed as string, this.#hub.now()))
+    const closed = new Outgoing(0, closedFrame(s.id, s.closed as string, this.#hub.now()))
     for (const client of s.clients.values()) this.#end(client, true, closed)
   }
 
   /**
    * Forgets a client and leaves no listener behind. Runs once per client: every caller takes the client
-   * from its session's map, which this empties, and the close listener that could call it later goes here.
+   * from its session's map, which this empties, and the disconnect listener that could call it later goes here.
    */
   #detach (client: Client): void {
-    client.unlisten(this.#onClose, this.#onPeerEnd)
+    client.unlisten(this.#onDisconnect, this.#onPeerEnd)
     const s = client.session
     s.clients.delete(client.id)
     this.#limits.give(client.ip)
     if (s.clients.size === 0) s.lastActivity = this.#hub.now()
-    this.#log.release(s)
+    this.#eventLog.release(s)
     this.#sessions.settle(s)
-    if (debugging(client.log)) client.log.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
+    if (debugging(client.logger)) client.logger.debug({ kind: this.kind, sessionId: s.id, clientId: client.id }, 'sse client disconnected')
   }
 }

@@ -2,14 +2,23 @@
  * One session: its clients, the clients still joining (with the live frames held for them), its fan-out,
  * and what the event log retains of it here.
  */
-import type { Frame } from './batch.js'
-import type { Client } from './client.js'
-import type { RetainedEvents } from './event-log/types.js'
+import type { Outgoing } from './batch.js'
+import type { Client } from './client-writer.js'
 import { FanOut, type FanOutHost } from './fanout.js'
 
-/** A client being admitted while its replay is prepared: the live frames sent meanwhile are held for it. */
+/** A client being admitted while its welcome is prepared: the live frames sent meanwhile are held for it. */
 export class Join {
-  readonly held: Frame[] = []
+  readonly held: Outgoing[] = []
+}
+
+/** What the event log keeps of one session in this process. */
+export interface RetainedEvents {
+  /** Events kept. */
+  readonly length: number
+  /** Bytes kept. */
+  readonly bytes: number
+  /** Forgets them. */
+  clear (): void
 }
 
 export class Session {
@@ -48,11 +57,11 @@ export class Session {
    * A new frame of the session: held for the clients joining, queued for the clients connected.
    * `done` runs once every client has been written to (at once when there is none).
    */
-  send (frame: Frame, now: number, done?: () => void): void {
+  send (o: Outgoing, now: number, done?: () => void): void {
     this.lastActivity = now
-    if (frame.seq > 0) this.lastSeq = frame.seq
-    if (this.joins.size > 0) for (const join of this.joins) join.held.push(frame)
-    if (this.clients.size > 0) this.fanOut.send(frame, done)
+    if (o.seq > 0) this.lastSeq = o.seq
+    if (this.joins.size > 0) for (const join of this.joins) join.held.push(o)
+    if (this.clients.size > 0) this.fanOut.send(o, done)
     else done?.()
   }
 }

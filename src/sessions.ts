@@ -3,7 +3,7 @@
  * without clients stays only while it retains events for replay, least recently active evicted first;
  * a closed one stays `closedSessionTtl`.
  */
-import type { Counters } from './counters.js'
+import type { Counters, RegistryStats } from './counters.js'
 import type { Session } from './session.js'
 
 /** The sessions held in memory, every kind together, and those without clients in order of last activity. */
@@ -91,6 +91,19 @@ export class Sessions {
 
   values (): IterableIterator<Session> {
     return this.#map.values()
+  }
+
+  /** The numbers of `SessionRegistry.stats()`: sessions, clients and retained history of this kind. */
+  stats (): RegistryStats {
+    const stats: RegistryStats = { activeSessions: 0, clients: 0, sessions: this.#map.size, closed: 0, historyEvents: 0, historyBytes: 0 }
+    for (const s of this.#map.values()) {
+      if (s.clients.size > 0) stats.activeSessions++
+      if (s.closed !== undefined) stats.closed++
+      stats.clients += s.clients.size
+      stats.historyEvents += s.retained.length
+      stats.historyBytes += s.retained.bytes
+    }
+    return stats
   }
 
   /**

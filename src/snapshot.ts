@@ -1,10 +1,10 @@
 /*
  * The `snapshot` option: what a new client gets first when the application keeps a state of its sessions —
  * for a client without `Last-Event-ID`, or whose id the history does not cover, the `snapshot` event and the
- * events after the id the state includes. Without the option, the joiner uses {@link logReplay}.
+ * events after the id the state includes. Without the option, the joiner uses {@link logWelcomer}.
  */
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { FROM_START, Replay, type EventLog, type ResyncReason } from './event-log/types.js'
+import { FROM_START, Welcome, type EventLog, type ResyncReason } from './event-log/types.js'
 import type { SessionKind } from './events.js'
 import { snapshotFrame } from './frame.js'
 import { FST_ERR_SSE_HUB_INVALID_PAYLOAD } from './errors.js'
@@ -13,33 +13,33 @@ import { Join, type Session } from './session.js'
 import { readLastEventId } from './stream.js'
 
 /**
- * What a new client of `s` gets before live events: the event log's replay, with or without a snapshot.
- * As {@link EventLog.replay}: an asynchronous answer's join stays until the caller ends it.
+ * What a new client of `s` gets before live events: the event log's answer to its `Last-Event-ID`, with or
+ * without a snapshot. As {@link EventLog.welcome}: an asynchronous answer's join stays until the caller ends it.
  */
-export interface Welcome {
-  replay (s: Session, request: FastifyRequest): Replay | Promise<Replay>
+export interface Welcomer {
+  welcome (s: Session, request: FastifyRequest): Welcome | Promise<Welcome>
 }
 
-/** Without the `snapshot` option: the log's answer to the request's `Last-Event-ID`, nothing else (perf note 39). */
-export function logReplay (log: EventLog): Welcome {
-  return { replay: (s, request) => log.replay(s, readLastEventId(request)) }
+/** Without the `snapshot` option: the log's answer to the request's `Last-Event-ID`, nothing else (perf note 40). */
+export function logWelcomer (eventLog: EventLog): Welcomer {
+  return { welcome: (s, request) => eventLog.welcome(s, readLastEventId(request)) }
 }
 
 /** With the `snapshot` option. */
-export class SnapshotWelcome implements Welcome {
+export class SnapshotWelcomer implements Welcomer {
   constructor (
-    private readonly log: EventLog,
+    private readonly eventLog: EventLog,
     private readonly hook: SnapshotHook,
     private readonly logger: FastifyBaseLogger,
     private readonly now: () => number
   ) {}
 
-  replay (s: Session, request: FastifyRequest): Replay | Promise<Replay> {
+  welcome (s: Session, request: FastifyRequest): Welcome | Promise<Welcome> {
     const lastEventId = readLastEventId(request)
     if (lastEventId === undefined) return this.#snapshot(s, request, 'join', place(s))
-    const replay = this.log.replay(s, lastEventId)
-    if (replay instanceof Replay) return replay.outcome === 'resync' ? this.#snapshot(s, request, replay.reason as ResyncReason, hold(s, replay) as Replay) : replay
-    return replay.then((r) => r.outcome === 'resync' ? this.#snapshot(s, request, r.reason as ResyncReason, r) : r)
+    const answer = this.eventLog.welcome(s, lastEventId)
+    if (answer instanceof Welcome) return answer.outcome === 'resync' ? this.#snapshot(s, request, answer.reason as ResyncReason, hold(s, answer) as Welcome) : answer
+    return answer.then((r) => r.outcome === 'resync' ? this.#snapshot(s, request, r.reason as ResyncReason, r) : r)
   }
 
   /**
@@ -48,22 +48,22 @@ export class SnapshotWelcome implements Welcome {
    * the client's place while the hook runs, and then the log's answer to no `Last-Event-ID`; either holds the
    * session meanwhile, so it is not forgotten if its other clients leave, and is ended when it is not used.
    */
-  async #snapshot (s: Session, request: FastifyRequest, reason: 'join' | ResyncReason, instead: Replay | Join): Promise<Replay> {
+  async #snapshot (s: Session, request: FastifyRequest, reason: 'join' | ResyncReason, instead: Welcome | Join): Promise<Welcome> {
     let snap: SessionSnapshot | undefined
     try {
       snap = await this.hook(s.kind as SessionKind, s.id, request)
     } catch (err) {
-      drop(this.log, s, instead)
+      drop(this.eventLog, s, instead)
       throw err
     }
     if (snap !== undefined && !isSnapshot(snap)) {
-      drop(this.log, s, instead)
+      drop(this.eventLog, s, instead)
       throw new FST_ERR_SSE_HUB_INVALID_PAYLOAD('snapshot: the hook must answer undefined or { state, lastEventId } with lastEventId a string')
     }
-    if (snap === undefined) return instead instanceof Replay ? instead : await hold(s, this.log.replay(s, undefined), instead)
+    if (snap === undefined) return instead instanceof Welcome ? instead : await hold(s, this.eventLog.welcome(s, undefined), instead)
     // The log's read takes the place (a join of its own) before the one held here is given up.
-    const reading = hold(s, this.log.replay(s, snap.lastEventId === '' ? FROM_START : snap.lastEventId))
-    drop(this.log, s, instead)
+    const reading = hold(s, this.eventLog.welcome(s, snap.lastEventId === '' ? FROM_START : snap.lastEventId))
+    drop(this.eventLog, s, instead)
     const after = await reading
     if (after.outcome === 'resync') {
       this.logger.warn({ kind: s.kind, sessionId: s.id, snapshotLastEventId: snap.lastEventId }, 'sse snapshot older than the history: resync instead')
@@ -73,10 +73,10 @@ export class SnapshotWelcome implements Welcome {
     try {
       frame = snapshotFrame(snap.lastEventId, s.id, reason, snap.state, this.now())
     } catch (err) {
-      drop(this.log, s, after)
+      drop(this.eventLog, s, after)
       throw new FST_ERR_SSE_HUB_INVALID_PAYLOAD(`snapshot state: JSON cannot encode it (${(err as Error).message})`, { cause: err })
     }
-    return new Replay('snapshot', [frame, ...after.frames], after.events, after.covered, after.join)
+    return new Welcome('snapshot', [frame, ...after.frames], after.events, after.covered, after.join)
   }
 }
 
@@ -86,15 +86,15 @@ function isSnapshot (snap: unknown): snap is SessionSnapshot {
 }
 
 /**
- * A replay, with a join of its own when it was answered at once: this client is attached a few turns later,
- * and the frames sent meanwhile must follow its replay.
+ * A welcome, with a join of its own when it was answered at once: this client is attached a few turns later,
+ * and the frames sent meanwhile must follow it.
  */
-function hold (s: Session, replay: Replay | Promise<Replay>, place?: Join): Replay | Promise<Replay> {
-  let held = replay
-  if (replay instanceof Replay && replay.join === undefined) {
+function hold (s: Session, answer: Welcome | Promise<Welcome>, place?: Join): Welcome | Promise<Welcome> {
+  let held = answer
+  if (answer instanceof Welcome && answer.join === undefined) {
     const join = new Join()
     s.joins.add(join)
-    held = new Replay(replay.outcome, [...replay.frames], replay.events, replay.covered, join, replay.reason)
+    held = new Welcome(answer.outcome, [...answer.frames], answer.events, answer.covered, join, answer.reason)
   }
   // The answer holds the client's place now (an asynchronous read, a join of its own from its first step).
   if (place !== undefined) s.joins.delete(place)
@@ -109,11 +109,11 @@ function place (s: Session): Join {
 }
 
 /** Gives up an answer not used (its held frames and the session's feed it holds), or a place. */
-function drop (log: EventLog, s: Session, instead: Replay | Join): void {
+function drop (eventLog: EventLog, s: Session, instead: Welcome | Join): void {
   if (instead instanceof Join) {
     s.joins.delete(instead)
     return
   }
   instead.endJoin(s)
-  log.release(s)
+  eventLog.release(s)
 }

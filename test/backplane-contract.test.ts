@@ -44,7 +44,7 @@ class ScriptedBackplane implements Backplane {
   #n = 0
 
   async start (sink: BackplaneSink): Promise<void> { this.sink = sink }
-  async close (): Promise<void> {}
+  async stop (): Promise<void> {}
 
   async publish (kind: SessionKind, sessionId: string, type: string, data: string): Promise<string> {
     const event = { id: `${++this.#n}-0`, type, data }
@@ -269,7 +269,7 @@ t.test('a join that finishes after close() began is refused', async (t) => {
   const c = new SseClient(`${url}/conversations/s/stream`)
   await waitFor(() => bp.calls.includes('subscribe s'), 'join pending')
   const closing = app.close()
-  t.equal((await c.errorBody()).code, 'FST_ERR_SSE_HUB_CLOSING')
+  t.equal((await c.errorBody()).code, 'FST_ERR_SSE_HUB_SHUTTING_DOWN')
   await closing
   t.equal(bp.refs.get('s'), 0)
 })

@@ -113,7 +113,7 @@ t.test('broadcasting to a session without clients keeps the event for replay', a
   await app.ready()
   const id = await app.sse.broadcastToDebate('d', 'debate_phase_changed', { debateId: 'd', from: null, to: 'opening' })
   t.match(id, /^[0-9a-z]+-1$/)
-  t.match(app.sse.getStats(), { broadcasts: 1, eventsSent: 0, debates: { count: 0, clients: 0, sessions: 1, historyEvents: 1 } })
+  t.match(app.sse.getStats(), { broadcasts: 1, eventsSent: 0, debates: { activeSessions: 0, clients: 0, sessions: 1, historyEvents: 1 } })
 })
 
 t.test('the registries are reachable as generic objects too', async (t) => {

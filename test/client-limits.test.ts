@@ -40,13 +40,13 @@ t.test('maxClientsPerIp: 429 per address; an address leaves the count at zero', 
   t.equal(counters.clientsRejected, 1)
 })
 
-t.test('a reply already sent, and any stream once closing, are refused first and not counted as rejected', async (t) => {
+t.test('a reply already sent, and any stream once shutting down, are refused first and not counted as rejected', async (t) => {
   const counters = new Counters()
   const limits = new ClientLimits(resolveOptions({}))
   t.throws(() => limits.admit(reply('10.0.0.1', true), 0, counters), { code: 'FST_ERR_SSE_HUB_REPLY_SENT' })
-  t.equal(limits.closing, false)
-  limits.close()
-  t.equal(limits.closing, true)
-  t.throws(() => limits.admit(reply(), 0, counters), { code: 'FST_ERR_SSE_HUB_CLOSING', statusCode: 503 })
+  t.equal(limits.shuttingDown, false)
+  limits.shutDown()
+  t.equal(limits.shuttingDown, true)
+  t.throws(() => limits.admit(reply(), 0, counters), { code: 'FST_ERR_SSE_HUB_SHUTTING_DOWN', statusCode: 503 })
   t.equal(counters.clientsRejected, 0)
 })

@@ -17,7 +17,7 @@ t.test('client-facing errors carry the HTTP status they are answered with', asyn
   t.equal(new hub.FST_ERR_SSE_HUB_UNAUTHORIZED().statusCode, 401)
   t.equal(new hub.FST_ERR_SSE_HUB_FORBIDDEN().statusCode, 403)
   t.equal(new hub.FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxClients').statusCode, 503)
-  t.equal(new hub.FST_ERR_SSE_HUB_CLOSING().statusCode, 503)
+  t.equal(new hub.FST_ERR_SSE_HUB_SHUTTING_DOWN().statusCode, 503)
   t.equal(new hub.FST_ERR_SSE_HUB_NOT_ACCEPTABLE().statusCode, 406)
 })
 

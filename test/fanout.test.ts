@@ -1,5 +1,5 @@
 /*
- * The fan-out write path (src/batch.ts, src/client.ts and the rounds in src/fanout.ts):
+ * The fan-out write path (src/batch.ts, src/client-writer.ts and the rounds in src/fanout.ts):
  * coalesced writes, the direct HTTP/1 socket path and its fallbacks, time-sliced
  * rounds that keep every client's events complete, once each, and in order.
  */
@@ -11,8 +11,8 @@ import net, { Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
 import sseHub from '../src/index.js'
-import { Batch, Frame, HEARTBEAT } from '../src/batch.js'
-import { directSocket, writeBatch } from '../src/client.js'
+import { Batch, HEARTBEAT, Outgoing } from '../src/batch.js'
+import { directSocket, writeBatch } from '../src/client-writer.js'
 import { buildApp, connect, eventually, listen, rawResponses, token, type SseClient } from './helper.js'
 
 /** Every write handed to each captured response's socket, in order. */
@@ -168,7 +168,7 @@ t.test('writeBatch: a socket that no longer takes writes leaves the bytes to res
   let direct = 0
   const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
   socket.write = ((...args: unknown[]) => { direct++; return write(...args) }) as typeof socket.write
-  const batch = new Batch([new Frame(1, Buffer.from('data: x\n\n'))])
+  const batch = new Batch([new Outgoing(1, Buffer.from('data: x\n\n'))])
   writeBatch(res, socket, batch)
   t.equal(direct, 0, 'nothing written to the ended socket')
   t.ok(res.writableLength >= batch.bytes, 'held by the response, where the slow-client check sees it')
@@ -177,22 +177,22 @@ t.test('writeBatch: a socket that no longer takes writes leaves the bytes to res
 
 t.test('Batch: counts, encodings built once, and the part a client still needs', async (t) => {
   const f = (s: string): Buffer => Buffer.from(s)
-  const one = new Batch([new Frame(7, f('a\n\n'))])
-  t.equal(one.plain(), one.frames[0]!.frame, 'one frame: no copy')
+  const one = new Batch([new Outgoing(7, f('a\n\n'))])
+  t.equal(one.plain(), one.outgoing[0]!.frame, 'one frame: no copy')
   t.equal(one.chunked().toString(), '3\r\na\n\n\r\n')
   t.equal(one.chunked(), one.chunked(), 'built once')
-  const resync = new Frame(0, f('event: resync\n\n'))
-  const b = new Batch([new Frame(3, f('x\n\n')), HEARTBEAT, new Frame(5, f('yy\n\n'))])
+  const resync = new Outgoing(0, f('event: resync\n\n'))
+  const b = new Batch([new Outgoing(3, f('x\n\n')), HEARTBEAT, new Outgoing(5, f('yy\n\n'))])
   t.match(b, { firstSeq: 3, lastSeq: 5, events: 2, bytes: 10 })
   t.equal(b.plain().toString(), 'x\n\n:\n\nyy\n\n')
   t.equal(b.plain(), b.plain())
   t.equal(b.chunked().toString(), 'a\r\nx\n\n:\n\nyy\n\n\r\n')
   t.equal(b.unsentTo(2, true), b, 'all of it: the batch itself')
-  t.same(b.unsentTo(3, true)?.frames.map((e) => e.seq), [0, 5])
-  t.same(b.unsentTo(3, false)?.frames.map((e) => e.seq), [5], 'a heartbeat is skipped when asked')
+  t.same(b.unsentTo(3, true)?.outgoing.map((e) => e.seq), [0, 5])
+  t.same(b.unsentTo(3, false)?.outgoing.map((e) => e.seq), [5], 'a heartbeat is skipped when asked')
   t.equal(b.unsentTo(5, false), undefined)
-  const withResync = new Batch([new Frame(3, f('x\n\n')), resync, HEARTBEAT])
-  t.same(withResync.unsentTo(3, false)?.frames, [resync], 'a resync is never skipped: the events after it would hide a gap')
+  const withResync = new Batch([new Outgoing(3, f('x\n\n')), resync, HEARTBEAT])
+  t.same(withResync.unsentTo(3, false)?.outgoing, [resync], 'a resync is never skipped: the events after it would hide a gap')
   t.match(new Batch([HEARTBEAT]), { firstSeq: Infinity, lastSeq: 0, events: 0 })
 })
 

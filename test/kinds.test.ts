@@ -65,7 +65,7 @@ t.test('a chat session streams, replays and counts like a conversation, in its o
   t.same((await again.receive(1)).map((e) => e.id), [second], 'replayed from the chat history')
 
   const stats = app.sse.getStats()
-  t.match(stats.kinds.chat, { count: 1, clients: 2, sessions: 1, historyEvents: 2 })
+  t.match(stats.kinds.chat, { activeSessions: 1, clients: 2, sessions: 1, historyEvents: 2 })
   t.match(stats.kinds.conversation, { clients: 1, historyEvents: 0 })
   t.equal(stats.kinds.conversation, stats.conversations)
   t.equal(stats.clients, 3)

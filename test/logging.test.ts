@@ -11,7 +11,7 @@ t.test('with a debug-level logger, a stream\'s start and end are logged with its
   await waitFor(() => logged.some((l) => l.msg === 'sse client disconnected'), 'disconnect logged')
   const mine = logged.filter((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('sse client'))
   t.match(mine, [
-    { level: 20, msg: 'sse client connected', kind: 'conversation', sessionId: 's1', clientId: c.clientId, replay: 'resync' },
+    { level: 20, msg: 'sse client connected', kind: 'conversation', sessionId: 's1', clientId: c.clientId, welcome: 'resync' },
     { level: 20, msg: 'sse client disconnected', kind: 'conversation', sessionId: 's1', clientId: c.clientId }
   ])
 })

@@ -250,7 +250,7 @@ class LocalBackplane implements Backplane {
   #sink!: BackplaneSink
   #n = 0
   async start (sink: BackplaneSink): Promise<void> { this.#sink = sink }
-  async close (): Promise<void> {}
+  async stop (): Promise<void> {}
   async publish (kind: string, sessionId: string, type: string, data: string): Promise<string> {
     const id = `${++this.#n}-0`
     setImmediate(() => { this.#sink.deliver(kind, sessionId, { id, type, data }) })

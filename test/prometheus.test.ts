@@ -31,15 +31,15 @@ async function prometheusOrSkip (target: string): Promise<string | undefined> {
   ].join('\n'))
   const port = await freePort()
   const api = `http://127.0.0.1:${port}`
-  let log = ''
+  let output = ''
   try {
     const proc = spawn(BINARY, [
       `--config.file=${path.join(dir, 'prometheus.yml')}`,
       `--storage.tsdb.path=${path.join(dir, 'data')}`,
       `--web.listen-address=127.0.0.1:${port}`
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
-    proc.stdout.on('data', (c: Buffer) => { log += c.toString() })
-    proc.stderr.on('data', (c: Buffer) => { log += c.toString() })
+    proc.stdout.on('data', (c: Buffer) => { output += c.toString() })
+    proc.stderr.on('data', (c: Buffer) => { output += c.toString() })
     // A process that never started (no binary) emits 'error' and no 'exit'.
     let exited = false
     proc.once('exit', () => { exited = true })
@@ -52,7 +52,7 @@ async function prometheusOrSkip (target: string): Promise<string | undefined> {
     const spawned = once(proc, 'spawn')
     await Promise.race([spawned, once(proc, 'error').then(([err]) => { throw err })])
     await waitFor(async () => {
-      if (exited) throw new Error(`prometheus exited: ${log.slice(-500)}`)
+      if (exited) throw new Error(`prometheus exited: ${output.slice(-500)}`)
       return (await fetch(`${api}/-/ready`).catch(() => undefined))?.ok === true
     }, 'prometheus ready', 30_000)
     return api

@@ -1,9 +1,9 @@
 /* A session's send (src/session.ts): held for joining clients, queued for connected ones, `done` when written. */
 import t from 'tap'
-import { Frame } from '../src/batch.js'
-import { Join, Session } from '../src/session.js'
+import { Outgoing } from '../src/batch.js'
+import { Join, Session, type RetainedEvents } from '../src/session.js'
 import type { FanOutHost } from '../src/fanout.js'
-import { NO_REPLAY, type RetainedEvents } from '../src/event-log/types.js'
+import { LIVE_ONLY } from '../src/event-log/types.js'
 import { Counters } from '../src/counters.js'
 import { SessionBudget, Sessions } from '../src/sessions.js'
 
@@ -14,15 +14,15 @@ t.test('without clients, a frame is held for each joining client and its broadca
   const s = new Session('s', 'conversation', nothing, host, 1)
   const join = new Join()
   s.joins.add(join)
-  const frame = new Frame(7, Buffer.from('x'))
+  const o = new Outgoing(7, Buffer.from('x'))
   let done = 0
-  s.send(frame, 5, () => { done++ })
-  t.same(join.held, [frame])
+  s.send(o, 5, () => { done++ })
+  t.same(join.held, [o])
   t.equal(done, 1)
   t.equal(s.lastSeq, 7)
   t.equal(s.lastActivity, 5)
   t.equal(s.streams, 1)
-  s.send(new Frame(0, Buffer.from(':')), 6)
+  s.send(new Outgoing(0, Buffer.from(':')), 6)
   t.equal(s.lastSeq, 7, 'a frame every client gets (seq 0) is not an event of the session')
   t.equal(join.held.length, 2)
 })
@@ -31,9 +31,9 @@ t.test('a replay without a join ends none; a session forgotten twice is forgotte
   const s = new Session('s', 'conversation', nothing, host, 1)
   const join = new Join()
   s.joins.add(join)
-  NO_REPLAY.endJoin(s)
+  LIVE_ONLY.endJoin(s)
   t.equal(s.joins.size, 1, 'a synchronous replay holds nothing for anyone')
-  t.same(NO_REPLAY.frames, [])
+  t.same(LIVE_ONLY.frames, [])
 
   const counters = new Counters()
   const budget = new SessionBudget(10, 1000, 1000)

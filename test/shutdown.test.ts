@@ -172,7 +172,7 @@ t.test('a stream opened after close began is refused with 503', async (t) => {
   app.sse.endAll()
   const res = await app.inject('/conversations/x/stream')
   t.equal(res.statusCode, 503)
-  t.equal(res.json().code, 'FST_ERR_SSE_HUB_CLOSING')
+  t.equal(res.json().code, 'FST_ERR_SSE_HUB_SHUTTING_DOWN')
   await app.close()
 })
 

@@ -24,8 +24,8 @@ function crc16 (bytes: Uint8Array): number {
 /** A key's (or shard channel's) hash slot: of its hash tag, the first non-empty `{…}`, if it has one. */
 export function keySlot (key: string): number {
   const open = key.indexOf('{')
-  const close = open < 0 ? -1 : key.indexOf('}', open + 1)
-  const hashed = close > open + 1 ? key.slice(open + 1, close) : key
+  const end = open < 0 ? -1 : key.indexOf('}', open + 1)
+  const hashed = end > open + 1 ? key.slice(open + 1, end) : key
   return crc16(Buffer.from(hashed)) & 16383
 }
 
@@ -54,7 +54,7 @@ export class ClusterTopology implements Topology {
   /** Each subscribed channel's subscriber. */
   readonly #where = new Map<string, Redis>()
   #probe: NodeJS.Timeout | undefined
-  #closed = false
+  #stopped = false
 
   /** `own`: the hub opened `cmd` (and closes it). `options`: of the subscriber connections. */
   constructor (cmd: Cluster, own: boolean, options: RedisOptions, RedisClass: typeof Redis, events: TopologyEvents) {
@@ -159,7 +159,7 @@ export class ClusterTopology implements Topology {
     conn.once('close', () => {
       this.#shards.delete(owner)
       for (const [channel, c] of this.#where) if (c === conn) this.#where.delete(channel)
-      if (this.#closed) return
+      if (this.#stopped) return
       e.disconnected()
       this.#onLost()
     })
@@ -171,8 +171,8 @@ export class ClusterTopology implements Topology {
     this.#events.subscribable()
   }
 
-  close (): void {
-    this.#closed = true
+  stop (): void {
+    this.#stopped = true
     clearInterval(this.#probe)
     for (const { conn } of this.#shards.values()) conn.disconnect()
     this.#shards.clear()

@@ -82,7 +82,7 @@ export class Publisher {
   /** The one deadline check: set while a broadcast waits for Redis, at `#timerAt`. */
   #timer: NodeJS.Timeout | undefined
   #timerAt = Infinity
-  #closed = false
+  #stopped = false
   readonly #append: Append
 
   constructor (options: ResolvedRedisOptions, stats: BackplaneStats) {
@@ -108,8 +108,8 @@ export class Publisher {
     return new Promise<string>((resolve, reject) => {
       const bytes = type.length + data.length
       const waiting = this.#blocked > 0 || (this.#cmd as Commands).status !== 'ready'
-      if (this.#closed || (waiting && this.#o.publishRetryMs > 0 && this.#held + bytes > this.#o.publishRetryBytes)) {
-        const why = this.#closed ? 'the backplane is closed' : `${this.#held} bytes of broadcasts wait for Redis, unreachable or short of waitReplicas replicas (publishRetryBytes ${this.#o.publishRetryBytes})`
+      if (this.#stopped || (waiting && this.#o.publishRetryMs > 0 && this.#held + bytes > this.#o.publishRetryBytes)) {
+        const why = this.#stopped ? 'the backplane is stopped' : `${this.#held} bytes of broadcasts wait for Redis, unreachable or short of waitReplicas replicas (publishRetryBytes ${this.#o.publishRetryBytes})`
         this.#fail(reject, new Error(why))
         return
       }
@@ -134,11 +134,11 @@ export class Publisher {
   }
 
   /** Rejects every broadcast not settled yet; no more timer. */
-  close (): void {
-    this.#closed = true
+  stop (): void {
+    this.#stopped = true
     clearTimeout(this.#timer)
     for (const lane of this.#lanes.values()) {
-      for (const b of lane.queue) this.#fail(b.reject, new Error('the backplane closed before Redis stored the broadcast'))
+      for (const b of lane.queue) this.#fail(b.reject, new Error('the backplane stopped before Redis stored the broadcast'))
     }
     this.#lanes.clear()
     this.#held = 0
@@ -165,8 +165,8 @@ export class Publisher {
   }
 
   #settled (lane: Lane, b: Broadcast, id: string | undefined, err: Error | undefined): void {
-    // After close() every broadcast was rejected already.
-    if (this.#closed) return
+    // After stop() every broadcast was rejected already.
+    if (this.#stopped) return
     lane.inFlight--
     if (err !== undefined && unreachable(err) && Date.now() < b.deadline) {
       // Re-sent once every reply of the lane is in, in order: a later broadcast sent meanwhile failed the same way.
@@ -219,7 +219,7 @@ export class Publisher {
 
   /** Sets the deadline check for `at` unless it is due earlier already. */
   #checkAt (at: number): void {
-    if (this.#closed || at >= this.#timerAt) return
+    if (this.#stopped || at >= this.#timerAt) return
     clearTimeout(this.#timer)
     this.#timerAt = at
     this.#timer = setTimeout(() => {

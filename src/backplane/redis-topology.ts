@@ -48,8 +48,8 @@ export interface Topology {
   /** Resolves once `channel`'s messages are delivered to `message`. */
   subscribe (channel: string): Promise<void>
   unsubscribe (channel: string): void
-  /** Closes the connections the topology opened; a caller's client is left open. */
-  close (): void
+  /** Disconnects the connections the topology opened; a caller's client is left open. */
+  stop (): void
 }
 
 /** The ioredis options of every connection the hub opens: the publisher and the feeds retry themselves (see redis.ts). */
@@ -122,13 +122,13 @@ export class ServerTopology implements Topology {
     if (this.#sub.status === 'ready') this.#sub.unsubscribe(channel).catch(this.#events.error)
   }
 
-  close (): void {
+  stop (): void {
     this.#sub.disconnect()
     const e = this.#events
     if (this.#own) {
       this.cmd.disconnect()
     } else {
-      // Not ours to close: only take our listeners back.
+      // Not ours to disconnect: only take our listeners back.
       this.cmd.removeListener('error', e.error)
       this.cmd.removeListener('ready', e.ready)
       this.cmd.removeListener('close', e.disconnected)

@@ -7,7 +7,7 @@
  * resubscribes, reads what it missed from the stream (XRANGE after the last id
  * it delivered) and only then lets live events through, so nothing is skipped
  * or doubled; history that no longer covers the outage becomes a `resync`.
- * This module owns start/close and replay reads; the connections are a topology (one server in
+ * This module owns start/stop and history reads; the connections are a topology (one server in
  * redis-topology.ts, a Cluster with sharded pub/sub in redis-cluster.ts); broadcasts (their retries) are
  * in redis-publish.ts, the subscriber side in redis-feeds.ts, options in redis-options.ts,
  * the stream format and publish script in redis-stream.ts.
@@ -75,7 +75,7 @@ class RedisBackplane implements Backplane {
   #sink: BackplaneSink | undefined
   #topology: Topology | undefined
   #started = false
-  #closed = false
+  #stopped = false
 
   constructor (options: ResolvedRedisOptions) {
     this.#o = options
@@ -87,16 +87,16 @@ class RedisBackplane implements Backplane {
   readonly #onError = (err: Error): void => {
     this.#stats.errors++
     // Before start() succeeds, the register error tells it (FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE).
-    this.#outage.error(this.#started ? (this.#sink as BackplaneSink).log : undefined, err)
+    this.#outage.error(this.#started ? (this.#sink as BackplaneSink).logger : undefined, err)
   }
 
   readonly #events: TopologyEvents = {
     error: this.#onError,
-    disconnected: () => { if (this.#started && !this.#closed) this.#stats.errors++ },
+    disconnected: () => { if (this.#started && !this.#stopped) this.#stats.errors++ },
     ready: () => {
       if (this.#started) {
         this.#stats.reconnects++
-        this.#outage.recovered((this.#sink as BackplaneSink).log)
+        this.#outage.recovered((this.#sink as BackplaneSink).logger)
       }
       this.#feeds.recover()
     },
@@ -144,7 +144,7 @@ class RedisBackplane implements Backplane {
     try {
       await Promise.race([topology.connect(), timeout])
     } catch (err) {
-      await this.close()
+      await this.stop()
       // ioredis rejects with "Connection is closed."; the cause (e.g. ECONNREFUSED) came as an error event.
       const cause = this.#outage.last ?? err as Error
       throw new FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE(`cannot connect to Redis (${where(o)}): ${cause.message}`, { cause })
@@ -154,11 +154,11 @@ class RedisBackplane implements Backplane {
     this.#started = true
   }
 
-  async close (): Promise<void> {
-    this.#closed = true
+  async stop (): Promise<void> {
+    this.#stopped = true
     this.#feeds.stop()
-    this.#publisher.close()
-    ;(this.#topology as Topology).close()
+    this.#publisher.stop()
+    ;(this.#topology as Topology).stop()
   }
 
   publish (kind: string, sessionId: string, type: string, data: string): Promise<string> {
@@ -224,7 +224,7 @@ class RedisBackplane implements Backplane {
   }
 
   stats (): BackplaneStats {
-    this.#stats.connected = !this.#closed && (this.#topology as Topology).ready && !this.#feeds.recoverWanted
+    this.#stats.connected = !this.#stopped && (this.#topology as Topology).ready && !this.#feeds.recoverWanted
     return { ...this.#stats }
   }
 }

@@ -37,7 +37,8 @@ export interface BackplaneSink {
   resync (kind: string, sessionId: string, newestId: string): void
   /** A followed session was closed (by any process), after its event `lastEventId` ('' when it had none), delivered before. */
   closed (kind: string, sessionId: string, lastEventId: string): void
-  readonly log: FastifyBaseLogger
+  /** Where the backplane logs (the hub's logger). */
+  readonly logger: FastifyBaseLogger
 }
 
 /** Numbers reported under `getStats().backplane`. */
@@ -71,7 +72,7 @@ export interface BackplaneStats {
 /**
  * A shared, ordered, bounded event log per session with live delivery to every
  * process. Create one per hub (e.g. with `redisBackplane()`) and pass it as the
- * `backplane` option; the hub starts it during `register` and closes it in `onClose`.
+ * `backplane` option; the hub starts it during `register` and stops it in `onClose`.
  */
 export interface Backplane {
   /** Short name for stats and logs, e.g. `'redis'`. */
@@ -79,7 +80,7 @@ export interface Backplane {
   /** Connects. Rejects with `FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE` within a bounded time. */
   start (sink: BackplaneSink): Promise<void>
   /** Releases what `start` opened. */
-  close (): Promise<void>
+  stop (): Promise<void>
   /**
    * Appends one event to a session's log and delivers it to every process
    * following the session. Resolves with its id once persisted; rejects with

@@ -1,45 +1,30 @@
 /*
  * The event log on a backplane (e.g. Redis) shared by several processes: appends go to the backplane,
- * which delivers them to every process following the session, this one included. A joining client's
- * replay is read from the backplane while the live events that arrive meanwhile are held, and only
- * those its replay does not cover are added: the seam between replay and live has no gap and no duplicate.
+ * which delivers them to every process following the session, this one included. What a joining client
+ * gets before live events is read from the backplane while the live events that arrive meanwhile are held,
+ * and only those the read does not cover are added: the seam between the two has no gap and no duplicate.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { Backplane, BackplaneEvent, BackplaneStats } from '../backplane/types.js'
-import { Frame } from '../batch.js'
+import { Outgoing } from '../batch.js'
 import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
 import { encodeEvent, encodeJsonEvent, resyncFrame } from '../frame.js'
+import type { BackplaneTimer } from '../metrics/types.js'
 import type { ResolvedOptions } from '../options.js'
-import { Join, type Session } from '../session.js'
+import { Join, type RetainedEvents, type Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
-import { FROM_START, Replay, type EventLog, type RetainedEvents, type ResyncReason } from './types.js'
+import { FROM_START, Welcome, type EventLog, type ResyncReason } from './types.js'
 
 // A session's history is in the backplane: a process keeps none, so a session without clients is forgotten.
 const NOTHING: RetainedEvents = Object.freeze({ length: 0, bytes: 0, clear () {} })
 
 /** A backplane's answer to a `Last-Event-ID`, before the held live events are added. */
 interface Read {
-  readonly replay: Replay
+  readonly welcome: Welcome
   /** The newest backplane id it covers; undefined when none. */
   readonly coveredId: string | undefined
 }
-
-/**
- * Measures the backplane: publish latency and lag. Two implementations, chosen once: {@link UNTIMED_BACKPLANE}
- * (no `metrics` option) and `BackplaneTimes` (src/metrics/histogram.ts).
- */
-export interface BackplaneTimer {
-  /** A publish starts: its start time, for {@link published}. */
-  publishing (): number
-  /** The publish that {@link publishing} returned `started` for was persisted. */
-  published (started: number): void
-  /** The event `id` arrived here from the backplane. */
-  arrived (id: string): void
-}
-
-/** The backplane timer of a hub without metrics: no clock read. */
-export const UNTIMED_BACKPLANE: BackplaneTimer = Object.freeze({ publishing: () => 0, published () {}, arrived () {} })
 
 export class BackplaneLog implements EventLog {
   readonly #kinds = new Map<string, Sessions>()
@@ -51,7 +36,7 @@ export class BackplaneLog implements EventLog {
     private readonly ids: EventIds,
     private readonly options: ResolvedOptions,
     private readonly timer: BackplaneTimer,
-    private readonly log: FastifyBaseLogger,
+    private readonly logger: FastifyBaseLogger,
     private readonly now: () => number
   ) {}
 
@@ -60,11 +45,11 @@ export class BackplaneLog implements EventLog {
       deliver: (kind, sessionId, event) => { this.#deliver(kind, sessionId, event) },
       resync: (kind, sessionId, newestId) => { this.#resync(kind, sessionId, newestId) },
       closed: (kind, sessionId, lastEventId) => { this.#closed(kind, sessionId, lastEventId) },
-      log: this.log
+      logger: this.logger
     })
   }
 
-  async close (): Promise<void> { await this.backplane.close() }
+  async stop (): Promise<void> { await this.backplane.stop() }
   stats (): BackplaneStats { return this.backplane.stats() }
   serve (kind: string, sessions: Sessions): void { this.#kinds.set(kind, sessions) }
   retained (): RetainedEvents { return NOTHING }
@@ -104,7 +89,7 @@ export class BackplaneLog implements EventLog {
 
   lastEventId (s: Session): string | undefined { return s.lastId }
 
-  async replay (s: Session, lastEventId: string | undefined | typeof FROM_START): Promise<Replay> {
+  async welcome (s: Session, lastEventId: string | undefined | typeof FROM_START): Promise<Welcome> {
     const join = new Join()
     s.joins.add(join)
     let read: Read | undefined
@@ -113,7 +98,7 @@ export class BackplaneLog implements EventLog {
       try {
         // Subscribed first: a close after this read comes as a notice, and the join holds what it sends.
         // Redis unreachable: a session followed here already (the only kind a live-only client can join
-        // then) learns of its close from that notice; a replay fails below anyway.
+        // then) learns of its close from that notice; a read fails below anyway.
         const closed = await this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
         // With clients here, or joins that found no marker, this process followed the session when it closed:
         // its notice is on the way, after the final event, and ends them all (this one too); closing now could
@@ -134,8 +119,8 @@ export class BackplaneLog implements EventLog {
     const coveredId = read?.coveredId
     const backplane = this.backplane
     const covered = coveredId === undefined ? undefined : (id: string): boolean => backplane.compareIds(id, coveredId) <= 0
-    if (read === undefined) return new Replay('none', [], 0, covered, join)
-    return new Replay(read.replay.outcome, read.replay.frames, read.replay.events, covered, join, read.replay.reason)
+    if (read === undefined) return new Welcome('none', [], 0, covered, join)
+    return new Welcome(read.welcome.outcome, read.welcome.frames, read.welcome.events, covered, join, read.welcome.reason)
   }
 
   /** Whether a join of `s` in flight found no closed marker (it subscribed before any close since). */
@@ -156,10 +141,10 @@ export class BackplaneLog implements EventLog {
       if (lastEventId === FROM_START) {
         // From the start: the newest events that fit, as the in-memory history keeps them.
         while (frames.length > this.options.historySize || bytes > this.options.historyBytes) bytes -= (frames.shift() as Buffer).length
-        return { replay: new Replay('none', frames, frames.length, undefined), coveredId: last?.id }
+        return { welcome: new Welcome('none', frames, frames.length, undefined), coveredId: last?.id }
       }
       if (frames.length <= this.options.historySize && bytes <= this.options.historyBytes) {
-        return { replay: new Replay('replayed', frames, frames.length, undefined), coveredId: last === undefined ? lastEventId : last.id }
+        return { welcome: new Welcome('replayed', frames, frames.length, undefined), coveredId: last === undefined ? lastEventId : last.id }
       }
       newestId = (last as BackplaneEvent).id
     } else {
@@ -167,7 +152,7 @@ export class BackplaneLog implements EventLog {
       reason = read.reason
     }
     const frame = resyncFrame(s.id, newestId, reason, this.now())
-    return { replay: new Replay('resync', [frame], 0, undefined, undefined, reason), coveredId: newestId === '' ? undefined : newestId }
+    return { welcome: new Welcome('resync', [frame], 0, undefined, undefined, reason), coveredId: newestId === '' ? undefined : newestId }
   }
 
   /** One event of a session this process follows, from whichever process broadcast it: encoded once here. */
@@ -176,7 +161,7 @@ export class BackplaneLog implements EventLog {
     const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
     if (s === undefined) return
     s.lastId = event.id
-    s.send(new Frame(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
+    s.send(new Outgoing(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
   }
 
   /** A session this process may follow was closed: its clients here are ended after what was delivered. */
@@ -193,8 +178,8 @@ export class BackplaneLog implements EventLog {
     if (s === undefined) return
     sessions.counters.resynced(s.clients.size)
     for (const client of s.clients.values()) client.covered = undefined
-    // seq 0: every client gets it, whatever its replay covered.
-    s.send(new Frame(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
+    // seq 0: every client gets it, whatever its welcome covered.
+    s.send(new Outgoing(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
   }
 }
 

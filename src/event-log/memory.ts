@@ -4,7 +4,7 @@
  */
 import type { BackplaneStats } from '../backplane/types.js'
 import { initialBackplaneStats } from '../backplane/types.js'
-import { Frame } from '../batch.js'
+import { Outgoing } from '../batch.js'
 import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE, FST_ERR_SSE_HUB_SESSION_CLOSED } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
 import { encodeJsonEvent, isSafeEventId, resyncFrame } from '../frame.js'
@@ -12,7 +12,7 @@ import { History } from '../history.js'
 import type { ResolvedOptions } from '../options.js'
 import type { Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
-import { FROM_START, NO_REPLAY, Replay, type EventLog } from './types.js'
+import { FROM_START, LIVE_ONLY, Welcome, type EventLog } from './types.js'
 
 export class MemoryLog implements EventLog {
   readonly #maxEventBytes: number
@@ -26,7 +26,7 @@ export class MemoryLog implements EventLog {
   }
 
   async start (): Promise<void> {}
-  async close (): Promise<void> {}
+  async stop (): Promise<void> {}
   stats (): BackplaneStats { return initialBackplaneStats('memory', true) }
   serve (): void {}
   release (): void {}
@@ -54,13 +54,13 @@ export class MemoryLog implements EventLog {
     sessions.counters.broadcast()
     const now = this.now()
     if (s.streams === 0) {
-      // perf note 25: no Frame to make for a session nobody watches.
+      // perf note 25: no Outgoing to make for a session nobody watches.
       s.lastActivity = now
       s.lastSeq = seq
       if (settle) sessions.settle(s)
       return { s, id, sent: Promise.resolve(id) }
     }
-    return { s, id, sent: new Promise((resolve) => { s.send(new Frame(seq, frame), now, () => { resolve(id) }) }) }
+    return { s, id, sent: new Promise((resolve) => { s.send(new Outgoing(seq, frame), now, () => { resolve(id) }) }) }
   }
 
   closeSession (sessions: Sessions, sessionId: string, type: string | undefined, json: string | undefined): Promise<string> {
@@ -83,22 +83,22 @@ export class MemoryLog implements EventLog {
     return s.lastSeq === 0 ? undefined : this.ids.format(s.lastSeq)
   }
 
-  replay (s: Session, lastEventId: string | undefined | typeof FROM_START): Replay {
-    if (lastEventId === undefined) return s.closed === undefined ? NO_REPLAY : this.#everything(s)
+  welcome (s: Session, lastEventId: string | undefined | typeof FROM_START): Welcome {
+    if (lastEventId === undefined) return s.closed === undefined ? LIVE_ONLY : this.#everything(s)
     if (lastEventId === FROM_START) return this.#everything(s)
     const history = s.retained as History
     const seq = isSafeEventId(lastEventId) ? this.ids.parse(lastEventId) : undefined
     const lookup = seq === undefined ? undefined : history.framesAfter(seq)
-    if (lookup?.found === true) return new Replay('replayed', lookup.events > 0 ? [lookup.frames] : [], lookup.events, undefined)
+    if (lookup?.found === true) return new Welcome('replayed', lookup.events > 0 ? [lookup.frames] : [], lookup.events, undefined)
     const newest = history.newestSeq
     const reason = lookup?.reason ?? 'unknown_event_id'
     const frame = resyncFrame(s.id, newest === undefined ? '' : this.ids.format(newest), reason, this.now())
-    return new Replay('resync', [frame], 0, undefined, undefined, reason)
+    return new Welcome('resync', [frame], 0, undefined, undefined, reason)
   }
 
   /** A closed session's retained history from its start. */
-  #everything (s: Session): Replay {
+  #everything (s: Session): Welcome {
     const all = (s.retained as History).frames()
-    return new Replay('none', all.events > 0 ? [all.frames] : [], all.events, undefined)
+    return new Welcome('none', all.events > 0 ? [all.frames] : [], all.events, undefined)
   }
 }

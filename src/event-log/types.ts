@@ -4,45 +4,35 @@
  */
 import type { ResyncEvent } from '../events.js'
 import type { BackplaneStats } from '../backplane/types.js'
-import type { Covered } from '../client.js'
-import type { Join, Session } from '../session.js'
+import type { Covered } from '../client-writer.js'
+import type { Join, RetainedEvents, Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
 
-/** What a log keeps of one session in this process. */
-export interface RetainedEvents {
-  /** Events kept. */
-  readonly length: number
-  /** Bytes kept. */
-  readonly bytes: number
-  /** Forgets them. */
-  clear (): void
-}
-
 /** How a log answered a client's `Last-Event-ID`; `'snapshot'`: the `snapshot` option's state, then the events after it. */
-export type ReplayOutcome = 'none' | 'replayed' | 'resync' | 'snapshot'
+export type WelcomeOutcome = 'none' | 'replayed' | 'resync' | 'snapshot'
 
-/** For {@link EventLog.replay}: every retained event (a snapshot that includes none), not a client's id. */
+/** For {@link EventLog.welcome}: every retained event (a snapshot that includes none), not a client's id. */
 export const FROM_START: unique symbol = Symbol('from the start')
 
 /** What a new client gets before live events. A class, not a literal (perf note 6). */
-export class Replay {
+export class Welcome {
   constructor (
     /** `'none'` without a `Last-Event-ID`; `'replayed'` (possibly nothing); `'resync'`, the id was unknown or too old. */
-    readonly outcome: ReplayOutcome,
+    readonly outcome: WelcomeOutcome,
     /** The frames to write after the greeting: the events after the id, or one `resync` event. */
     readonly frames: Buffer[],
     /** Events among `frames` (a `resync` is not counted). */
     readonly events: number,
-    /** Live events this replay already covers (see `Client.covered`); undefined when none can be. */
+    /** Live events this welcome already covers (see `Client.covered`); undefined when none can be. */
     readonly covered: Covered | undefined,
-    /** An asynchronous replay's join: the live frames held for the client until {@link endJoin}. */
+    /** An asynchronous welcome's join: the live frames held for the client until {@link endJoin}. */
     readonly join: Join | undefined = undefined,
     /** A `resync`'s reason. */
     readonly reason: ResyncReason | undefined = undefined
   ) {}
 
   /**
-   * Ends the join: the frames held meanwhile that the replay does not cover go after it. Call it in the same
+   * Ends the join: the frames held meanwhile that the welcome does not cover go after it. Call it in the same
    * synchronous step that attaches the client (or gives up on it), so no live frame falls between the two.
    */
   endJoin (session: Session): void {
@@ -57,7 +47,7 @@ export class Replay {
 }
 
 /** The answer to a client without `Last-Event-ID` on the in-memory log: nothing before live events. */
-export const NO_REPLAY = new Replay('none', [], 0, undefined)
+export const LIVE_ONLY = new Welcome('none', [], 0, undefined)
 
 /** The resync event's reason. */
 export type ResyncReason = ResyncEvent['reason']
@@ -66,7 +56,7 @@ export interface EventLog {
   /** Connects (the plugin awaits this during `register`). */
   start (): Promise<void>
   /** Releases what `start` opened. */
-  close (): Promise<void>
+  stop (): Promise<void>
   /** Numbers under `getStats().backplane`. */
   stats (): BackplaneStats
   /** Lets the log reach one kind's sessions (to deliver events that come from elsewhere). */
@@ -89,11 +79,11 @@ export interface EventLog {
    * What a new client of `session` gets first, given its `Last-Event-ID`: synchronous when the log can
    * answer at once (a connection then costs no promise). An asynchronous answer holds the live frames
    * sent meanwhile in a {@link Session.joins} entry, which stays there until the caller calls
-   * {@link Replay.endJoin} (a rejected answer removes it itself). Until {@link release}d, the client holds
+   * {@link Welcome.endJoin} (a rejected answer removes it itself). Until {@link release}d, the client holds
    * the session's feed. For a closed session (the log marks it so, {@link Sessions.close}, when it learns it
    * here), a client without `Last-Event-ID` gets the retained history from its start.
    */
-  replay (session: Session, lastEventId: string | undefined | typeof FROM_START): Replay | Promise<Replay>
+  welcome (session: Session, lastEventId: string | undefined | typeof FROM_START): Welcome | Promise<Welcome>
   /** The newest id of `session` broadcast or received here; undefined when none (or it is not held here). */
   lastEventId (session: Session): string | undefined
   /** A client that held the session's feed is gone. */

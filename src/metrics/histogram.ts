@@ -3,9 +3,8 @@
  * fan-out time; the backplane's lag and publish latency). ./prometheus.ts reads them at scrape time.
  */
 import type { Backplane } from '../backplane/types.js'
-import type { Frame } from '../batch.js'
-import type { BackplaneTimer } from '../event-log/backplane.js'
-import type { FanOutTimer } from '../fanout.js'
+import type { Outgoing } from '../batch.js'
+import type { BackplaneTimer, FanOutTimer } from './types.js'
 
 const clock = performance.now.bind(performance)
 
@@ -39,15 +38,15 @@ export class Histogram {
 export class FanOutTimes implements FanOutTimer {
   constructor (readonly histogram: Histogram) {}
 
-  queued (frame: Frame): void {
+  queued (o: Outgoing): void {
     // Heartbeats and resyncs (seq 0) are not broadcasts, and the heartbeat frame is shared.
-    if (frame.seq > 0) frame.queuedAt = clock()
+    if (o.seq > 0) o.queuedAt = clock()
   }
 
-  written (frames: readonly Frame[]): void {
+  written (outgoing: readonly Outgoing[]): void {
     const end = clock()
-    for (const f of frames) {
-      if (f.seq > 0) this.histogram.observe((end - f.queuedAt) / 1000)
+    for (const o of outgoing) {
+      if (o.seq > 0) this.histogram.observe((end - o.queuedAt) / 1000)
     }
   }
 }

@@ -7,10 +7,8 @@
 import type { Backplane, BackplaneStats } from '../backplane/types.js'
 import { REJECT_REASONS, type Counters, type RegistryStats } from '../counters.js'
 import { FST_ERR_SSE_HUB_INVALID_OPTION } from '../errors.js'
-import type { BackplaneTimer } from '../event-log/backplane.js'
-import type { FanOutTimer } from '../fanout.js'
 import { BackplaneTimes, FANOUT_BUCKETS, FanOutTimes, Histogram } from './histogram.js'
-import type { HubMetrics, KindSource, MetricsOptions, MetricsRegistry, MetricsSource } from './types.js'
+import type { BackplaneTimer, FanOutTimer, HubMetrics, KindSource, MetricsOptions, MetricsRegistry, MetricsSource } from './types.js'
 
 type Labels = Record<string, string | number>
 

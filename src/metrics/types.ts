@@ -1,11 +1,10 @@
 /*
- * The metrics seam: the `metrics` option's types, and what the hub asks of its metrics. Two implementations:
- * {@link NO_METRICS} (no `metrics` option: nothing measured) and `PrometheusMetrics` (./prometheus.ts).
+ * The metrics seam: the `metrics` option's types, what the hub asks of its metrics, and the timers they hand out.
+ * Two implementations: {@link NO_METRICS} (no `metrics` option: nothing measured) and `PrometheusMetrics` (./prometheus.ts).
  */
 import type { Backplane, BackplaneStats } from '../backplane/types.js'
+import type { Outgoing } from '../batch.js'
 import type { Counters, RegistryStats } from '../counters.js'
-import { UNTIMED_BACKPLANE, type BackplaneTimer } from '../event-log/backplane.js'
-import { UNTIMED, type FanOutTimer } from '../fanout.js'
 
 /**
  * The part of a prom-client `Registry` the hub uses; pass the application's own `Registry`. The hub registers
@@ -39,6 +38,35 @@ export interface MetricsSource {
   readonly backplane: (() => BackplaneStats) | undefined
 }
 
+/**
+ * Measures fan-outs: told of each frame queued and of each round's frames once every client has them.
+ * Two implementations, chosen once per kind: {@link UNTIMED_FANOUT} (no `metrics` option) and `FanOutTimes`
+ * (./histogram.ts), one observation per event (perf note 38).
+ */
+export interface FanOutTimer {
+  queued (o: Outgoing): void
+  written (outgoing: readonly Outgoing[]): void
+}
+
+/** The fan-out timer of a hub without metrics: no clock read, nothing stored. */
+export const UNTIMED_FANOUT: FanOutTimer = Object.freeze({ queued () {}, written () {} })
+
+/**
+ * Measures the backplane: publish latency and lag. Two implementations, chosen once: {@link UNTIMED_BACKPLANE}
+ * (no `metrics` option) and `BackplaneTimes` (./histogram.ts).
+ */
+export interface BackplaneTimer {
+  /** A publish starts: its start time, for {@link published}. */
+  publishing (): number
+  /** The publish that {@link publishing} returned `started` for was persisted. */
+  published (started: number): void
+  /** The event `id` arrived here from the backplane. */
+  arrived (id: string): void
+}
+
+/** The backplane timer of a hub without metrics: no clock read. */
+export const UNTIMED_BACKPLANE: BackplaneTimer = Object.freeze({ publishing: () => 0, published () {}, arrived () {} })
+
 /** What the hub asks of its metrics. */
 export interface HubMetrics {
   /** The fan-out timer of a kind (asked once per kind). */
@@ -53,7 +81,7 @@ export interface HubMetrics {
 
 /** The metrics of a hub without the `metrics` option: nothing measured, nothing registered. */
 export const NO_METRICS: HubMetrics = Object.freeze({
-  fanOutTimer: () => UNTIMED,
+  fanOutTimer: () => UNTIMED_FANOUT,
   backplaneTimer: () => UNTIMED_BACKPLANE,
   register () {},
   unregister () {}

@@ -23,18 +23,18 @@ class TrackedEventSource extends EventSource {
 }
 
 /** A subscription whose notes, statuses, errors and callbacks are logged, in order, as strings. */
-function recorded (url: string, options: SubscribeOptions<TestEvents> = {}): { sub: Subscription, log: string[], statuses: SubscriptionStatus[], errors: Error[] } {
-  const log: string[] = []
+function recorded (url: string, options: SubscribeOptions<TestEvents> = {}): { sub: Subscription, notes: string[], statuses: SubscriptionStatus[], errors: Error[] } {
+  const notes: string[] = []
   const statuses: SubscriptionStatus[] = []
   const errors: Error[] = []
   const sub = subscribe<TestEvents>(url, {
-    on: { note (e, meta) { log.push(`${meta.id}:${e.text}`) } },
+    on: { note (e, meta) { notes.push(`${meta.id}:${e.text}`) } },
     onStatus (s) { statuses.push(s) },
     onError (err) { errors.push(err) },
     EventSource: TrackedEventSource,
     ...options
   })
-  return { sub, log, statuses, errors }
+  return { sub, notes, statuses, errors }
 }
 
 const note = (text: string): { type: string, text: string, timestamp: number } => ({ type: 'note', text, timestamp: 1 })
@@ -42,9 +42,9 @@ const note = (text: string): { type: string, text: string, timestamp: number } =
 t.test('events are applied in order, each with its payload and id; status goes connecting, open', async (t) => {
   const server = await scriptedSseServer(t)
   const seen: unknown[] = []
-  const { sub, log, statuses } = recorded(server.url, {
+  const { sub, notes, statuses } = recorded(server.url, {
     on: {
-      note (e, meta) { log.push(`${meta.id}:${e.text}`) },
+      note (e, meta) { notes.push(`${meta.id}:${e.text}`) },
       other (e, meta) { seen.push({ ...e, id: meta.id }) }
     }
   })
@@ -58,8 +58,8 @@ t.test('events are applied in order, each with its payload and id; status goes c
   s.event('other', { type: 'other', n: 7, timestamp: 2 }, 'e-2')
   s.event('unlistened', { x: 1 }, 'e-3')
   s.event('note', note('b'), 'e-4')
-  await waitFor(() => log.length === 2, 'two notes')
-  t.same(log, ['e-1:a', 'e-4:b'])
+  await waitFor(() => notes.length === 2, 'two notes')
+  t.same(notes, ['e-1:a', 'e-4:b'])
   t.same(seen, [{ type: 'other', n: 7, timestamp: 2, id: 'e-2' }])
   t.same(statuses, ['connecting', 'open'])
   t.equal(sub.status, 'open')
@@ -72,7 +72,7 @@ t.test('events are applied in order, each with its payload and id; status goes c
 
 t.test('an event whose id is not newer than the last applied one is never applied twice', async (t) => {
   const server = await scriptedSseServer(t)
-  const { sub, log } = recorded(server.url)
+  const { sub, notes } = recorded(server.url)
   const s = await server.stream(1)
   s.open()
   s.event('note', note('a'), 'e-1')
@@ -80,19 +80,19 @@ t.test('an event whose id is not newer than the last applied one is never applie
   s.event('note', note('b again'), 'e-2')
   s.event('note', note('a again'), 'e-1')
   s.event('note', note('c'), 'e-3')
-  await waitFor(() => log.length === 3 && sub.duplicates === 2, 'three notes, two duplicates')
-  t.same(log, ['e-1:a', 'e-2:b', 'e-3:c'])
+  await waitFor(() => notes.length === 3 && sub.duplicates === 2, 'three notes, two duplicates')
+  t.same(notes, ['e-1:a', 'e-2:b', 'e-3:c'])
   sub.close()
 })
 
 t.test('a reconnect sends Last-Event-ID; what the server sends again is skipped; status goes reconnecting, open', async (t) => {
   const server = await scriptedSseServer(t)
-  const { sub, log, statuses } = recorded(server.url)
+  const { sub, notes, statuses } = recorded(server.url)
   const first = await server.stream(1)
   first.open()
   first.event('note', note('a'), '1700000000000-0')
   first.event('note', note('b'), '1700000000000-1')
-  await waitFor(() => log.length === 2, 'two notes')
+  await waitFor(() => notes.length === 2, 'two notes')
   first.end()
   const second = await server.stream(2)
   t.equal(second.lastEventId, '1700000000000-1', 'the EventSource resumes after the last id')
@@ -103,8 +103,8 @@ t.test('a reconnect sends Last-Event-ID; what the server sends again is skipped;
   third.open()
   third.event('note', note('b'), '1700000000000-1')
   third.event('note', note('c'), '1700000000001-0')
-  await waitFor(() => log.length === 3, 'the third note')
-  t.same(log, ['1700000000000-0:a', '1700000000000-1:b', '1700000000001-0:c'])
+  await waitFor(() => notes.length === 3, 'the third note')
+  t.same(notes, ['1700000000000-0:a', '1700000000000-1:b', '1700000000001-0:c'])
   t.equal(sub.duplicates, 1)
   t.same(statuses, ['connecting', 'open', 'reconnecting', 'open'])
   sub.close()
@@ -113,7 +113,7 @@ t.test('a reconnect sends Last-Event-ID; what the server sends again is skipped;
 t.test('a snapshot replaces the state before what follows it; older events are skipped', async (t) => {
   const server = await scriptedSseServer(t)
   const order: string[] = []
-  const { sub, log } = recorded(server.url, {
+  const { sub, notes } = recorded(server.url, {
     onSnapshot (state, event) { order.push(`snapshot ${event.id} ${JSON.stringify(state)} ${event.reason} ${event.sessionId}`) }
   })
   const s = await server.stream(1)
@@ -121,15 +121,15 @@ t.test('a snapshot replaces the state before what follows it; older events are s
   s.event('snapshot', { type: 'snapshot', sessionId: 's', reason: 'join', state: { text: 'ab' }, timestamp: 1 }, 'ep-5')
   s.event('note', note('old'), 'ep-4')
   s.event('note', note('c'), 'ep-6')
-  await waitFor(() => log.length === 1, 'the note after the snapshot')
+  await waitFor(() => notes.length === 1, 'the note after the snapshot')
   t.same(order, ['snapshot ep-5 {"text":"ab"} join s'])
-  t.same(log, ['ep-6:c'])
+  t.same(notes, ['ep-6:c'])
   t.equal(sub.duplicates, 1)
   // A snapshot from another start of the hub (another epoch) starts a new history: its id is the place now.
   s.event('snapshot', { type: 'snapshot', sessionId: 's', reason: 'unknown_event_id', state: {}, timestamp: 2 }, 'eq-2')
   s.event('note', note('d'), 'eq-3')
-  await waitFor(() => log.length === 2, 'the note after the second snapshot')
-  t.same(log, ['ep-6:c', 'eq-3:d'])
+  await waitFor(() => notes.length === 2, 'the note after the second snapshot')
+  t.same(notes, ['ep-6:c', 'eq-3:d'])
   t.equal(sub.lastEventId, 'eq-3')
   sub.close()
 })
@@ -139,8 +139,8 @@ t.test('an async snapshot handler holds the events after it until it settles, th
   let settle!: () => void
   const order: string[] = []
   TrackedEventSource.made = []
-  const { sub, log } = recorded(server.url, {
-    on: { note (e, meta) { order.push(`${meta.id}:${e.text}`); log.push(meta.id) } },
+  const { sub, notes } = recorded(server.url, {
+    on: { note (e, meta) { order.push(`${meta.id}:${e.text}`); notes.push(meta.id) } },
     onSnapshot: async () => { order.push('snapshot'); await new Promise<void>((resolve) => { settle = resolve }); order.push('snapshot applied') }
   })
   // What reached the EventSource itself, applied or not.
@@ -157,7 +157,7 @@ t.test('an async snapshot handler holds the events after it until it settles, th
   await waitFor(() => arrived === 3, 'a third note reached the EventSource')
   t.same(order, ['snapshot'], 'nothing applied while the snapshot is pending')
   settle()
-  await waitFor(() => log.length === 3, 'the held notes')
+  await waitFor(() => notes.length === 3, 'the held notes')
   t.same(order, ['snapshot', 'snapshot applied', 'e-3:c', 'e-4:d', 'e-5:e'])
   sub.close()
 })
@@ -166,7 +166,7 @@ t.test('resync: onResync is called; its id (or the resolved one) is the place to
   const server = await scriptedSseServer(t)
   const resyncs: string[] = []
   const answers: Array<string | undefined> = ['e-12', undefined, '']
-  const { sub, log } = recorded(server.url, {
+  const { sub, notes } = recorded(server.url, {
     onResync: async (e) => { resyncs.push(`${e.id} ${e.reason} ${e.sessionId}`); return answers.shift() }
   })
   const s = await server.stream(1)
@@ -184,8 +184,8 @@ t.test('resync: onResync is called; its id (or the resolved one) is the place to
   // Resolved with '': the same.
   s.event('resync', { type: 'resync', sessionId: 's', reason: 'unknown_event_id', timestamp: 3 }, 'e-30')
   s.event('note', note('d'), 'e-31')
-  await waitFor(() => log.length === 4, 'four notes')
-  t.same(log, ['e-1:a', 'e-13:b', 'e-21:c', 'e-31:d'])
+  await waitFor(() => notes.length === 4, 'four notes')
+  t.same(notes, ['e-1:a', 'e-13:b', 'e-21:c', 'e-31:d'])
   t.same(resyncs, ['e-10 history_trimmed s', 'e-20 unknown_event_id s', 'e-30 unknown_event_id s'])
   t.equal(sub.duplicates, 3)
   sub.close()
@@ -193,7 +193,7 @@ t.test('resync: onResync is called; its id (or the resolved one) is the place to
 
 t.test('resync and snapshot without their handlers still set the place; without an id they start a new history', async (t) => {
   const server = await scriptedSseServer(t)
-  const { sub, log } = recorded(server.url)
+  const { sub, notes } = recorded(server.url)
   const s = await server.stream(1)
   s.open()
   s.event('resync', { type: 'resync', sessionId: 's', reason: 'unknown_event_id', timestamp: 1 }, '5-0')
@@ -208,8 +208,8 @@ t.test('resync and snapshot without their handlers still set the place; without 
   // A resync of a session without events (Redis was emptied): the same.
   s.event('resync', { type: 'resync', sessionId: 's', reason: 'unknown_event_id', timestamp: 1 }, '')
   s.event('note', note('d'), '1-0')
-  await waitFor(() => log.length === 4, 'four notes')
-  t.same(log, ['5-1:a', '9-0:b', '1-0:c', '1-0:d'])
+  await waitFor(() => notes.length === 4, 'four notes')
+  t.same(notes, ['5-1:a', '9-0:b', '1-0:c', '1-0:d'])
   t.equal(sub.duplicates, 2)
   sub.close()
 })
@@ -218,14 +218,14 @@ t.test('closed: onClosed, status closed, the stream is closed at once and never 
   const server = await scriptedSseServer(t)
   const closed: unknown[] = []
   TrackedEventSource.made = []
-  const { sub, log, statuses } = recorded(server.url, { onClosed (e) { closed.push(e) } })
+  const { sub, notes, statuses } = recorded(server.url, { onClosed (e) { closed.push(e) } })
   const s = await server.stream(1)
   s.open()
   s.event('note', note('last'), 'e-9')
   s.event('closed', { type: 'closed', sessionId: 's', lastEventId: 'e-9', timestamp: 1 })
   // The server keeps the response open: the client is the one that closes it.
   await s.closed
-  t.same(log, ['e-9:last'])
+  t.same(notes, ['e-9:last'])
   t.same(closed, [{ type: 'closed', sessionId: 's', lastEventId: 'e-9', timestamp: 1 }])
   t.same(statuses, ['connecting', 'open', 'closed'])
   t.equal(sub.status, 'closed')
@@ -290,9 +290,9 @@ t.test('a refused first request (503) closes the subscription too', async (t) =>
 t.test('malformed data and throwing handlers are reported, and the subscription goes on', async (t) => {
   const server = await scriptedSseServer(t)
   const closed: unknown[] = []
-  const { sub, log, errors } = recorded(server.url, {
+  const { sub, notes, errors } = recorded(server.url, {
     on: {
-      note (e, meta) { log.push(`${meta.id}:${e.text}`) },
+      note (e, meta) { notes.push(`${meta.id}:${e.text}`) },
       other () { throw new Error('handler bug') }
     },
     onSnapshot () { throw new Error('snapshot bug') },
@@ -308,7 +308,7 @@ t.test('malformed data and throwing handlers are reported, and the subscription 
   s.event('note', note('fine'), 'e-6')
   s.event('closed', '{', undefined)
   await waitFor(() => sub.status === 'closed', 'closed')
-  t.same(log, ['e-6:fine'])
+  t.same(notes, ['e-6:fine'])
   t.same(closed, [], 'onClosed is not called with data it cannot read, the subscription ends all the same')
   t.same(errors.map((e) => e.message), [
     'fastify-sse-hub/client: the data of the note event e-1 is not JSON',
@@ -327,14 +327,14 @@ t.test('an onStatus that throws is reported, and the subscription goes on', asyn
   const server = await scriptedSseServer(t)
   const errors: Error[] = []
   const seen: SubscriptionStatus[] = []
-  const { sub, log } = recorded(server.url, {
+  const { sub, notes } = recorded(server.url, {
     onStatus (s) { seen.push(s); throw new Error(`status bug ${s}`) },
     onError (err) { errors.push(err) }
   })
   const s = await server.stream(1)
   s.open()
   s.event('note', note('a'), 'e-1')
-  await waitFor(() => log.length === 1, 'a note')
+  await waitFor(() => notes.length === 1, 'a note')
   sub.close()
   t.same(seen, ['connecting', 'open', 'closed'])
   t.same(errors.map((e) => [e.message, (e.cause as Error).message]), [
@@ -346,12 +346,12 @@ t.test('an onStatus that throws is reported, and the subscription goes on', asyn
 
 t.test('a held handler that rejects is reported; the held events are applied', async (t) => {
   const server = await scriptedSseServer(t)
-  const { sub, log, errors } = recorded(server.url, { onSnapshot: async () => { throw new Error('reload failed') } })
+  const { sub, notes, errors } = recorded(server.url, { onSnapshot: async () => { throw new Error('reload failed') } })
   const s = await server.stream(1)
   s.open()
   s.event('snapshot', { type: 'snapshot', sessionId: 's', reason: 'join', state: 1, timestamp: 1 }, 'e-1')
   s.event('note', note('a'), 'e-2')
-  await waitFor(() => log.length === 1, 'the note')
+  await waitFor(() => notes.length === 1, 'the note')
   t.same(errors.map((e) => [e.message, (e.cause as Error).message]), [['fastify-sse-hub/client: a held handler rejected', 'reload failed']])
   sub.close()
 })
@@ -359,22 +359,22 @@ t.test('a held handler that rejects is reported; the held events are applied', a
 t.test('a handler returning something other than a promise holds nothing', async (t) => {
   const server = await scriptedSseServer(t)
   const returns: unknown[] = [null, { then: 'not a function' }, 5]
-  const { sub, log } = recorded(server.url, { onSnapshot: (() => returns.shift()) as () => void })
+  const { sub, notes } = recorded(server.url, { onSnapshot: (() => returns.shift()) as () => void })
   const s = await server.stream(1)
   s.open()
   for (let i = 1; i <= 3; i++) {
     s.event('snapshot', { type: 'snapshot', sessionId: 's', reason: 'join', state: i, timestamp: 1 }, `e-${2 * i}`)
     s.event('note', note(String(i)), `e-${2 * i + 1}`)
   }
-  await waitFor(() => log.length === 3, 'three notes')
-  t.same(log, ['e-3:1', 'e-5:2', 'e-7:3'])
+  await waitFor(() => notes.length === 3, 'three notes')
+  t.same(notes, ['e-3:1', 'e-5:2', 'e-7:3'])
   sub.close()
 })
 
 t.test('close() while a handler holds events: they are dropped, nothing is called after close', async (t) => {
   const server = await scriptedSseServer(t)
   let settle!: () => void
-  const { sub, log, statuses } = recorded(server.url, {
+  const { sub, notes, statuses } = recorded(server.url, {
     onSnapshot: async () => { await new Promise<void>((resolve) => { settle = resolve }) }
   })
   const s = await server.stream(1)
@@ -386,13 +386,13 @@ t.test('close() while a handler holds events: they are dropped, nothing is calle
   await s.closed
   settle()
   await new Promise((resolve) => setImmediate(resolve))
-  t.same(log, [])
+  t.same(notes, [])
   t.same(statuses, ['connecting', 'open', 'closed'])
 })
 
 t.test('lastEventId option: sent as the query parameter, and the place to go on from', async (t) => {
   const server = await scriptedSseServer(t)
-  const { sub, log } = recorded(server.url, { lastEventId: 'e-4' })
+  const { sub, notes } = recorded(server.url, { lastEventId: 'e-4' })
   const s = await server.stream(1)
   t.equal(s.url, '/stream?lastEventId=e-4')
   t.equal(s.lastEventId, undefined)
@@ -400,8 +400,8 @@ t.test('lastEventId option: sent as the query parameter, and the place to go on 
   s.open()
   s.event('note', note('old'), 'e-4')
   s.event('note', note('a'), 'e-5')
-  await waitFor(() => log.length === 1, 'a note')
-  t.same(log, ['e-5:a'])
+  await waitFor(() => notes.length === 1, 'a note')
+  t.same(notes, ['e-5:a'])
   sub.close()
 
   const other = recorded(server.url + '?x=1#top', { lastEventId: 'a b' })
@@ -417,16 +417,16 @@ t.test('lastEventId option: sent as the query parameter, and the place to go on 
 
 t.test('an event without an id is applied without moving the place; a handler left undefined is not listened to', async (t) => {
   const server = await scriptedSseServer(t)
-  const { sub, log } = recorded(server.url, {
-    on: { note (e, meta) { log.push(`${meta.id}:${e.text}`) }, other: undefined }
+  const { sub, notes } = recorded(server.url, {
+    on: { note (e, meta) { notes.push(`${meta.id}:${e.text}`) }, other: undefined }
   })
   const s = await server.stream(1)
   s.open()
   s.event('other', { n: 1 }, 'e-1')
   s.event('note', note('no id'))
   s.event('note', note('a'), 'e-2')
-  await waitFor(() => log.length === 2, 'two notes')
-  t.same(log, [':no id', 'e-2:a'])
+  await waitFor(() => notes.length === 2, 'two notes')
+  t.same(notes, [':no id', 'e-2:a'])
   sub.close()
 })
 

@@ -215,7 +215,7 @@ t.test(`${CYCLES} connect/abort cycles leave nothing behind`, async (t) => {
 
   const stats = app.sse.getStats()
   t.equal(stats.clients, 0, 'no client left')
-  t.equal(stats.conversations.count + stats.debates.count, 0, 'no session with clients')
+  t.equal(stats.conversations.activeSessions + stats.debates.activeSessions, 0, 'no session with clients')
   t.equal(stats.conversations.sessions + stats.debates.sessions, 0, 'no session left')
   t.equal(stats.conversations.historyBytes + stats.debates.historyBytes, 0, 'no history left')
   t.equal(stats.clientsRejected, 0, 'no client refused')

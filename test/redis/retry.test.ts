@@ -167,10 +167,10 @@ if (redis !== undefined) {
     await waitFor(() => !connected(app) && errors(app) >= (before[0] as number) + 2, 'the hub notices the loss')
     const waiting = app.sse.broadcastToConversation('closing', 'conversation_token', token('w'))
     await app.close()
-    await t.rejects(waiting, { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /closed/ })
+    await t.rejects(waiting, { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /stopped/ })
   })
 
-  t.test('close() rejects the broadcasts in flight, and a backplane closed refuses more', async (t) => {
+  t.test('close() rejects the broadcasts in flight, and a backplane stopped refuses more', async (t) => {
     const backplane = redisBackplane({ url: redis.url })
     const app = await buildApp({ backplane })
     const r = client(t, redis)
@@ -178,8 +178,8 @@ if (redis !== undefined) {
     t.teardown(() => r.call('CLIENT', 'UNPAUSE'))
     const inFlight = app.sse.broadcastToConversation('closing', 'conversation_token', token('f'))
     await app.close()
-    await t.rejects(inFlight, { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /closed/ })
-    await t.rejects(backplane.publish('conversation', 'closing', 'conversation_token', '{}'), { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /closed/ })
+    await t.rejects(inFlight, { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /stopped/ })
+    await t.rejects(backplane.publish('conversation', 'closing', 'conversation_token', '{}'), { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /stopped/ })
   })
 }
 

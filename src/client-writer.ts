@@ -1,6 +1,7 @@
 /*
- * One SSE client: its response and socket, what it already has, and writing a batch to it, with one of
- * three outcomes: written, too slow (past `maxBufferedBytes`: the caller drops it) or failed.
+ * One connected SSE client, server side (the browser client is src/browser/): its response and socket, what it
+ * already has, and writing a batch to it, with one of three outcomes: written, too slow (past `maxBufferedBytes`:
+ * the caller drops it) or failed.
  * The direct socket path and the buffered-bytes rule live here and nowhere else.
  */
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
@@ -21,7 +22,7 @@ export const TOO_SLOW = 1
 export const FAILED = 2
 export type WriteOutcome = typeof WRITTEN | typeof TOO_SLOW | typeof FAILED
 
-/** Whether a backplane id is covered by what a client got in its replay (see {@link Client.covered}). */
+/** Whether a backplane id is covered by what a client got before live events (see {@link Client.covered}). */
 export type Covered = (id: string) => boolean
 
 // The client a response or socket carries (perf note 3).
@@ -51,11 +52,11 @@ export class Client {
     /** The address counted against `maxClientsPerIp`; undefined when that option is off. */
     readonly ip: string | undefined,
     readonly session: Session,
-    readonly log: FastifyBaseLogger,
-    /** The newest event this client has (from its replay or a write): queued frames up to it are skipped. */
+    readonly logger: FastifyBaseLogger,
+    /** The newest event this client has (from its welcome or a write): queued frames up to it are skipped. */
     public sentSeq: number,
     /**
-     * Set after a backplane replay: live events its replay already covered may still be on their way
+     * Set after a backplane welcome: live events it already covered may still be on their way
      * (they come over another connection), and are skipped; cleared at the first event it lacks.
      */
     public covered: Covered | undefined,
@@ -70,7 +71,7 @@ export class Client {
     let part = batch.unsentTo(this.sentSeq, heartbeats)
     const covered = this.covered
     if (part !== undefined && covered !== undefined) {
-      part = part.select((f) => f.id === undefined || !covered(f.id))
+      part = part.select((o) => o.id === undefined || !covered(o.id))
       if (part !== undefined && part.events > 0) this.covered = undefined
     }
     return part
@@ -84,7 +85,7 @@ export class Client {
     try {
       underMark = writeBatch(this.res, this.#direct || this.#confirmDirect() ? this.socket : undefined, part)
     } catch (err) {
-      this.log.warn({ kind: this.session.kind, sessionId: this.session.id, clientId: this.id, err }, 'sse client dropped: write failed')
+      this.logger.warn({ kind: this.session.kind, sessionId: this.session.id, clientId: this.id, err }, 'sse client dropped: write failed')
       return FAILED
     }
     if (part.events > 0) this.sentSeq = part.lastSeq
@@ -105,10 +106,10 @@ export class Client {
     return true
   }
 
-  /** Calls `onClose` when the response closes and `onPeerEnd` when the peer closes its side (`this` is the response or socket). */
-  listen (onClose: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
+  /** Calls `onDisconnect` when the response closes and `onPeerEnd` when the peer closes its side (`this` is the response or socket). */
+  listen (onDisconnect: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
     ;(this.res as Tracked)[kClient] = this
-    this.res.on('close', onClose)
+    this.res.on('close', onDisconnect)
     const socket = this.socket as Tracked | undefined
     if (socket !== undefined) {
       socket[kClient] = this
@@ -118,8 +119,8 @@ export class Client {
   }
 
   /** Undoes {@link listen}. */
-  unlisten (onClose: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
-    this.res.removeListener('close', onClose)
+  unlisten (onDisconnect: (this: RawResponse) => void, onPeerEnd: (this: Socket) => void): void {
+    this.res.removeListener('close', onDisconnect)
     const socket = this.socket as Tracked | undefined
     if (socket !== undefined) {
       socket.removeListener('end', onPeerEnd)
@@ -162,7 +163,7 @@ export function writeBatch (res: ServerResponse | { write: (chunk: Buffer) => bo
 }
 
 /** Whether debug logs are written: their fields are not even gathered otherwise (perf note 8). */
-export function debugging (log: FastifyBaseLogger): boolean {
+export function debugging (logger: FastifyBaseLogger): boolean {
   // Fastify's no-op logger (`logger: false`) has no isLevelEnabled; pino's has.
-  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') === true
+  return (logger as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') === true
 }
