@@ -28,7 +28,7 @@ export { resolveOptions, type AuthorizeContext, type AuthorizeHook, type Session
 export { SessionRegistry } from './registry.js'
 export type { RawResponse } from './client.js'
 export { redisBackplane, backplaneFromEnv } from './backplane/redis.js'
-export type { RedisBackplaneOptions, RedisClusterNode } from './backplane/redis-options.js'
+export type { IoredisClient, RedisBackplaneOptions, RedisClusterNode } from './backplane/redis-options.js'
 export { compareStreamIds } from './backplane/redis-stream.js'
 export type { Backplane, BackplaneEvent, BackplaneRead, BackplaneSink, BackplaneStats } from './backplane/types.js'
 export { encodeEvent, dataLines, eventTypeProblem, isSafeEventId, HEARTBEAT_FRAME, MAX_EVENT_ID_LENGTH, MAX_EVENT_TYPE_LENGTH } from './frame.js'
