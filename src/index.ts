@@ -10,10 +10,7 @@ declare module 'fastify' {
   }
 }
 
-/**
- * fastify-sse-hub: `await fastify.register(sseHub, options)` decorates `fastify.sse`.
- * Registers @fastify/sse too, unless the application already did.
- */
+/** fastify-sse-hub: `await fastify.register(sseHub, options)` decorates `fastify.sse`. */
 const sseHub = fp(sseHubPlugin, { name: 'fastify-sse-hub', fastify: '5.x' })
 
 export default sseHub
