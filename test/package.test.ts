@@ -3,13 +3,42 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
 
+/*
+ * The runtime exports of each entry point in package.json `exports`, exactly: each one is public API a user may
+ * depend on from 0.1.0 on, so an addition (or a removal) is a decision taken here. Types are not listed: they have
+ * no runtime key (test/types/ holds them).
+ */
+const ERRORS = [
+  'FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE', 'FST_ERR_SSE_HUB_BROADCAST_FAILED', 'FST_ERR_SSE_HUB_CLOSING',
+  'FST_ERR_SSE_HUB_EVENT_TOO_LARGE', 'FST_ERR_SSE_HUB_FORBIDDEN', 'FST_ERR_SSE_HUB_INVALID_EVENT_TYPE',
+  'FST_ERR_SSE_HUB_INVALID_OPTION', 'FST_ERR_SSE_HUB_INVALID_PAYLOAD', 'FST_ERR_SSE_HUB_INVALID_SESSION_ID',
+  'FST_ERR_SSE_HUB_IOREDIS_MISSING', 'FST_ERR_SSE_HUB_NOT_ACCEPTABLE', 'FST_ERR_SSE_HUB_REPLY_SENT',
+  'FST_ERR_SSE_HUB_SESSION_CLOSED', 'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS', 'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP',
+  'FST_ERR_SSE_HUB_UNAUTHORIZED', 'FST_ERR_SSE_HUB_UNKNOWN_KIND'
+]
+const ENTRIES: Record<string, string[]> = {
+  '.': ['default', 'sseHub', 'fastifySseHub', 'redisBackplane', 'backplaneFromEnv', ...ERRORS],
+  './client': ['subscribe', 'compareEventIds']
+}
+
+t.test('each entry point exports exactly its public API', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { exports: Record<string, unknown> }
+  const entries = Object.keys(pkg.exports).filter((e) => e !== './package.json')
+  t.same(entries.sort(), Object.keys(ENTRIES).sort(), 'every entry point is listed here')
+  for (const entry of entries) {
+    // A computed specifier: the typecheck uses src/, and must not load dist's declarations a second time.
+    const mod = await import(`fastify-sse-hub${entry.slice(1)}`) as Record<string, unknown>
+    t.same(Object.keys(mod).sort(), [...ENTRIES[entry]!].sort(), `the runtime exports of '${entry}'`)
+  }
+})
+
 // `npm test` builds dist/ first; the package imports itself by name, through package.json `exports`.
 t.test('another project can import the built package by name', async (t) => {
-  // A computed specifier: the typecheck uses src/, and must not load dist's declarations a second time.
   const name = 'fastify-sse-hub'
   const mod = await import(name) as typeof import('../src/index.js')
   t.type(mod.default, 'function')
   t.equal(mod.sseHub, mod.default)
+  t.equal(mod.fastifySseHub, mod.default, 'fastify\'s naming convention: fastify<Name>')
   t.type(mod.FST_ERR_SSE_HUB_INVALID_OPTION, 'function')
   const app = Fastify()
   await app.register(mod.default)
@@ -37,7 +66,6 @@ t.test('fastify-sse-hub/client: its own entry point, plain ESM a browser can loa
   const mod = await import(name) as typeof import('../src/browser/index.js')
   t.type(mod.subscribe, 'function')
   t.type(mod.compareEventIds, 'function')
-  t.same(Object.keys(mod).sort(), ['compareEventIds', 'subscribe'])
   // A browser resolves no bare specifier: every import of the built client is a relative file of its own folder.
   const dir = new URL('../dist/browser/', import.meta.url)
   const { readdirSync } = await import('node:fs')
