@@ -56,9 +56,21 @@ t.test('npm pack holds only what a user needs', async (t) => {
   const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
   const files = (JSON.parse(out) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path)
   t.ok(files.includes('dist/index.js') && files.includes('dist/index.d.ts'))
-  t.ok(files.includes('README.md') && files.includes('LICENSE') && files.includes('package.json'))
-  const stray = files.filter((f) => !/^(dist\/[a-z/-]+\.(js|d\.ts)|README\.md|LICENSE|package\.json)$/.test(f))
+  t.ok(files.includes('README.md') && files.includes('LICENSE') && files.includes('package.json') && files.includes('CHANGELOG.md'))
+  t.ok(files.includes('docs/performance.md') && files.includes('docs/bench.svg'), 'the docs README links to, and their images')
+  const stray = files.filter((f) => !/^(dist\/[a-z/-]+\.(js|d\.ts)|docs\/[a-z0-9-]+\.(md|svg|png)|README\.md|CHANGELOG\.md|LICENSE|package\.json)$/.test(f))
   t.same(stray, [], 'no sources, tests, maps or tooling')
+})
+
+t.test('a git install builds dist/ (prepare), from a clean folder, without source maps', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string>, devDependencies: Record<string, string> }
+  // npm runs `prepare` (not `prepack`) when it installs a package from git, after installing its devDependencies.
+  t.equal(pkg.scripts.prepare, 'npm run build')
+  t.equal(pkg.scripts.prepack, undefined, 'prepare runs before npm pack too: one build')
+  t.match(pkg.scripts.build, /rmSync\('dist'.*&& tsc -p tsconfig\.build\.json$/, 'no file of an older build is packed')
+  t.ok(pkg.devDependencies.typescript, 'tsc is there when prepare runs')
+  const build = JSON.parse(readFileSync(new URL('../tsconfig.build.json', import.meta.url), 'utf8')) as { compilerOptions: { sourceMap?: boolean } }
+  t.equal(build.compilerOptions.sourceMap, false, 'no sourceMappingURL pointing at a map the package lacks')
 })
 
 t.test('fastify-sse-hub/client: its own entry point, plain ESM a browser can load', async (t) => {
