@@ -131,3 +131,13 @@ export const FST_ERR_SSE_HUB_SESSION_CLOSED = createError<[string]>(
   'fastify-sse-hub: session %s is closed',
   409
 )
+
+/**
+ * A Redis backplane was given but the `ioredis` package cannot be loaded (it is an optional peer dependency):
+ * `register` fails with it. Install it: `npm install ioredis`.
+ */
+export const FST_ERR_SSE_HUB_IOREDIS_MISSING = createError<[string, { cause: unknown }?]>(
+  'FST_ERR_SSE_HUB_IOREDIS_MISSING',
+  "fastify-sse-hub: the Redis backplane needs the 'ioredis' package, which could not be loaded (%s); install it: npm install ioredis",
+  500
+)

@@ -1,6 +1,11 @@
-/* The package's entry: the plugin wrapped by fastify-plugin, the `fastify.sse` type, and every export. */
+/*
+ * The package's entry: the plugin wrapped by fastify-plugin, the `fastify.sse` type, and what an application uses
+ * (test/package.test.ts lists its runtime exports: an addition is a decision). Tests import internals from src/.
+ */
+import type { FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import type { SseHub } from './hub.js'
+import type { SseHubOptions } from './options.js'
 import { sseHubPlugin } from './plugin.js'
 
 declare module 'fastify' {
@@ -10,25 +15,19 @@ declare module 'fastify' {
   }
 }
 
-/**
- * fastify-sse-hub: `await fastify.register(sseHub, options)` decorates `fastify.sse`.
- * Registers @fastify/sse too, unless the application already did.
- */
-const sseHub = fp(sseHubPlugin, { name: 'fastify-sse-hub', fastify: '5.x' })
+/** fastify-sse-hub: `await fastify.register(sseHub, options)` decorates `fastify.sse`. */
+const sseHub: FastifyPluginAsync<SseHubOptions> = fp(sseHubPlugin, { name: 'fastify-sse-hub', fastify: '5.x' })
 
 export default sseHub
-export { sseHub }
+export { sseHub, sseHub as fastifySseHub }
 export * from './errors.js'
-export * from './events.js'
-export { SseHub, type HubStats } from './hub.js'
+export type * from './events.js'
+export type { SseHub, HubStats } from './hub.js'
+export type { SessionRegistry } from './registry.js'
 export type { StreamRoute, StreamRouteOptions } from './route.js'
-export { REJECT_REASONS, type HubCounters, type RegistryStats, type RejectReason, type Rejections } from './counters.js'
+export type { HubCounters, RegistryStats, RejectReason, Rejections } from './counters.js'
 export type { MetricsOptions, MetricsRegistry } from './metrics/types.js'
-export { resolveOptions, type AuthorizeContext, type AuthorizeHook, type SessionSnapshot, type SnapshotHook, type SseHubOptions, type ResolvedOptions } from './options.js'
-export { SessionRegistry } from './registry.js'
-export type { RawResponse } from './client-writer.js'
+export type { AuthorizeContext, AuthorizeHook, SessionSnapshot, SnapshotHook, SseHubOptions } from './options.js'
 export { redisBackplane, backplaneFromEnv } from './backplane/redis.js'
-export type { RedisBackplaneOptions, RedisClusterNode } from './backplane/redis-options.js'
-export { compareStreamIds } from './backplane/redis-stream.js'
+export type { IoredisClient, RedisBackplaneOptions, RedisClusterNode } from './backplane/redis-options.js'
 export type { Backplane, BackplaneEvent, BackplaneRead, BackplaneSink, BackplaneStats } from './backplane/types.js'
-export { encodeEvent, dataLines, eventTypeProblem, isSafeEventId, HEARTBEAT_FRAME, MAX_EVENT_ID_LENGTH, MAX_EVENT_TYPE_LENGTH } from './frame.js'

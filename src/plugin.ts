@@ -1,18 +1,14 @@
 /* Fastify wiring: decorates `fastify.sse` and ties the hub's life to the server's hooks. */
-import fastifySseModule from '@fastify/sse'
 import type { FastifyPluginAsync } from 'fastify'
 import { SseHub } from './hub.js'
 import { resolveOptions, type SseHubOptions } from './options.js'
 
-// A CommonJS module: its default import is the fastify-plugin-wrapped function, whatever its types say.
-const fastifySse = fastifySseModule as unknown as FastifyPluginAsync
-
-/** Decorates `fastify.sse` and ties the hub's life to the server's. */
+/**
+ * Decorates `fastify.sse` and ties the hub's life to the server's. It registers no other plugin: a reply of any
+ * route can be handed to `add…Client`, with or without @fastify/sse's `sse` route option (src/stream.ts).
+ */
 export const sseHubPlugin: FastifyPluginAsync<SseHubOptions> = async (fastify, options) => {
   const resolved = resolveOptions(options)
-  // For the application's own SSE routes (a reply of one can be handed to add…Client); keep a user's own registration.
-  if (!fastify.hasPlugin('@fastify/sse')) await fastify.register(fastifySse)
-
   const hub = new SseHub(resolved, fastify.log.child({ plugin: 'fastify-sse-hub' }))
   // With a backplane, `register` fails here (FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE) when it cannot be reached.
   await hub.connect()

@@ -24,13 +24,20 @@ export function readLastEventId (request: FastifyRequest): string | undefined {
   return undefined
 }
 
+/** What the hub uses of @fastify/sse's per-reply context (`reply.sse`), which the hub does not depend on. */
+interface FastifySseContext {
+  keepAlive (): void
+  sendHeaders (statusCode?: number): void
+}
+
 /**
  * Commits the response as an SSE stream, with any header already set on the reply (by a hook, CORS, …).
- * On an app's route registered with @fastify/sse's `sse` option, through its context, so it knows.
+ * On a route of the application registered with @fastify/sse's `sse` option (the application registered
+ * @fastify/sse), through its context, so it knows.
  */
 export function commitHeaders (reply: FastifyReply): void {
-  // @fastify/sse types `reply.sse` as always present; it is only there on routes registered with `sse`.
-  const sse = (reply as { sse?: FastifyReply['sse'] }).sse
+  // Only on routes registered with @fastify/sse's `sse` option.
+  const sse = (reply as { sse?: FastifySseContext }).sse
   // @fastify/sse's sendHeaders adds `Connection: keep-alive`, a header HTTP/2 forbids
   // (Node drops it with an UnsupportedWarning): on HTTP/2 the head is written here.
   if (sse !== undefined && reply.request.raw.httpVersionMajor < 2) {

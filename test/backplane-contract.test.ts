@@ -9,7 +9,6 @@ import type { FastifyInstance } from 'fastify'
 import {
   FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE,
   backplaneFromEnv,
-  compareStreamIds,
   redisBackplane,
   type Backplane,
   type BackplaneEvent,
@@ -18,6 +17,7 @@ import {
   type BackplaneStats,
   type SessionKind
 } from '../src/index.js'
+import { compareStreamIds } from '../src/backplane/redis-stream.js'
 import { SseClient, buildApp, connect, listen, rawResponses, token, tokens, waitFor } from './helper.js'
 
 /** A gate a test opens when it wants the backplane's pending call to finish. */

@@ -1,8 +1,7 @@
 import t from 'tap'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
-import { HEARTBEAT_FRAME, dataLines, encodeEvent, eventTypeProblem, isSafeEventId } from '../src/index.js'
 import fc from 'fast-check'
-import { encodeJsonEvent, establishedJson, eventJson, retryField } from '../src/frame.js'
+import { HEARTBEAT_FRAME, dataLines, encodeEvent, encodeJsonEvent, establishedJson, eventJson, eventTypeProblem, isSafeEventId, retryField } from '../src/frame.js'
 
 function parse (bytes: Buffer): { events: EventSourceMessage[], comments: string[], retries: number[], errors: unknown[] } {
   const out = { events: [] as EventSourceMessage[], comments: [] as string[], retries: [] as number[], errors: [] as unknown[] }

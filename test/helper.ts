@@ -3,7 +3,8 @@
  * real HTTP connection whose bytes are parsed by eventsource-parser.
  * Every wait is for an event, never for a fixed time.
  */
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
+import fastifySseModule from '@fastify/sse'
 import { once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
@@ -12,6 +13,12 @@ import { Writable } from 'node:stream'
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
 import { generate } from 'selfsigned'
 import sseHub, { type SseHubOptions } from '../src/index.js'
+
+/**
+ * @fastify/sse, for tests of an application's own routes with its `sse` option: the application registers it (the
+ * hub does not). A CommonJS module: its default import is the fastify-plugin-wrapped function, whatever its types say.
+ */
+export const fastifySse = fastifySseModule as unknown as FastifyPluginAsync<{ heartbeatInterval?: number }>
 
 /** A Fastify app with the hub and one stream route per kind: `/conversations/:id/stream`, `/debates/:id/stream`. */
 export async function buildApp (options: SseHubOptions = {}, server: FastifyServerOptions = {}): Promise<FastifyInstance> {

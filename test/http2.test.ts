@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import http2 from 'node:http2'
 import { once } from 'node:events'
 import sseHub, { type SseHubOptions } from '../src/index.js'
-import { H2SseStream, isToolingWarning, selfSignedCert, token } from './helper.js'
+import { H2SseStream, fastifySse, isToolingWarning, selfSignedCert, token } from './helper.js'
 
 // Node warns (once per process) when a connection-specific header is set on an HTTP/2 response.
 // Warnings from the test runner's loaders (not the hub) are left out: see isToolingWarning in helper.ts.
@@ -23,6 +23,8 @@ async function h2App (t: TestLike, opts: { tls?: boolean, hub?: SseHubOptions } 
   const serverOptions: Record<string, unknown> = { http2: true, logger: false, forceCloseConnections: true }
   if (opts.tls === true) serverOptions.https = { ...(await selfSignedCert()), allowHTTP1: true }
   const app = Fastify(serverOptions) as unknown as FastifyInstance
+  // For the route with @fastify/sse's `sse` option below.
+  await app.register(fastifySse)
   await app.register(sseHub, opts.hub ?? {})
   app.get('/conversations/:id/stream', app.sse.stream('conversation'))
   app.get('/debates/:id/stream', app.sse.stream('debate'))

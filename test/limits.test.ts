@@ -10,9 +10,9 @@ import http from 'node:http'
 import {
   FST_ERR_SSE_HUB_INVALID_OPTION,
   FST_ERR_SSE_HUB_TOO_MANY_CLIENTS,
-  FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP,
-  resolveOptions
+  FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP
 } from '../src/index.js'
+import { resolveOptions } from '../src/options.js'
 import { buildApp, eventually, listen, SseClient, noConnections } from './helper.js'
 
 /** Opens a stream on a connection of its own from `localAddress`; resolves at the response head (200) or with the whole error body. */

@@ -11,13 +11,13 @@ import { Registry } from 'prom-client'
 import sseHub, {
   FST_ERR_SSE_HUB_INVALID_OPTION,
   FST_ERR_SSE_HUB_UNAUTHORIZED,
-  REJECT_REASONS,
   redisBackplane,
   type Backplane,
   type BackplaneSink,
   type BackplaneStats,
   type SseHubOptions
 } from '../src/index.js'
+import { REJECT_REASONS } from '../src/counters.js'
 import { HEARTBEAT } from '../src/batch.js'
 import { FANOUT_BUCKETS } from '../src/metrics/histogram.js'
 import { buildApp, connect, listen, SseClient, token } from './helper.js'

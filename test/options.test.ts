@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import sseHub, { FST_ERR_SSE_HUB_INVALID_OPTION, resolveOptions } from '../src/index.js'
+import sseHub, { FST_ERR_SSE_HUB_INVALID_OPTION } from '../src/index.js'
+import { resolveOptions } from '../src/options.js'
 
 t.test('defaults', async (t) => {
   const o = resolveOptions(undefined)

@@ -6,7 +6,8 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import type { FastifyInstance } from 'fastify'
-import { resolveOptions, type SessionSnapshot, type SseHubOptions } from '../src/index.js'
+import type { SessionSnapshot, SseHubOptions } from '../src/index.js'
+import { resolveOptions } from '../src/options.js'
 import { buildApp, connect, ids, listen, SseClient, token, type Received } from './helper.js'
 
 /** An application that keeps each conversation's tokens in memory and answers the hook from them. */

@@ -2,12 +2,8 @@ import t from 'tap'
 import http from 'node:http'
 import net from 'node:net'
 import Fastify from 'fastify'
-import fastifySseModule from '@fastify/sse'
-import type { FastifyPluginAsync } from 'fastify'
 import sseHub from '../src/index.js'
-import { SseClient, buildApp, connect, eventually, listen, rawResponses, token } from './helper.js'
-
-const fastifySse = fastifySseModule as unknown as FastifyPluginAsync<{ heartbeatInterval?: number }>
+import { SseClient, buildApp, connect, eventually, fastifySse, listen, rawResponses, token } from './helper.js'
 
 t.test('a stream is committed at once with SSE headers, a retry and connection_established', async (t) => {
   const app = await buildApp({ retry: 2000, retryJitter: 0 })
@@ -79,7 +75,15 @@ t.test('the design style works too: addConversationClient from a plain route', a
   t.equal(e?.event, 'debate_paused')
 })
 
-t.test('a user who registered @fastify/sse first keeps it', async (t) => {
+t.test('the hub registers no @fastify/sse of its own', async (t) => {
+  const app = Fastify()
+  await app.register(sseHub)
+  t.notOk(app.hasPlugin('@fastify/sse'))
+  t.notOk(app.hasReplyDecorator('sse'), 'no reply.sse appears on the application')
+  await app.close()
+})
+
+t.test('an application that registered @fastify/sse keeps it; the hub\'s routes skip its context', async (t) => {
   const app = Fastify()
   await app.register(fastifySse, { heartbeatInterval: 1 })
   await app.register(sseHub, { heartbeatInterval: 0 })
@@ -94,6 +98,7 @@ t.test('a user who registered @fastify/sse first keeps it', async (t) => {
 
 t.test('addConversationClient from an app route with @fastify/sse\'s `sse` option commits through its context', async (t) => {
   const app = Fastify()
+  await app.register(fastifySse)
   await app.register(sseHub, { heartbeatInterval: 0 })
   app.addHook('onRequest', async (_request, reply) => { reply.header('x-request-header', 'kept') })
   app.get('/with-sse/:id', { sse: { kind: 'only', heartbeat: false } }, async (request, reply) => {

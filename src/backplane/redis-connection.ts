@@ -1,9 +1,18 @@
 /*
- * The Redis backplane's ioredis connections: waiting until one is ready, and the
- * FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE error when Redis cannot be used.
+ * The Redis backplane's ioredis connections: loading ioredis (an optional peer dependency), waiting until a
+ * connection is ready, and the FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE error when Redis cannot be used.
  */
 import type { Cluster, Redis } from 'ioredis'
-import { FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE } from '../errors.js'
+import { FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE, FST_ERR_SSE_HUB_IOREDIS_MISSING } from '../errors.js'
+
+/** ioredis, loaded when a Redis backplane starts, not with the plugin (perf note 33); FST_ERR_SSE_HUB_IOREDIS_MISSING without it. */
+export async function loadIoredis (): Promise<{ Redis: typeof Redis, Cluster: typeof Cluster }> {
+  try {
+    return await import('ioredis')
+  } catch (err) {
+    throw new FST_ERR_SSE_HUB_IOREDIS_MISSING((err as Error).message, { cause: err })
+  }
+}
 
 /** Resolves when `conn` is ready; its own `connect()` when it has not started. */
 export async function connect (conn: Redis | Cluster): Promise<void> {

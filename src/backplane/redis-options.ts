@@ -1,9 +1,20 @@
 /*
  * The options of redisBackplane(): their type and documentation, defaults and checks
- * (FST_ERR_SSE_HUB_INVALID_OPTION), and how a Redis URL is shown in messages.
+ * (FST_ERR_SSE_HUB_INVALID_OPTION), and how a Redis URL is shown in messages. No type here names ioredis's: an
+ * application without Redis type-checks without ioredis installed (it is an optional peer dependency).
  */
-import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { FST_ERR_SSE_HUB_INVALID_OPTION } from '../errors.js'
+
+/**
+ * An ioredis client, a `Redis` or a `Cluster`, described by the members the hub checks, so that these types need
+ * none of ioredis's.
+ */
+export interface IoredisClient {
+  readonly status: string
+  readonly isCluster: boolean
+  duplicate (...args: never[]): unknown
+  xrange (...args: never[]): unknown
+}
 
 /** A Redis Cluster node to start from. */
 export interface RedisClusterNode {
@@ -26,7 +37,7 @@ export interface RedisBackplaneOptions {
    * `client.duplicate()` for its subscriptions (for a `Cluster`, one connection per master that holds
    * a followed session). `fastify.close()` leaves your client open.
    */
-  client?: Redis | Cluster
+  client?: IoredisClient
   /** Prefix of every key and channel the hub uses. Default `'sse-hub:'`. */
   keyPrefix?: string
   /** Events kept per session stream (`XADD … MAXLEN ~ maxLen`: at least this many). Default 1000. */
@@ -61,8 +72,12 @@ export interface RedisBackplaneOptions {
   waitReplicas?: number
   /** Milliseconds one `WAIT` waits for `waitReplicas` acknowledgements; below `commandTimeout`. Default 1000. */
   waitTimeout?: number
-  /** More ioredis options for the connections opened from `url` or to `cluster` nodes (password, tls, db, …). */
-  redisOptions?: RedisOptions
+  /**
+   * More ioredis options (its `RedisOptions`) for the connections opened from `url` or to `cluster` nodes
+   * (password, tls, db, …). Typed as an object so that an application without ioredis needs no ioredis types;
+   * with ioredis installed, `redisOptions: { … } satisfies RedisOptions` checks them.
+   */
+  redisOptions?: object
 }
 
 /** Checked options with their defaults: exactly one of `url`, `cluster` and `client`. */
@@ -78,7 +93,7 @@ const isNode = (n: unknown): boolean => typeof n === 'object' && n !== null && t
 const CHECKS: { readonly [K in keyof RedisBackplaneOptions]-?: [(v: unknown) => boolean, string] } = {
   url: [(v) => typeof v === 'string' && /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL'],
   cluster: [(v) => Array.isArray(v) && v.length > 0 && v.every(isNode), 'must be a non-empty array of { host, port }'],
-  client: [(v) => typeof v === 'object' && v !== null && typeof (v as Redis).duplicate === 'function' && typeof (v as Redis).xrange === 'function', 'must be an ioredis client'],
+  client: [(v) => typeof v === 'object' && v !== null && typeof (v as IoredisClient).duplicate === 'function' && typeof (v as IoredisClient).xrange === 'function', 'must be an ioredis client'],
   keyPrefix: [(v) => typeof v === 'string' && v.length <= 128, 'must be a string of at most 128 characters'],
   maxLen: [positive(1, 100_000_000), 'must be an integer from 1 to 100000000'],
   streamTtl: [positive(0, Number.MAX_SAFE_INTEGER), 'must be an integer >= 0'],

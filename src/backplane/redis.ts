@@ -12,10 +12,10 @@
  * in redis-publish.ts, the subscriber side in redis-feeds.ts, options in redis-options.ts,
  * the stream format and publish script in redis-stream.ts.
  */
-import type { Cluster, Redis } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE, FST_ERR_SSE_HUB_INVALID_OPTION } from '../errors.js'
 import { ClusterTopology } from './redis-cluster.js'
-import { unavailable } from './redis-connection.js'
+import { loadIoredis, unavailable } from './redis-connection.js'
 import { Feeds } from './redis-feeds.js'
 import { OutageLog } from './redis-outage.js'
 import { Publisher } from './redis-publish.js'
@@ -111,11 +111,12 @@ class RedisBackplane implements Backplane {
   async #connectTopology (): Promise<Topology> {
     const o = this.#o
     const own = ownOptions(o)
-    // Loaded here, not with the plugin (perf note 33).
-    const ioredis = await import('ioredis')
-    const client = o.client
+    const ioredis = await loadIoredis()
+    // The options' types describe a caller's client and ioredis options without ioredis's types (redis-options.ts).
+    const client = o.client as Redis | Cluster | undefined
+    const redisOptions = o.redisOptions as RedisOptions
     if (o.cluster !== undefined || client?.isCluster === true) {
-      const subscriberOptions = { ...(client as Cluster | undefined)?.options.redisOptions, ...o.redisOptions, ...own }
+      const subscriberOptions = { ...(client as Cluster | undefined)?.options.redisOptions, ...redisOptions, ...own }
       const cmd = (client as Cluster | undefined) ?? new ioredis.Cluster(o.cluster as RedisClusterNode[], {
         lazyConnect: true,
         enableOfflineQueue: false,
@@ -124,7 +125,7 @@ class RedisBackplane implements Backplane {
       })
       return new ClusterTopology(cmd, client === undefined, subscriberOptions, ioredis.Redis, this.#events)
     }
-    const cmd = (client as Redis | undefined) ?? new ioredis.Redis(o.url as string, { ...o.redisOptions, ...own })
+    const cmd = (client as Redis | undefined) ?? new ioredis.Redis(o.url as string, { ...redisOptions, ...own })
     return new ServerTopology(cmd, client === undefined, own, this.#events)
   }
 

@@ -19,7 +19,7 @@ import http from 'node:http'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import type { Socket } from 'node:net'
-import { buildApp, eventually, isToolingWarning, listen, SseClient, token, noConnections } from '../helper.js'
+import { buildApp, eventually, fastifySse, isToolingWarning, listen, SseClient, token, noConnections } from '../helper.js'
 
 const CYCLES = Number(process.env.CHURN_CYCLES ?? 10_000)
 // ~10-20 s alone on 2 cores; more when the suite runs files in parallel. tap's default is 30 s.
@@ -77,6 +77,7 @@ t.test(`${CYCLES} connect/abort cycles leave nothing behind`, async (t) => {
     }
   }, { logger: { level: 'error', stream: { write: (line: string) => { problems.errorLogs.push(line) } } } })
   // The reference: the same @fastify/sse stream, never touched by the hub.
+  await app.register(fastifySse)
   app.get('/reference', {
     sse: { kind: 'only', heartbeat: false },
     handler: async (_request, reply) => {

@@ -5,7 +5,8 @@
  * event. Such a type is now refused like one with CR, LF or NUL.
  */
 import t from 'tap'
-import { FST_ERR_SSE_HUB_INVALID_EVENT_TYPE, eventTypeProblem } from '../../src/index.js'
+import { FST_ERR_SSE_HUB_INVALID_EVENT_TYPE } from '../../src/index.js'
+import { eventTypeProblem } from '../../src/frame.js'
 import { buildApp, connect, listen } from '../helper.js'
 
 t.test('an event type with a lone surrogate is refused; a valid pair is not', async (t) => {

@@ -1,6 +1,8 @@
-import Fastify from 'fastify'
+import Fastify, { type FastifyPluginAsync } from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import sseHub, {
+  fastifySseHub,
+  sseHub as namedSseHub,
   type ConversationEvents,
   type ConversationSSEEventType,
   type DebateEvents,
@@ -33,6 +35,12 @@ describe('fastify.sse', () => {
     expect(app.register).type.toBeCallableWith(sseHub, { heartbeatInterval: 1000 })
     expect(app.register).type.not.toBeCallableWith(sseHub, { heartbeatInterval: '1000' })
     expect<SseHubOptions>().type.not.toBeAssignableFrom({ nope: true })
+  })
+
+  test('the plugin is the default export, `sseHub` and `fastifySseHub`, typed by its options', () => {
+    expect(fastifySseHub).type.toBe<FastifyPluginAsync<SseHubOptions>>()
+    expect(namedSseHub).type.toBe<typeof sseHub>()
+    expect(fastifySseHub).type.toBe<typeof sseHub>()
   })
 })
 

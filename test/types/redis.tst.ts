@@ -1,4 +1,4 @@
-import { Cluster, Redis } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { describe, expect, test } from 'tstyche'
 import { backplaneFromEnv, redisBackplane, type Backplane, type RedisBackplaneOptions, type RedisClusterNode } from '../../src/index.js'
 
@@ -9,6 +9,13 @@ describe('redisBackplane', () => {
     expect(redisBackplane({ client: new Redis({ lazyConnect: true }) })).type.toBe<Backplane>()
     expect(redisBackplane({ client: new Cluster([], { lazyConnect: true }) })).type.toBe<Backplane>()
     expect<RedisBackplaneOptions['cluster']>().type.toBe<readonly RedisClusterNode[] | undefined>()
+  })
+
+  test('takes ioredis options, though its types name none of ioredis\'s', () => {
+    const redisOptions: RedisOptions = { password: 'secret', db: 1, tls: {} }
+    expect(redisBackplane({ url: 'redis://127.0.0.1:6379', redisOptions })).type.toBe<Backplane>()
+    expect(redisBackplane).type.not.toBeCallableWith({ url: 'redis://127.0.0.1:6379', redisOptions: 'db=1' })
+    expect(redisBackplane).type.not.toBeCallableWith({ client: {} })
   })
 
   test('a cluster node has a host and a port', () => {
