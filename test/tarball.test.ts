@@ -87,6 +87,9 @@ function programs (files: string[], text: (file: string) => string): string[][] 
 const files = (dir: string): string[] =>
   readdirSync(dir, { recursive: true, withFileTypes: true }).filter((d) => d.isFile()).map((d) => path.relative(dir, path.join(d.parentPath, d.name)))
 
+// npm pack, an install and a tsc run: about 70 s alone, longer beside the rest of the suite on 2 cores.
+t.setTimeout(300_000)
+
 t.test('the packed package, installed into a fresh project, runs the README', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'fastify-sse-hub-tarball-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
