@@ -12,13 +12,15 @@ import { registryStats, type Counters, type RegistryStats } from './counters.js'
 import type { EventLog } from './event-log/types.js'
 import type { EventMap, SessionKind } from './events.js'
 import type { FanOutHost, FanOutTimer } from './fanout.js'
-import { closedFrame } from './frame.js'
 import type { HubParts } from './hub.js'
 import { Joiner } from './join.js'
 import type { ResolvedOptions } from './options.js'
+import { Producers, type PipedEvent, type PipeOptions, type Producer } from './pipe.js'
 import { Session } from './session.js'
 import { Sessions } from './sessions.js'
-import { broadcastJson, checkSessionId } from './validate.js'
+import { FST_ERR_SSE_HUB_WIRE_FORMAT } from './errors.js'
+import { checkSessionId } from './validate.js'
+import { HUB_FORMAT, type WireFormat } from './wire-format.js'
 
 /**
  * All sessions of one kind. The hub creates one per kind (conversation, debate, and the `kinds` option's);
@@ -33,6 +35,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #log: EventLog
   readonly #fanOut: FanOutHost
   readonly #joiner: Joiner
+  readonly #producers: Producers
   /** Counts `heartbeatIdle()` calls: the periods between them. */
   #period = 0
   // One listener of each per registry, not a closure per client (perf note 3).
@@ -54,6 +57,14 @@ export class SessionRegistry<E extends EventMap<E>> {
     // The peer closed its side: the stream is over, finished without its last chunk (perf note 5).
     this.#onPeerEnd = function () { registry.#end(clientOf(this), false) }
     this.#joiner = new Joiner(kind, hub, counters, this.#sessions, { onClose: this.#onClose, onPeerEnd: this.#onPeerEnd })
+    this.#producers = new Producers({
+      append: (sessionId, type, payload) => this.#log.append(this.#sessions, sessionId, type, this.#sessions.format.eventJson(type, payload, hub.now())),
+      close: (sessionId, failure) => {
+        if (failure === undefined) return this.#log.closeSession(this.#sessions, sessionId, undefined, undefined)
+        const { type, json } = this.#sessions.format.failed(sessionId, failure, hub.now())
+        return this.#log.closeSession(this.#sessions, sessionId, type, json)
+      }
+    })
   }
 
   /**
@@ -91,7 +102,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    */
   broadcast<K extends keyof E & string>(sessionId: string, type: K, payload: E[K]): Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
-    return this.#log.append(this.#sessions, sessionId, type, broadcastJson(type, payload, this.#hub.now()))
+    return this.#log.append(this.#sessions, sessionId, type, this.#sessions.format.eventJson(type, payload, this.#hub.now()))
   }
 
   /**
@@ -105,8 +116,42 @@ export class SessionRegistry<E extends EventMap<E>> {
   close<K extends keyof E & string>(sessionId: string, ...final: [] | [type: K, payload: E[K]]): Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
     const [type, payload] = final
-    const json = type === undefined ? undefined : broadcastJson(type, payload, this.#hub.now())
+    const json = type === undefined ? undefined : this.#sessions.format.eventJson(type, payload, this.#hub.now())
     return this.#log.closeSession(this.#sessions, sessionId, type, json)
+  }
+
+  /**
+   * Produces `sessionId` from `producer`: each event it yields (`{ type, payload }`, typed and checked like a
+   * {@link broadcast}) is appended in order, each once the previous one is stored; when it ends, the session is
+   * closed (its last event is the final one). When it throws (or an append fails) the session is closed with a
+   * `pipe_failed` event (`reason: 'source_error'`) and the promise rejects with that error; when it is stopped
+   * and a source given as is, or one told of the stop that throws, it is closed with `pipe_failed`
+   * (`reason: 'stopped'`). Resolves with the final event's id. Throws `FST_ERR_SSE_HUB_ALREADY_PIPED` when the
+   * session has a producer, and as {@link broadcast} for a bad id.
+   */
+  pipe (sessionId: string, producer: Producer<PipedEvent<E>>, options?: PipeOptions): Promise<string> {
+    checkSessionId(this.#opts.sessionIdPattern, sessionId)
+    return this.#producers.pipe(sessionId, producer, options)
+  }
+
+  /**
+   * Stops the producer of `sessionId`: aborts its signal and resolves true once the session is closed; false
+   * when it has none.
+   */
+  stop (sessionId: string): Promise<boolean> {
+    checkSessionId(this.#opts.sessionIdPattern, sessionId)
+    return this.#producers.stop(sessionId)
+  }
+
+  /**
+   * Advanced (`fastify-sse-hub/ai` calls it): this kind's streams speak `format` from now on. Throws
+   * `FST_ERR_SSE_HUB_WIRE_FORMAT` when the kind already speaks another, or holds sessions.
+   */
+  useWireFormat (format: WireFormat): void {
+    const sessions = this.#sessions
+    if (sessions.format === format) return
+    if (sessions.size > 0 || sessions.format !== HUB_FORMAT) throw new FST_ERR_SSE_HUB_WIRE_FORMAT(`kind '${this.kind}' ${sessions.size > 0 ? 'holds sessions' : 'speaks another wire format'}`)
+    sessions.format = format
   }
 
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */
@@ -215,7 +260,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   /** A session was closed: its clients get what is queued for them, `closed`, and the end. */
   #endSession (s: Session): void {
     if (s.clients.size === 0) return
-    const closed = new Frame(0, closedFrame(s.id, s.closed as string, this.#hub.now()))
+    const closed = new Frame(0, this.#sessions.format.end(s.id, s.closed as string, this.#hub.now()))
     for (const client of s.clients.values()) this.#end(client, true, closed)
   }
 
