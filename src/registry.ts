@@ -154,6 +154,11 @@ export class SessionRegistry<E extends EventMap<E>> {
     sessions.format = format
   }
 
+  /** The most one replay of this kind sends (the `historySize` and `historyBytes` options): a longer session is replayed trimmed. */
+  get replayLimits (): { readonly events: number, readonly bytes: number } {
+    return { events: this.#opts.historySize, bytes: this.#opts.historyBytes }
+  }
+
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */
   remove (sessionId: string, clientId: string): boolean {
     const client = this.#sessions.get(sessionId)?.clients.get(clientId)
