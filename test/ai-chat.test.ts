@@ -6,13 +6,10 @@ import t from 'tap'
 import { FST_ERR_SSE_HUB_FORBIDDEN } from '../src/index.js'
 import { chatStreams } from '../src/ai/index.js'
 import { ERROR_TEXTS } from '../src/ai/wire-format.js'
-import { buildApp, listen } from './helper.js'
-import { chatApp, gate, mockModel, TestChat, userMessage } from './ai-helper.js'
+import { buildApp, eventually, listen } from './helper.js'
+import { chatApp, gate, mockModel, TestChat, text, userMessage } from './ai-helper.js'
 
 const WORDS = ['The ', 'hub ', 'keeps ', 'every ', 'answer ', 'whole.']
-
-/** The text of a message's text parts. */
-const text = (m: { parts: Array<{ type: string, text?: string }> } | undefined): string => (m?.parts ?? []).filter((p) => p.type === 'text').map((p) => p.text).join('')
 
 /** The SSE events of a body: each `data:` value, in order. */
 function dataOf (body: string): string[] {
@@ -227,8 +224,5 @@ async function readEvents (res: Response, n: number): Promise<string[]> {
 
 /** Resolves once `chat` shows a part of its answer. */
 async function waitStreaming (chat: TestChat): Promise<void> {
-  for (let i = 0; text(chat.answer) === ''; i++) {
-    if (i > 10_000) throw new Error('the answer never started')
-    await new Promise((resolve) => setImmediate(resolve))
-  }
+  await eventually(() => text(chat.answer) !== '', 'the answer started')
 }

@@ -103,3 +103,8 @@ export async function chatApp (model: () => MockLanguageModelV4, hub: SseHubOpti
 export function userMessage (text: string): UIMessage {
   return { id: randomUUID(), role: 'user', parts: [{ type: 'text', text }] }
 }
+
+/** The text of a message's text parts. */
+export function text (m: UIMessage | undefined): string {
+  return (m?.parts ?? []).map((p) => p.type === 'text' ? p.text : '').join('')
+}
