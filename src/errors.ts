@@ -141,3 +141,24 @@ export const FST_ERR_SSE_HUB_IOREDIS_MISSING = createError<[string, { cause: unk
   "fastify-sse-hub: the Redis backplane needs the 'ioredis' package, which could not be loaded (%s); install it: npm install ioredis",
   500
 )
+
+/** `pipe` on a session that already has a producer (a running `pipe`, here or, with a backplane, elsewhere). */
+export const FST_ERR_SSE_HUB_ALREADY_PIPED = createError<[string]>(
+  'FST_ERR_SSE_HUB_ALREADY_PIPED',
+  'fastify-sse-hub: session %s already has a producer',
+  409
+)
+
+/** A wire format given to a kind that already speaks another one, or already holds sessions. */
+export const FST_ERR_SSE_HUB_WIRE_FORMAT = createError<[string]>(
+  'FST_ERR_SSE_HUB_WIRE_FORMAT',
+  'fastify-sse-hub: %s',
+  500
+)
+
+/** `fastify-sse-hub/ai`: a chat's `start` while an answer of that chat is in progress (answered as 409). */
+export const FST_ERR_SSE_HUB_ANSWER_IN_PROGRESS = createError<[string]>(
+  'FST_ERR_SSE_HUB_ANSWER_IN_PROGRESS',
+  'fastify-sse-hub: chat %s has an answer in progress; stop it or resume it',
+  409
+)

@@ -64,16 +64,27 @@ export interface ClosedEvent {
   lastEventId: string
 }
 
+/**
+ * The final event of a session whose producer (`pipe`) did not end by itself, with an `id:` like any event:
+ * its source threw or an append failed (`source_error`), it ignored a `stop` (`stopped`), or, with a backplane,
+ * its process stopped renewing its lease (`lease_lapsed`). `closed` follows.
+ */
+export interface PipeFailedEvent {
+  sessionId: string
+  reason: 'source_error' | 'stopped' | 'lease_lapsed'
+}
+
 /** Events the hub itself sends; they cannot be broadcast by the application. */
 export interface HubEvents {
   connection_established: ConnectionEstablishedEvent
   resync: ResyncEvent
   snapshot: SnapshotEvent
   closed: ClosedEvent
+  pipe_failed: PipeFailedEvent
 }
 
 /** Event types reserved by the hub. */
-export const RESERVED_EVENT_TYPES: ReadonlySet<string> = new Set<keyof HubEvents>(['connection_established', 'resync', 'snapshot', 'closed'])
+export const RESERVED_EVENT_TYPES: ReadonlySet<string> = new Set<keyof HubEvents>(['connection_established', 'resync', 'snapshot', 'closed', 'pipe_failed'])
 
 /** A persona taking part in a conversation. */
 export interface ConversationParticipant {

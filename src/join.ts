@@ -10,12 +10,11 @@ import type { Counters } from './counters.js'
 import { FST_ERR_SSE_HUB_FORBIDDEN, FST_ERR_SSE_HUB_SHUTTING_DOWN, FST_ERR_SSE_HUB_TOO_MANY_CLIENTS } from './errors.js'
 import { Welcome, type EventLog } from './event-log/types.js'
 import type { SessionKind } from './events.js'
-import { closedFrame } from './frame.js'
 import type { HubParts } from './hub-parts.js'
 import type { ResolvedOptions } from './options.js'
 import type { Session } from './session.js'
 import type { Sessions } from './sessions.js'
-import { commitHeaders, greeting } from './stream.js'
+import { commitHeaders } from './stream.js'
 import { checkSessionId } from './validate.js'
 
 /** The listeners every client of a kind gets (one of each per registry, perf note 3). */
@@ -70,7 +69,7 @@ export class Joiner {
     if (s === undefined) throw this.#limits.refuse(reply, new FST_ERR_SSE_HUB_TOO_MANY_CLIENTS('maxSessions'), this.counters, 'max_sessions')
     // Not to be evicted while its client joins; settled again if it does not.
     this.sessions.busy(s)
-    const welcome = this.hub.welcomer.welcome(s, reply.request)
+    const welcome = this.sessions.format.welcome(s, reply.request, this.hub.welcomer, this.#eventLog)
     if (!(welcome instanceof Welcome)) return this.#attachLater(s, reply, clientId, ip, welcome)
     this.#attach(s, reply, clientId, ip, welcome)
     return clientId
@@ -117,7 +116,7 @@ export class Joiner {
     }
     const res = reply.raw
     const now = this.hub.now()
-    const hello = greeting(this.#opts.retry, this.#opts.retryJitter, clientId, s.id, this.kind, now)
+    const hello = this.sessions.format.greeting(this.#opts, clientId, s.id, this.kind, now)
     let bytes: number
     try {
       commitHeaders(reply)
@@ -158,9 +157,9 @@ export class Joiner {
       return
     }
     const now = this.hub.now()
-    const hello = greeting(this.#opts.retry, this.#opts.retryJitter, clientId, s.id, this.kind, now)
+    const hello = this.sessions.format.greeting(this.#opts, clientId, s.id, this.kind, now)
     commitHeaders(reply)
-    const all = Buffer.concat([Buffer.from(hello), ...welcome.frames, closedFrame(s.id, lastEventId, now)])
+    const all = Buffer.concat([Buffer.from(hello), ...welcome.frames, this.sessions.format.end(s.id, lastEventId, now)])
     res.end(all)
     this.#counted(welcome, all.length)
   }

@@ -12,14 +12,16 @@ import type { Counters, RegistryStats } from './counters.js'
 import type { EventLog } from './event-log/types.js'
 import type { EventMap, SessionKind } from './events.js'
 import type { FanOutHost } from './fanout.js'
-import { closedFrame } from './frame.js'
 import type { HubParts } from './hub-parts.js'
 import { Joiner } from './join.js'
 import type { FanOutTimer } from './metrics/types.js'
 import type { ResolvedOptions } from './options.js'
+import { Producers, type PipedEvent, type PipeOptions, type Producer } from './pipe.js'
 import { Session } from './session.js'
 import { Sessions } from './sessions.js'
-import { broadcastJson, checkSessionId } from './validate.js'
+import { FST_ERR_SSE_HUB_WIRE_FORMAT } from './errors.js'
+import { checkSessionId } from './validate.js'
+import { HUB_FORMAT, type WireFormat } from './wire-format.js'
 
 /**
  * All sessions of one kind. The hub creates one per kind (conversation, debate, and the `kinds` option's);
@@ -34,6 +36,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   readonly #eventLog: EventLog
   readonly #fanOut: FanOutHost
   readonly #joiner: Joiner
+  readonly #producers: Producers
   /** Counts `heartbeatIdle()` calls: the periods between them. */
   #period = 0
   // One listener of each per registry, not a closure per client (perf note 3).
@@ -55,6 +58,14 @@ export class SessionRegistry<E extends EventMap<E>> {
     // The peer closed its side: the stream is over, finished without its last chunk (perf note 5).
     this.#onPeerEnd = function () { registry.#end(clientOf(this), false) }
     this.#joiner = new Joiner(kind, hub, counters, this.#sessions, { onDisconnect: this.#onDisconnect, onPeerEnd: this.#onPeerEnd })
+    this.#producers = new Producers({
+      append: (sessionId, type, payload) => this.#eventLog.append(this.#sessions, sessionId, type, this.#sessions.format.eventJson(type, payload, hub.now())),
+      close: (sessionId, failure) => {
+        if (failure === undefined) return this.#eventLog.closeSession(this.#sessions, sessionId, undefined, undefined)
+        const { type, json } = this.#sessions.format.failed(sessionId, failure, hub.now())
+        return this.#eventLog.closeSession(this.#sessions, sessionId, type, json)
+      }
+    })
   }
 
   /**
@@ -92,7 +103,7 @@ export class SessionRegistry<E extends EventMap<E>> {
    */
   broadcast<K extends keyof E & string>(sessionId: string, type: K, payload: E[K]): Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
-    return this.#eventLog.append(this.#sessions, sessionId, type, broadcastJson(type, payload, this.#hub.now()))
+    return this.#eventLog.append(this.#sessions, sessionId, type, this.#sessions.format.eventJson(type, payload, this.#hub.now()))
   }
 
   /**
@@ -106,8 +117,47 @@ export class SessionRegistry<E extends EventMap<E>> {
   close<K extends keyof E & string>(sessionId: string, ...final: [] | [type: K, payload: E[K]]): Promise<string> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
     const [type, payload] = final
-    const json = type === undefined ? undefined : broadcastJson(type, payload, this.#hub.now())
+    const json = type === undefined ? undefined : this.#sessions.format.eventJson(type, payload, this.#hub.now())
     return this.#eventLog.closeSession(this.#sessions, sessionId, type, json)
+  }
+
+  /**
+   * Produces `sessionId` from `producer`: each event it yields (`{ type, payload }`, typed and checked like a
+   * {@link broadcast}) is appended in order, each once the previous one is stored; when it ends, the session is
+   * closed (its last event is the final one). When it throws (or an append fails) the session is closed with a
+   * `pipe_failed` event (`reason: 'source_error'`) and the promise rejects with that error; when it is stopped
+   * and a source given as is, or one told of the stop that throws, it is closed with `pipe_failed`
+   * (`reason: 'stopped'`). Resolves with the final event's id. Throws `FST_ERR_SSE_HUB_ALREADY_PIPED` when the
+   * session has a producer, and as {@link broadcast} for a bad id.
+   */
+  pipe (sessionId: string, producer: Producer<PipedEvent<E>>, options?: PipeOptions): Promise<string> {
+    checkSessionId(this.#opts.sessionIdPattern, sessionId)
+    return this.#producers.pipe(sessionId, producer, options)
+  }
+
+  /**
+   * Stops the producer of `sessionId`: aborts its signal and resolves true once the session is closed; false
+   * when it has none.
+   */
+  stop (sessionId: string): Promise<boolean> {
+    checkSessionId(this.#opts.sessionIdPattern, sessionId)
+    return this.#producers.stop(sessionId)
+  }
+
+  /**
+   * Advanced (`fastify-sse-hub/ai` calls it): this kind's streams speak `format` from now on. Throws
+   * `FST_ERR_SSE_HUB_WIRE_FORMAT` when the kind already speaks another, or holds sessions.
+   */
+  useWireFormat (format: WireFormat): void {
+    const sessions = this.#sessions
+    if (sessions.format === format) return
+    if (sessions.size > 0 || sessions.format !== HUB_FORMAT) throw new FST_ERR_SSE_HUB_WIRE_FORMAT(`kind '${this.kind}' ${sessions.size > 0 ? 'holds sessions' : 'speaks another wire format'}`)
+    sessions.format = format
+  }
+
+  /** The most one replay of this kind sends (the `historySize` and `historyBytes` options): a longer session is replayed trimmed. */
+  get replayLimits (): { readonly events: number, readonly bytes: number } {
+    return { events: this.#opts.historySize, bytes: this.#opts.historyBytes }
   }
 
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */
@@ -216,7 +266,7 @@ export class SessionRegistry<E extends EventMap<E>> {
   /** A session was closed: its clients get what is queued for them, `closed`, and the end. */
   #endSession (s: Session): void {
     if (s.clients.size === 0) return
-    const closed = new Outgoing(0, closedFrame(s.id, s.closed as string, this.#hub.now()))
+    const closed = new Outgoing(0, this.#sessions.format.end(s.id, s.closed as string, this.#hub.now()))
     for (const client of s.clients.values()) this.#end(client, true, closed)
   }
 

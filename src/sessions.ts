@@ -5,6 +5,7 @@
  */
 import type { Counters, RegistryStats } from './counters.js'
 import type { Session } from './session.js'
+import { HUB_FORMAT, type WireFormat } from './wire-format.js'
 
 /** The sessions held in memory, every kind together, and those without clients in order of last activity. */
 export class SessionBudget {
@@ -71,6 +72,8 @@ export class SessionBudget {
 /** The sessions of one kind, and that kind's counters (the event log and the budget count there too). */
 export class Sessions {
   readonly #map = new Map<string, Session>()
+  /** What this kind's streams say besides events (`SessionRegistry.useWireFormat`). */
+  format: WireFormat = HUB_FORMAT
 
   /**
    * `create` makes a session; `ended` is called once when one is closed (`close`), to end its clients.

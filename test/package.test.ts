@@ -89,3 +89,16 @@ t.test('fastify-sse-hub/client: its own entry point, plain ESM a browser can loa
   }
   t.match(readFileSync(new URL('index.d.ts', dir), 'utf8'), /from '\.\.\/events\.js'/, 'the event maps are the package\'s own types')
 })
+
+t.test('fastify-sse-hub/ai: its own entry point; ai is imported for its types only, and the core never loads it', async (t) => {
+  const name = 'fastify-sse-hub/ai'
+  const mod = await import(name) as typeof import('../src/ai/index.js')
+  t.same(Object.keys(mod).sort(), ['FST_ERR_SSE_HUB_ANSWER_IN_PROGRESS', 'chatStreams'])
+  const { readdirSync } = await import('node:fs')
+  const dist = new URL('../dist/', import.meta.url)
+  for (const file of readdirSync(dist, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'))) {
+    t.notMatch(readFileSync(new URL(file, dist), 'utf8'), /from ['"]ai['"]|import\(['"]ai['"]\)/, `${file} loads no 'ai'`)
+  }
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { peerDependenciesMeta: Record<string, { optional?: boolean }> }
+  t.equal(pkg.peerDependenciesMeta.ai?.optional, true, 'an optional peer dependency')
+})

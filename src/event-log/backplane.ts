@@ -179,7 +179,7 @@ export class BackplaneLog implements EventLog {
     sessions.counters.resynced(s.clients.size)
     for (const client of s.clients.values()) client.covered = undefined
     // seq 0: every client gets it, whatever its welcome covered.
-    s.send(new Outgoing(0, resyncFrame(sessionId, newestId, 'history_trimmed', this.now())), this.now())
+    s.send(new Outgoing(0, sessions.format.resync(sessionId, newestId, 'history_trimmed', this.now())), this.now())
   }
 }
 

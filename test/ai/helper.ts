@@ -1,0 +1,110 @@
+/*
+ * Helpers of the AI SDK tests: an app with a chat (the SDK's mock model, the three routes of `fastify-sse-hub/ai`,
+ * the messages saved in `onFinish`), a model whose stream waits at a gate, and the SDK's own chat client.
+ */
+import { AbstractChat, convertToModelMessages, DefaultChatTransport, simulateReadableStream, streamText, type ChatState, type ChatStatus, type UIMessage } from 'ai'
+import { MockLanguageModelV4 } from 'ai/test'
+import type { FastifyInstance } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import { chatStreams, type ChatStreams, type ChatStreamsOptions } from '../../src/ai/index.js'
+import type { SseHubOptions } from '../../src/index.js'
+import { buildApp } from '../helper.js'
+
+/** A chat's state kept in plain fields (what a framework's reactive state does, without a framework). */
+class PlainState implements ChatState<UIMessage> {
+  status: ChatStatus = 'ready'
+  error: Error | undefined = undefined
+  constructor (public messages: UIMessage[]) {}
+  pushMessage = (m: UIMessage): void => { this.messages = [...this.messages, m] }
+  popMessage = (): void => { this.messages = this.messages.slice(0, -1) }
+  replaceMessage = (i: number, m: UIMessage): void => { this.messages = this.messages.map((old, j) => j === i ? m : old) }
+  snapshot = <T>(thing: T): T => structuredClone(thing)
+}
+
+/** The SDK's framework-agnostic chat (`AbstractChat`) with `DefaultChatTransport` against `${url}/api/chat`. */
+export class TestChat extends AbstractChat<UIMessage> {
+  constructor (url: string, id: string, messages: UIMessage[] = [], fetch?: typeof globalThis.fetch) {
+    super({ id, state: new PlainState(messages), transport: new DefaultChatTransport({ api: `${url}/api/chat`, fetch }) })
+  }
+
+  get answer (): UIMessage | undefined {
+    return [...this.messages].reverse().find((m) => m.role === 'assistant')
+  }
+}
+
+/** A model's stream: `text` as one text part, a word per delta; `gate(i)` (when given) is awaited before chunk `i`. */
+export function mockModel (words: string[], gate?: (i: number) => Promise<void> | undefined): MockLanguageModelV4 {
+  return new MockLanguageModelV4({
+    doStream: async () => {
+      let i = 0
+      return {
+        stream: simulateReadableStream({
+          chunks: [
+            { type: 'stream-start', warnings: [] },
+            { type: 'text-start', id: 't' },
+            ...words.map((w) => ({ type: 'text-delta' as const, id: 't', delta: w })),
+            { type: 'text-end', id: 't' },
+            {
+              type: 'finish',
+              finishReason: { unified: 'stop', raw: 'stop' },
+              usage: { inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 }, outputTokens: { total: words.length, text: words.length, reasoning: 0 } }
+            }
+          ],
+          _internal: { delay: async () => { await gate?.(i++) } }
+        })
+      }
+    }
+  })
+}
+
+/** A gate: `wait` resolves once `open()` is called. */
+export function gate (): { wait: Promise<void>, open: () => void } {
+  let open!: () => void
+  const wait = new Promise<void>((resolve) => { open = resolve })
+  return { wait, open }
+}
+
+export interface ChatApp {
+  app: FastifyInstance
+  chats: ChatStreams
+  /** What `onFinish` saved per chat: the persisted truth. */
+  saved: Map<string, UIMessage[]>
+  /** Each answer's signal, per chat, as `produce` was given it. */
+  signals: Map<string, AbortSignal>
+}
+
+/**
+ * An app with the hub (kind `chat`) and the routes `POST /api/chat`, `GET /api/chat/:id/stream`,
+ * `POST /api/chat/:id/stop`; `model()` makes each answer's model.
+ */
+export async function chatApp (model: () => MockLanguageModelV4, hub: SseHubOptions = {}, options: Partial<ChatStreamsOptions> = {}): Promise<ChatApp> {
+  const app = await buildApp({ kinds: ['chat'], ...hub })
+  const chats = chatStreams(app.sse, { kind: 'chat' as 'conversation', ...options })
+  const saved = new Map<string, UIMessage[]>()
+  const signals = new Map<string, AbortSignal>()
+  app.post('/api/chat', async (request, reply) => {
+    const { id, messages } = request.body as { id: string, messages: UIMessage[] }
+    const prompt = await convertToModelMessages(messages)
+    await chats.start(id, (signal) => {
+      signals.set(id, signal)
+      return streamText({ model: model(), messages: prompt, abortSignal: signal }).toUIMessageStream({
+        originalMessages: messages,
+        generateMessageId: randomUUID,
+        onFinish: ({ messages }) => { saved.set(id, messages) }
+      })
+    }, reply)
+  })
+  app.get('/api/chat/:id/stream', chats.resume())
+  app.post('/api/chat/:id/stop', async (request) => ({ stopped: await chats.stop((request.params as { id: string }).id) }))
+  return { app, chats, saved, signals }
+}
+
+/** The user's message that starts an answer. */
+export function userMessage (text: string): UIMessage {
+  return { id: randomUUID(), role: 'user', parts: [{ type: 'text', text }] }
+}
+
+/** The text of a message's text parts. */
+export function text (m: UIMessage | undefined): string {
+  return (m?.parts ?? []).map((p) => p.type === 'text' ? p.text : '').join('')
+}
