@@ -14,11 +14,13 @@ const ERRORS = [
   'FST_ERR_SSE_HUB_INVALID_OPTION', 'FST_ERR_SSE_HUB_INVALID_PAYLOAD', 'FST_ERR_SSE_HUB_INVALID_SESSION_ID',
   'FST_ERR_SSE_HUB_IOREDIS_MISSING', 'FST_ERR_SSE_HUB_NOT_ACCEPTABLE', 'FST_ERR_SSE_HUB_REPLY_SENT',
   'FST_ERR_SSE_HUB_SESSION_CLOSED', 'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS', 'FST_ERR_SSE_HUB_TOO_MANY_CLIENTS_PER_IP',
-  'FST_ERR_SSE_HUB_UNAUTHORIZED', 'FST_ERR_SSE_HUB_UNKNOWN_KIND'
+  'FST_ERR_SSE_HUB_UNAUTHORIZED', 'FST_ERR_SSE_HUB_UNKNOWN_KIND',
+  'FST_ERR_SSE_HUB_ALREADY_PIPED', 'FST_ERR_SSE_HUB_ANSWER_IN_PROGRESS', 'FST_ERR_SSE_HUB_WIRE_FORMAT'
 ]
 const ENTRIES: Record<string, string[]> = {
   '.': ['default', 'sseHub', 'fastifySseHub', 'redisBackplane', 'backplaneFromEnv', ...ERRORS],
-  './client': ['subscribe', 'compareEventIds']
+  './client': ['subscribe', 'compareEventIds'],
+  './ai': ['chatStreams', 'FST_ERR_SSE_HUB_ANSWER_IN_PROGRESS']
 }
 
 t.test('each entry point exports exactly its public API', async (t) => {
