@@ -8,6 +8,7 @@ import {
   type EventData,
   type ResyncEvent,
   type SnapshotEvent,
+  type StreamRefusedError,
   type Subscription,
   type SubscriptionStatus
 } from '../../src/browser/index.js'
@@ -82,7 +83,10 @@ describe('subscribe()', () => {
       onResync (event) { expect(event).type.toBeAssignableTo<ResyncEvent>() },
       onClosed (event) { expect(event).type.toBe<ClosedEvent>() },
       onStatus (status) { expect(status).type.toBe<SubscriptionStatus>() },
-      onError (error) { expect(error).type.toBe<Error>() }
+      onError (error) {
+        expect(error).type.toBe<Error | StreamRefusedError>()
+        if ('status' in error) expect(error.status).type.toBe<number>()
+      }
     })
     expect(subscribe<ConversationEvents, TranscriptState>).type.not.toBeCallableWith('/s', { onSnapshot (state: { turns: number }) {} })
   })
