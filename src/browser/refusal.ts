@@ -17,15 +17,15 @@ export async function endingStatus (event: unknown, url: string, lastEventId: st
   const controller = new AbortController()
   const headers: Record<string, string> = { accept: 'text/event-stream' }
   if (lastEventId !== undefined) headers['last-event-id'] = lastEventId
+  let status: number | undefined
   try {
-    const res = await fetch(url, { headers, credentials: withCredentials ? 'include' : 'same-origin', cache: 'no-store', signal: controller.signal })
-    return res.status
+    status = (await fetch(url, { headers, credentials: withCredentials ? 'include' : 'same-origin', cache: 'no-store', signal: controller.signal })).status
   } catch {
-    return undefined
-  } finally {
-    // A stream that opens this time is not wanted: only its status was.
-    controller.abort()
+    // A network error: nothing tells.
   }
+  // A stream that opens this time is not wanted: only its status was.
+  controller.abort()
+  return status
 }
 
 /** The error `onError` gets for a stream the server refused with `status`. */
