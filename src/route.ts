@@ -25,7 +25,8 @@ export function streamRoute (registry: Pick<SessionRegistry<object>, 'open'>, op
     // A HEAD request would hold a stream that can carry no body.
     exposeHeadRoute: false,
     // Not async (perf note 2): Fastify sends what a handler throws as the error reply, and waits only for a
-    // returned promise, which it gets only with `authorize`, a backplane, or a `snapshot` hook for a join without Last-Event-ID.
+    // returned promise, which it gets only with `authorize`, a backplane, or a `snapshot` hook (a join without
+    // Last-Event-ID).
     handler: function sseHubStream (request, reply) {
       if (!acceptsEventStream(request)) {
         counters.rejected('not_acceptable')
