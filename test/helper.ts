@@ -5,6 +5,7 @@
  */
 import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify'
 import fastifySseModule from '@fastify/sse'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
@@ -403,4 +404,23 @@ export function lines (): { stream: Writable, logged: Array<Record<string, unkno
     }
   })
   return { stream, logged }
+}
+
+/**
+ * A Node process running the TypeScript `script`, with this process's loaders (under tap: its TypeScript loader and
+ * coverage; else tsx) and `preload` modules first; its stdout piped; ended when the test ends.
+ */
+export function spawnScript (t: { teardown: (fn: () => unknown) => void }, script: string, env: NodeJS.ProcessEnv, preload: string[] = []): ChildProcess {
+  const loader = process.execArgv.some((a) => a.includes('@tapjs/typescript')) ? process.execArgv : ['--import', 'tsx']
+  const child = spawn(process.execPath, [...loader, ...preload.flatMap((p) => ['--import', p]), script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(async () => {
+    if (child.exitCode !== null) return
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    await exited
+  })
+  return child
 }

@@ -4,11 +4,9 @@
  * saying what to install. The packed-tarball test shows the same in a project that never installed it.
  */
 import t from 'tap'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { connect } from '../helper.js'
+import { connect, spawnScript } from '../helper.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/without-ioredis.ts', import.meta.url))
 const HIDE = fileURLToPath(new URL('./fixtures/no-ioredis.mjs', import.meta.url))
@@ -16,20 +14,9 @@ const HIDE = fileURLToPath(new URL('./fixtures/no-ioredis.mjs', import.meta.url)
 interface Failure { code?: string, message: string, cause?: string }
 
 t.test('without ioredis: the in-memory hub streams, a Redis backplane fails register with what to install', async (t) => {
-  // The same loaders as this test process (under tap: its TypeScript loader and coverage), else tsx.
-  const loader = process.execArgv.some((a) => a.includes('@tapjs/typescript')) ? process.execArgv : ['--import', 'tsx']
-  const child = spawn(process.execPath, [...loader, '--import', HIDE, FIXTURE], {
-    env: { ...process.env, SSE_HUB_TEST_WITHOUT_IOREDIS: '1' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.teardown(async () => {
-    if (child.exitCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    await exited
-  })
+  const child = spawnScript(t, FIXTURE, { SSE_HUB_TEST_WITHOUT_IOREDIS: '1' }, [HIDE])
   let first: string | undefined
-  for await (const line of createInterface({ input: child.stdout })) { first = line; break }
+  for await (const line of createInterface({ input: child.stdout! })) { first = line; break }
   t.ok(first, 'the process printed its results')
   const { url, ioredis, redis } = JSON.parse(first!) as { url: string, ioredis: Failure, redis: Failure }
 

@@ -3,29 +3,16 @@
  * broadcasts, clients of both receive, in one order; a client can move between them.
  */
 import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { connect, ids, type SseClient } from '../helper.js'
+import { connect, ids, spawnScript, type SseClient } from '../helper.js'
 import { redisOrSkip } from './helper.js'
 
 const redis = await redisOrSkip(t)
 const FIXTURE = fileURLToPath(new URL('./fixtures/instance.ts', import.meta.url))
 
 async function startProcess (t: Test, redisUrl: string): Promise<{ url: string, pid: number }> {
-  // The same loaders as this test process (under tap: its TypeScript loader and coverage), else tsx.
-  const loader = process.execArgv.some((a) => a.includes('@tapjs/typescript')) ? process.execArgv : ['--import', 'tsx']
-  const child: ChildProcess = spawn(process.execPath, [...loader, FIXTURE], {
-    env: { ...process.env, REDIS_URL: redisUrl, SSE_HUB_TEST_INSTANCE: '1' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.teardown(async () => {
-    if (child.exitCode !== null) return
-    const exited = once(child, 'exit')
-    child.kill('SIGTERM')
-    await exited
-  })
+  const child = spawnScript(t, FIXTURE, { REDIS_URL: redisUrl, SSE_HUB_TEST_INSTANCE: '1' })
   const lines = createInterface({ input: child.stdout! })
   const timer = setTimeout(() => { child.kill('SIGKILL') }, 30_000)
   try {
