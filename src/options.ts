@@ -63,6 +63,12 @@ export interface SseHubOptions {
    * `redisBackplane({ url })`: every process sharing that Redis serves the same sessions.
    */
   backplane?: 'memory' | Backplane
+  /**
+   * With a backplane: how long (ms) a producer's lease (`pipe`) outlives its last renewal. It is renewed every
+   * `leaseMs` / 3; when its process dies (or stalls), its sessions are closed with `pipe_failed`
+   * (`reason: 'lease_lapsed'`) by the processes serving their clients, within about `leaseMs` + 1 s. Default 10000.
+   */
+  leaseMs?: number
   /** Events kept per session for `Last-Event-ID` replay (with a backplane: the most one replay sends); 0 keeps none. Default 1000. */
   historySize?: number
   /** Encoded bytes kept per session for replay (with a backplane: the most one replay sends); must not exceed `maxBufferedBytes`. Default 262144. */
@@ -128,6 +134,7 @@ const DEFAULTS: Required<Omit<SseHubOptions, 'authorize' | 'snapshot' | 'fanOutS
   retry: 3000,
   retryJitter: 1000,
   backplane: 'memory',
+  leaseMs: 10_000,
   historySize: 1000,
   historyBytes: 262_144,
   maxEventBytes: 65_536,
@@ -166,6 +173,7 @@ const CHECKS: { readonly [K in keyof SseHubOptions]-?: Check } = {
   retry: integer(0, MAX_TIMER_MS),
   retryJitter: integer(0, MAX_TIMER_MS),
   backplane: (v) => v === 'memory' || isBackplane(v) ? undefined : "must be 'memory' or a backplane such as redisBackplane({ url })",
+  leaseMs: integer(100, 3_600_000),
   historySize: integer(0, 1_000_000),
   historyBytes: integer(0, Number.MAX_SAFE_INTEGER),
   maxEventBytes: integer(64, Number.MAX_SAFE_INTEGER),
@@ -212,7 +220,7 @@ function kindsProblem (v: unknown): string | undefined {
   return undefined
 }
 
-const BACKPLANE_METHODS = ['start', 'stop', 'publish', 'closeSession', 'closedSession', 'subscribe', 'unsubscribe', 'read', 'compareIds', 'stats'] as const
+const BACKPLANE_METHODS = ['start', 'stop', 'publish', 'closeSession', 'closedSession', 'subscribe', 'unsubscribe', 'read', 'lease', 'leaseState', 'stopProducer', 'readValue', 'swapValue', 'compareIds', 'stats'] as const
 
 function isBackplane (v: unknown): v is Backplane {
   return typeof v === 'object' && v !== null && BACKPLANE_METHODS.every((m) => typeof (v as Record<string, unknown>)[m] === 'function')

@@ -1,9 +1,13 @@
 /*
  * Producing into one kind's sessions: `pipe` appends a source's events in order, then closes the session
- * (with the wire format's failure event when the source did not end by itself); `stop` aborts a producer and
- * waits for its session's close. Which sessions have a producer here is this module's map.
+ * (with the wire format's failure event when the source did not end by itself); `stop` aborts a producer, here
+ * or (through the leases) in another process, and waits for its session's close. Which sessions have a
+ * producer here is this module's map.
  */
 import { FST_ERR_SSE_HUB_ALREADY_PIPED } from './errors.js'
+import type { EventLog } from './event-log/types.js'
+import type { Leases } from './leases/types.js'
+import type { Sessions } from './sessions.js'
 import type { PipeFailure } from './wire-format.js'
 
 /** One item of a piped source: an event type of the kind and its payload, as `broadcast` takes them. */
@@ -46,7 +50,7 @@ const STOPPED: unique symbol = Symbol('stopped')
 export class Producers {
   readonly #running = new Map<string, Running>()
 
-  constructor (private readonly target: PipeTarget) {}
+  constructor (private readonly kind: string, private readonly target: PipeTarget, private readonly leases: Leases) {}
 
   /**
    * Runs `producer` into `sessionId`; resolves with the session's final event id once it is closed, or rejects
@@ -57,22 +61,29 @@ export class Producers {
     if (this.#running.has(sessionId)) throw new FST_ERR_SSE_HUB_ALREADY_PIPED(JSON.stringify(sessionId))
     const controller = new AbortController()
     const signal = options.signal === undefined ? controller.signal : AbortSignal.any([controller.signal, options.signal])
-    const run = this.#run(sessionId, producer, signal)
+    const run = this.#run(sessionId, producer, signal, controller)
     const done = run.then(nothing, nothing).then(() => { this.#running.delete(sessionId) })
     this.#running.set(sessionId, { controller, done })
     return run
   }
 
-  /** Aborts the producer of `sessionId` running here; resolves true once its session is closed, false when none runs. */
+  /** Aborts the producer of `sessionId`, here or elsewhere; resolves true once its session is closed, false when none runs. */
   async stop (sessionId: string): Promise<boolean> {
     const running = this.#running.get(sessionId)
-    if (running === undefined) return false
+    if (running === undefined) return await this.leases.stopElsewhere(this.kind, sessionId)
     running.controller.abort()
     await running.done
     return true
   }
 
-  async #run<T extends { type: string, payload: unknown }>(sessionId: string, producer: Producer<T>, signal: AbortSignal): Promise<string> {
+  /** Whether a producer of `sessionId` runs, here or elsewhere. */
+  async running (sessionId: string): Promise<boolean> {
+    return this.#running.has(sessionId) || await this.leases.heldElsewhere(this.kind, sessionId)
+  }
+
+  async #run<T extends { type: string, payload: unknown }>(sessionId: string, producer: Producer<T>, signal: AbortSignal, controller: AbortController): Promise<string> {
+    // Not taken (another process's producer has it, or the session is closed): nothing was read or appended.
+    await this.leases.take(this.kind, sessionId, () => { controller.abort() })
     const told = typeof producer === 'function'
     let failure: PipeFailure | undefined
     let error: unknown
@@ -95,10 +106,29 @@ export class Producers {
     }
     // Not read to its end: let it release what it holds (a ReadableStream is cancelled).
     if (failure !== undefined) iterator?.return?.().catch(nothing)
-    const id = await this.target.close(sessionId, failure)
-    if (failure === 'source_error') throw error
-    return id
+    let closed = false
+    try {
+      const id = await this.target.close(sessionId, failure)
+      closed = true
+      if (failure === 'source_error') throw error
+      return id
+    } finally {
+      // Not closed (the backplane unreachable): the lease is only no longer renewed, so that its lapse closes the session.
+      this.leases.release(this.kind, sessionId, closed)
+    }
   }
+}
+
+/** The producers of one kind's sessions: appended to and closed through the event log, in the kind's wire format. */
+export function kindProducers (sessions: Sessions, eventLog: EventLog, now: () => number): Producers {
+  return new Producers(sessions.kind, {
+    append: (sessionId, type, payload) => eventLog.append(sessions, sessionId, type, sessions.format.eventJson(type, payload, now())),
+    close: (sessionId, failure) => {
+      if (failure === undefined) return eventLog.closeSession(sessions, sessionId, undefined, undefined)
+      const { type, json } = sessions.format.failed(sessionId, failure, now())
+      return eventLog.closeSession(sessions, sessionId, type, json)
+    }
+  }, eventLog.leases)
 }
 
 /** `next`, or {@link STOPPED} as soon as `signal` aborts, whichever comes first (one listener at a time). */

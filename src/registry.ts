@@ -16,7 +16,8 @@ import type { HubParts } from './hub-parts.js'
 import { Joiner } from './join.js'
 import type { FanOutTimer } from './metrics/types.js'
 import type { ResolvedOptions } from './options.js'
-import { Producers, type PipedEvent, type PipeOptions, type Producer } from './pipe.js'
+import type { SharedValues } from './leases/types.js'
+import { kindProducers, type Producers, type PipedEvent, type PipeOptions, type Producer } from './pipe.js'
 import { Session } from './session.js'
 import { Sessions } from './sessions.js'
 import { FST_ERR_SSE_HUB_WIRE_FORMAT } from './errors.js'
@@ -58,14 +59,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     // The peer closed its side: the stream is over, finished without its last chunk (perf note 5).
     this.#onPeerEnd = function () { registry.#end(clientOf(this), false) }
     this.#joiner = new Joiner(kind, hub, counters, this.#sessions, { onDisconnect: this.#onDisconnect, onPeerEnd: this.#onPeerEnd })
-    this.#producers = new Producers({
-      append: (sessionId, type, payload) => this.#eventLog.append(this.#sessions, sessionId, type, this.#sessions.format.eventJson(type, payload, hub.now())),
-      close: (sessionId, failure) => {
-        if (failure === undefined) return this.#eventLog.closeSession(this.#sessions, sessionId, undefined, undefined)
-        const { type, json } = this.#sessions.format.failed(sessionId, failure, hub.now())
-        return this.#eventLog.closeSession(this.#sessions, sessionId, type, json)
-      }
-    })
+    this.#producers = kindProducers(this.#sessions, hub.eventLog, hub.now)
   }
 
   /**
@@ -136,12 +130,23 @@ export class SessionRegistry<E extends EventMap<E>> {
   }
 
   /**
-   * Stops the producer of `sessionId`: aborts its signal and resolves true once the session is closed; false
-   * when it has none.
+   * Stops the producer of `sessionId`, in this process or (with a backplane) another: aborts its signal and
+   * resolves true once the session is closed; false when it has none.
    */
   stop (sessionId: string): Promise<boolean> {
     checkSessionId(this.#opts.sessionIdPattern, sessionId)
     return this.#producers.stop(sessionId)
+  }
+
+  /** Whether a producer of `sessionId` runs ({@link pipe}), in this process or (with a backplane) another. */
+  producing (sessionId: string): Promise<boolean> {
+    checkSessionId(this.#opts.sessionIdPattern, sessionId)
+    return this.#producers.running(sessionId)
+  }
+
+  /** Advanced (`fastify-sse-hub/ai` keeps its chats' answers there): values shared by every process, as the sessions are. */
+  get sharedValues (): SharedValues {
+    return this.#eventLog.leases
   }
 
   /**

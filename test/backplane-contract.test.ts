@@ -11,6 +11,7 @@ import {
   backplaneFromEnv,
   redisBackplane,
   type Backplane,
+  type LeaseState,
   type BackplaneEvent,
   type BackplaneRead,
   type BackplaneSink,
@@ -92,6 +93,12 @@ class ScriptedBackplane implements Backplane {
   compareIds (a: string, b: string): number { return compareStreamIds(a, b) }
   async closeSession (): Promise<string> { throw new Error('not scripted') }
   async closedSession (): Promise<string | undefined> { return this.closedMarker }
+  // No producers here (leases are tested on Redis).
+  async lease (): Promise<string> { return 'none' }
+  async leaseState (): Promise<LeaseState> { return { state: 'none' } }
+  async stopProducer (): Promise<boolean> { return false }
+  async readValue (): Promise<undefined> { return undefined }
+  async swapValue (): Promise<boolean> { return false }
 
   stats (): BackplaneStats {
     return { type: this.type, connected: true, subscriptions: 0, published: 0, publishFailures: 0, received: 0, lagMs: 0, maxLagMs: 0, errors: 0, reconnects: 0, catchUps: 0, resyncs: 0 }

@@ -13,6 +13,7 @@ import sseHub, {
   FST_ERR_SSE_HUB_UNAUTHORIZED,
   redisBackplane,
   type Backplane,
+  type LeaseState,
   type BackplaneSink,
   type BackplaneStats,
   type SseHubOptions
@@ -262,6 +263,12 @@ class LocalBackplane implements Backplane {
   async read (): Promise<never> { throw new Error('no replay here') }
   async closeSession (): Promise<never> { throw new Error('no closing here') }
   async closedSession (): Promise<undefined> { return undefined }
+  // No producers here (leases are tested on Redis).
+  async lease (): Promise<string> { return 'none' }
+  async leaseState (): Promise<LeaseState> { return { state: 'none' } }
+  async stopProducer (): Promise<boolean> { return false }
+  async readValue (): Promise<undefined> { return undefined }
+  async swapValue (): Promise<boolean> { return false }
   compareIds (a: string, b: string): number { return Number.parseInt(a) - Number.parseInt(b) }
   stats (): BackplaneStats {
     return { type: 'local', connected: true, subscriptions: 0, published: this.#n, publishFailures: 0, received: 0, lagMs: 0, maxLagMs: 0, errors: 0, reconnects: 0, catchUps: 0, resyncs: 0 }

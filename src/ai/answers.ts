@@ -1,33 +1,47 @@
 /*
- * Which answer a chat has in progress: the chat → answer mapping `chatStreams` keeps. One implementation per
- * event log: this process's map (in memory) here.
+ * Which answer a chat has in progress: the chat → answer mapping `chatStreams` keeps in the hub's shared values
+ * (this process's map, or Redis), and the answer's producer, which must still run (its lease held) for the
+ * answer to be in progress: a mapping left by a process that died names an answer no longer in progress.
  */
+import type { SharedValues } from '../leases/types.js'
 
-/** The chats' answers in progress. */
-export interface ActiveAnswers {
+// An answer's mapping is dropped at its end; this bounds one its process could not drop (it died).
+const MAPPING_TTL_MS = 86_400_000
+
+export class ActiveAnswers {
+  constructor (
+    /** The chats' kind: its chat ids are its own. */
+    private readonly kind: string,
+    private readonly values: SharedValues,
+    /** Whether the answer's producer runs, here or in another process. */
+    private readonly producing: (answerId: string) => Promise<boolean>
+  ) {}
+
   /** The answer (its session id) the chat has in progress; undefined when none. */
-  get (chatId: string): Promise<string | undefined>
-  /** Records `answerId` as the chat's answer in progress, unless it has one: then false. */
-  claim (chatId: string, answerId: string): Promise<boolean>
-  /** Forgets the chat's answer in progress if it is `answerId`. */
-  release (chatId: string, answerId: string): Promise<void>
-}
-
-/** The answers in progress of this process's chats (the in-memory hub). */
-export class MemoryAnswers implements ActiveAnswers {
-  readonly #answers = new Map<string, string>()
-
   async get (chatId: string): Promise<string | undefined> {
-    return this.#answers.get(chatId)
+    const answerId = await this.values.readValue(this.#name(chatId))
+    return answerId !== undefined && await this.producing(answerId) ? answerId : undefined
   }
 
+  /**
+   * Records `answerId`, whose producer runs already (so that no other process takes it for a dead one's), as
+   * the chat's answer in progress, unless it has one: then false.
+   */
   async claim (chatId: string, answerId: string): Promise<boolean> {
-    if (this.#answers.has(chatId)) return false
-    this.#answers.set(chatId, answerId)
-    return true
+    const name = this.#name(chatId)
+    const current = await this.values.readValue(name)
+    if (current !== undefined && await this.producing(current)) return false
+    // Unless another start took it meanwhile.
+    return await this.values.swapValue(name, current, answerId, MAPPING_TTL_MS)
   }
 
+  #name (chatId: string): string {
+    return `answer:${this.kind}:${chatId}`
+  }
+
+  /** Forgets the chat's answer in progress if it is `answerId`. */
   async release (chatId: string, answerId: string): Promise<void> {
-    if (this.#answers.get(chatId) === answerId) this.#answers.delete(chatId)
+    await this.values.swapValue(this.#name(chatId), answerId, undefined, 0)
   }
 }
+

@@ -10,7 +10,7 @@ import type { SessionKind } from '../events.js'
 import type { SseHub } from '../hub.js'
 import type { PipedEvent, PipeSource } from '../pipe.js'
 import type { SessionRegistry } from '../registry.js'
-import { MemoryAnswers, type ActiveAnswers } from './answers.js'
+import { ActiveAnswers } from './answers.js'
 import { ERROR_TEXTS, errorChunkJson, UI_MESSAGE_STREAM_FORMAT } from './wire-format.js'
 
 /** Options of {@link chatStreams}. */
@@ -69,7 +69,7 @@ export function chatStreams<M extends UIMessage = UIMessage> (hub: SseHub, optio
   const maxChunks = limit(options.maxAnswerChunks, 'maxAnswerChunks', 2, limits.events)
   const param = options.param ?? 'id'
   registry.useWireFormat(UI_MESSAGE_STREAM_FORMAT)
-  const answers: ActiveAnswers = new MemoryAnswers()
+  const answers = new ActiveAnswers(options.kind, registry.sharedValues, (answerId) => registry.producing(answerId))
   const tooLong = { type: 'error', payload: { type: 'error', errorText: ERROR_TEXTS.too_long } }
   const reserve = Buffer.byteLength(errorChunkJson(ERROR_TEXTS.too_long)) + FRAME_BYTES
 
@@ -91,18 +91,33 @@ export function chatStreams<M extends UIMessage = UIMessage> (hub: SseHub, optio
     async start (chatId, produce, reply) {
       checkChatId(chatId)
       const answerId = randomUUID()
-      if (!await answers.claim(chatId, answerId)) throw new FST_ERR_SSE_HUB_ANSWER_IN_PROGRESS(JSON.stringify(chatId))
+      let settle!: (claimed: boolean) => void
+      const claimed = new Promise<boolean>((resolve) => { settle = resolve })
+      // The answer's lease is taken before the chat is mapped to it: a mapped answer always has a producer.
+      const run = registry.pipe(answerId, async function * answer (signal) {
+        const ok = await answers.claim(chatId, answerId)
+        settle(ok)
+        if (ok) yield * bounded(produce(signal))
+      })
+      // Not claimed: the pipe failed (its error is thrown), or ended (empty) as the chat has an answer in progress.
+      const failed = run.then(() => undefined, (err: unknown) => err)
+      if (!await Promise.race([claimed, failed.then(() => false)])) {
+        const err = await failed
+        throw err ?? new FST_ERR_SSE_HUB_ANSWER_IN_PROGRESS(JSON.stringify(chatId))
+      }
+      failed.then((err) => {
+        if (err !== undefined) reply.log.error({ err, chatId, answerId }, 'sse-hub: an answer failed')
+        return answers.release(chatId, answerId)
+      }).catch((err: unknown) => { reply.log.warn({ err, chatId, answerId }, 'sse-hub: an answer ended, but its chat could not be told') })
       reply.header(UI_MESSAGE_STREAM_HEADER, 'v1')
       try {
-        // The sender first: it gets the answer from its start, as any viewer.
+        // The sender is one viewer among others: it gets the answer from its start.
         await registry.add(answerId, reply)
       } catch (err) {
-        await answers.release(chatId, answerId)
+        // Refused before its stream began (a limit, say): the answer is not made for nobody.
+        await registry.stop(answerId)
         throw err
       }
-      registry.pipe(answerId, (signal) => bounded(produce(signal))).catch((err: unknown) => {
-        reply.log.error({ err, chatId, answerId }, 'sse-hub: an answer failed')
-      }).finally(() => answers.release(chatId, answerId))
     },
 
     resume () {

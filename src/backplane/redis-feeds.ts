@@ -5,8 +5,9 @@
  */
 import { unavailable } from './redis-connection.js'
 import { CLOSED_FIELD, CLOSED_NOTICE, compareStreamIds, isStreamId, producersKey, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
+import { PRODUCER_NOTICES } from './redis-lease.js'
 import type { Topology } from './redis-topology.js'
-import type { BackplaneEvent, BackplaneSink, BackplaneStats } from './types.js'
+import type { BackplaneEvent, BackplaneSink, BackplaneStats, ProducerNotice } from './types.js'
 
 /** A catch-up read: the id it read from, what followed it, the newest entry, the closed marker. */
 type Reread = [string, Entry[], Entry[], string | null]
@@ -70,6 +71,10 @@ export class Feeds {
   /** For a message on a subscribed channel. */
   readonly onMessage = (channel: string, message: string): void => {
     const feed = this.#feeds.get(channel)
+    if (feed !== undefined && PRODUCER_NOTICES.has(message)) {
+      (this.#sink as BackplaneSink).producer(feed.kind, feed.sessionId, message as ProducerNotice)
+      return
+    }
     if (feed !== undefined && message.startsWith(CLOSED_NOTICE)) {
       const id = message.slice(CLOSED_NOTICE.length)
       if (feed.queue !== undefined) feed.closing = id

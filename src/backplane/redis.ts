@@ -18,11 +18,12 @@ import { ClusterTopology } from './redis-cluster.js'
 import { loadIoredis, unavailable } from './redis-connection.js'
 import { Feeds } from './redis-feeds.js'
 import { OutageLog } from './redis-outage.js'
+import { RedisLeases } from './redis-lease.js'
 import { Publisher } from './redis-publish.js'
 import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type RedisClusterNode, type ResolvedRedisOptions } from './redis-options.js'
 import { CLOSED_FIELD, compareStreamIds, isStreamId, producersKey, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
 import { ownOptions, ServerTopology, type Topology, type TopologyEvents } from './redis-topology.js'
-import { initialBackplaneStats, type Backplane, type BackplaneRead, type BackplaneSink, type BackplaneStats } from './types.js'
+import { initialBackplaneStats, type Backplane, type BackplaneRead, type BackplaneSink, type BackplaneStats, type LeaseOp, type LeaseState } from './types.js'
 
 /**
  * A Redis backplane for the `backplane` option, so several processes serve one set of
@@ -71,6 +72,7 @@ class RedisBackplane implements Backplane {
   readonly #feeds: Feeds
   readonly #publisher: Publisher
   readonly #outage: OutageLog
+  readonly #leases: RedisLeases
 
   #sink: BackplaneSink | undefined
   #topology: Topology | undefined
@@ -82,6 +84,7 @@ class RedisBackplane implements Backplane {
     this.#outage = new OutageLog(where(options))
     this.#feeds = new Feeds(options.keyPrefix, this.#stats, this.#onError)
     this.#publisher = new Publisher(options, this.#stats)
+    this.#leases = new RedisLeases(options.keyPrefix, options.streamTtl, () => this.#topology as Topology)
   }
 
   readonly #onError = (err: Error): void => {
@@ -180,6 +183,26 @@ class RedisBackplane implements Backplane {
     } catch (err) {
       throw unavailable(err)
     }
+  }
+
+  lease (op: LeaseOp, kind: string, sessionId: string, holder: string, ttlMs: number): Promise<string> {
+    return this.#leases.lease(op, kind, sessionId, holder, ttlMs)
+  }
+
+  leaseState (kind: string, sessionId: string): Promise<LeaseState> {
+    return this.#leases.leaseState(kind, sessionId)
+  }
+
+  stopProducer (kind: string, sessionId: string): Promise<boolean> {
+    return this.#leases.stopProducer(kind, sessionId)
+  }
+
+  readValue (name: string): Promise<string | undefined> {
+    return this.#leases.readValue(name)
+  }
+
+  swapValue (name: string, expected: string | undefined, value: string | undefined, ttlMs: number): Promise<boolean> {
+    return this.#leases.swapValue(name, expected, value, ttlMs)
   }
 
   subscribe (kind: string, sessionId: string): Promise<void> {

@@ -37,9 +37,37 @@ export interface BackplaneSink {
   resync (kind: string, sessionId: string, newestId: string): void
   /** A followed session was closed (by any process), after its event `lastEventId` ('' when it had none), delivered before. */
   closed (kind: string, sessionId: string, lastEventId: string): void
+  /**
+   * News of a followed session's producer: `'leased'`, a producer took its lease; `'stop'`, a process asked it
+   * to stop ({@link Backplane.stopProducer}).
+   */
+  producer (kind: string, sessionId: string, notice: ProducerNotice): void
   /** Where the backplane logs (the hub's logger). */
   readonly logger: FastifyBaseLogger
 }
+
+/** What {@link BackplaneSink.producer} is told. */
+export type ProducerNotice = 'leased' | 'stop'
+
+/**
+ * A session's producer lease ({@link Backplane.lease}), as one process sees it now: `'none'` (no producer, or
+ * it ended), `'held'` (for `remainingMs` more unless renewed), `'lapsed'` (its holder stopped renewing it: its
+ * process is gone or stalled), `'closed'` (the session is closed).
+ */
+export type LeaseState =
+  | { readonly state: 'none' | 'lapsed' | 'closed' }
+  | { readonly state: 'held', readonly remainingMs: number }
+
+/** What {@link Backplane.lease} does to a session's lease, for the holder it names. */
+export type LeaseOp =
+  /** Takes it for `ttlMs` unless another holder's is still held (`'leased'` to the followers): `'taken'`, `'held'` or `'closed'`. */
+  | 'take'
+  /** Extends it by `ttlMs` (takes it again if it was lost with Redis's data): `'renewed'`, `'stop'` (a stop was asked), `'lost'` or `'closed'`. */
+  | 'renew'
+  /** Gives it up: `'released'`. */
+  | 'release'
+  /** Ends a lapsed lease so that the session can be closed for it: `'lapsed'` (close it now), `'held <remaining ms>'`, `'none'` or `'closed'`. */
+  | 'lapse'
 
 /** Numbers reported under `getStats().backplane`. */
 export interface BackplaneStats {
@@ -103,6 +131,26 @@ export interface Backplane {
   closedSession (kind: string, sessionId: string): Promise<string | undefined>
   /** The retained events after `afterId` (undefined: every retained event), for a joining client. Rejects when unavailable. */
   read (kind: string, sessionId: string, afterId: string | undefined): Promise<BackplaneRead>
+  /**
+   * A session's producer lease (`pipe` on a backplane; its holder renews it, every `leaseMs` / 3): one step,
+   * as {@link LeaseOp} says, answered with its outcome. `ttlMs` is ignored by `release` and `lapse`. Rejects when unavailable.
+   */
+  lease (op: LeaseOp, kind: string, sessionId: string, holder: string, ttlMs: number): Promise<string>
+  /** The session's lease as it stands (its expiry by the backplane's clock). Rejects when unavailable. */
+  leaseState (kind: string, sessionId: string): Promise<LeaseState>
+  /**
+   * Asks the holder of the session's lease to stop its producer: marks the lease (its next renewal answers
+   * `'stop'`) and tells every process following the session ({@link BackplaneSink.stopRequested}). Resolves
+   * false when no lease is held. Rejects when unavailable.
+   */
+  stopProducer (kind: string, sessionId: string): Promise<boolean>
+  /** A small value every process shares (`fastify-sse-hub/ai`: a chat's answer in progress); undefined when none. Rejects when unavailable. */
+  readValue (name: string): Promise<string | undefined>
+  /**
+   * Sets the shared value `name` to `value` (undefined: deletes it), kept `ttlMs`, if it holds `expected`
+   * (undefined: none) now, in one step; resolves whether it did. Rejects when unavailable.
+   */
+  swapValue (name: string, expected: string | undefined, value: string | undefined, ttlMs: number): Promise<boolean>
   /** Orders two ids of this backplane: negative, zero or positive. */
   compareIds (a: string, b: string): number
   /** When the event `id` was appended (ms since the epoch), if its id tells; for the `backplane_lag_seconds` metric. */

@@ -9,6 +9,7 @@ import type { Backplane, BackplaneEvent, BackplaneStats } from '../backplane/typ
 import { Outgoing } from '../batch.js'
 import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE } from '../errors.js'
 import type { EventIds } from '../event-ids.js'
+import { BackplaneLeases } from '../leases/backplane.js'
 import { encodeEvent, encodeJsonEvent, resyncFrame } from '../frame.js'
 import type { BackplaneTimer } from '../metrics/types.js'
 import type { ResolvedOptions } from '../options.js'
@@ -30,6 +31,7 @@ export class BackplaneLog implements EventLog {
   readonly #kinds = new Map<string, Sessions>()
   /** Joins that found no closed marker: if the session closed after, their read may lack the final event. */
   readonly #unaware = new WeakSet<Join>()
+  readonly leases: BackplaneLeases
 
   constructor (
     private readonly backplane: Backplane,
@@ -38,18 +40,28 @@ export class BackplaneLog implements EventLog {
     private readonly timer: BackplaneTimer,
     private readonly logger: FastifyBaseLogger,
     private readonly now: () => number
-  ) {}
+  ) {
+    this.leases = new BackplaneLeases(backplane, options.leaseMs, (kind, sessionId) => {
+      const sessions = this.#kinds.get(kind) as Sessions
+      const { type, json } = sessions.format.failed(sessionId, 'lease_lapsed', now())
+      return this.closeSession(sessions, sessionId, type, json)
+    }, logger, now)
+  }
 
   async start (): Promise<void> {
     await this.backplane.start({
       deliver: (kind, sessionId, event) => { this.#deliver(kind, sessionId, event) },
       resync: (kind, sessionId, newestId) => { this.#resync(kind, sessionId, newestId) },
       closed: (kind, sessionId, lastEventId) => { this.#closed(kind, sessionId, lastEventId) },
+      producer: (kind, sessionId, notice) => { this.leases.notice(kind, sessionId, notice) },
       logger: this.logger
     })
   }
 
-  async stop (): Promise<void> { await this.backplane.stop() }
+  async stop (): Promise<void> {
+    this.leases.stop()
+    await this.backplane.stop()
+  }
   stats (): BackplaneStats { return this.backplane.stats() }
   serve (kind: string, sessions: Sessions): void { this.#kinds.set(kind, sessions) }
   retained (): RetainedEvents { return NOTHING }
@@ -103,8 +115,11 @@ export class BackplaneLog implements EventLog {
         // With clients here, or joins that found no marker, this process followed the session when it closed:
         // its notice is on the way, after the final event, and ends them all (this one too); closing now could
         // end them before that event.
-        if (closed === undefined) this.#unaware.add(join)
-        else if (s.clients.size === 0 && !this.#followed(s)) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
+        if (closed === undefined) {
+          this.#unaware.add(join)
+          // Its producer may be in a process that dies: watched while it has clients here.
+          this.leases.watch(s)
+        } else if (s.clients.size === 0 && !this.#followed(s)) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
         // A closed session's new client gets the retained history from its start.
         const after = lastEventId ?? (closed === undefined && s.closed === undefined ? undefined : FROM_START)
         if (after !== undefined) read = await this.#read(s, after)
@@ -169,6 +184,7 @@ export class BackplaneLog implements EventLog {
     const sessions = this.#kinds.get(kind) as Sessions
     const s = sessions.get(sessionId)
     if (s !== undefined) sessions.close(s, lastEventId, this.now())
+    this.leases.closed(kind, sessionId)
   }
 
   /** Events of the session were lost before reaching this process: every client here, and every one joining, gets a `resync`. */

@@ -9,6 +9,7 @@ import { FST_ERR_SSE_HUB_EVENT_TOO_LARGE, FST_ERR_SSE_HUB_SESSION_CLOSED } from 
 import type { EventIds } from '../event-ids.js'
 import { encodeJsonEvent, isSafeEventId, resyncFrame } from '../frame.js'
 import { History } from '../history.js'
+import { MemoryLeases } from '../leases/memory.js'
 import type { ResolvedOptions } from '../options.js'
 import type { Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
@@ -16,6 +17,7 @@ import { FROM_START, LIVE_ONLY, Welcome, type EventLog } from './types.js'
 
 export class MemoryLog implements EventLog {
   readonly #maxEventBytes: number
+  readonly leases: MemoryLeases
 
   constructor (
     private readonly ids: EventIds,
@@ -23,6 +25,7 @@ export class MemoryLog implements EventLog {
     private readonly now: () => number
   ) {
     this.#maxEventBytes = options.maxEventBytes
+    this.leases = new MemoryLeases(now)
   }
 
   async start (): Promise<void> {}

@@ -7,6 +7,7 @@ import type { BackplaneStats } from '../backplane/types.js'
 import type { Covered } from '../client-writer.js'
 import type { Join, RetainedEvents, Session } from '../session.js'
 import type { Sessions } from '../sessions.js'
+import type { Leases } from '../leases/types.js'
 
 /** How a log answered a client's `Last-Event-ID`; `'snapshot'`: the `snapshot` option's state, then the events after it. */
 export type WelcomeOutcome = 'none' | 'replayed' | 'resync' | 'snapshot'
@@ -53,6 +54,8 @@ export const LIVE_ONLY = new Welcome('none', [], 0, undefined)
 export type ResyncReason = ResyncEvent['reason']
 
 export interface EventLog {
+  /** The producers' leases, as far as this log's sessions are shared. */
+  readonly leases: Leases
   /** Connects (the plugin awaits this during `register`). */
   start (): Promise<void>
   /** Releases what `start` opened. */

@@ -33,7 +33,7 @@ if (redis !== undefined) {
     const errors: Error[] = []
     const stats = initialBackplaneStats('redis', true)
     const feeds = new Feeds('sse-hub:', stats, (err) => { errors.push(err) })
-    feeds.attach({ deliver: (_k, _s, e) => { delivered.push(e) }, resync: () => { t.fail('no resync') }, closed: () => { t.fail('not closed') }, logger: {} as FastifyBaseLogger }, topology)
+    feeds.attach({ deliver: (_k, _s, e) => { delivered.push(e) }, resync: () => { t.fail('no resync') }, closed: () => { t.fail('not closed') }, producer: () => {}, logger: {} as FastifyBaseLogger }, topology)
     await feeds.subscribe('conversation', 'gone')
     // The subscriber is lost; an event is appended meanwhile; the catch-up pass resubscribes.
     feeds.onSubClose()
@@ -65,7 +65,7 @@ if (redis !== undefined) {
       unsubscribe: (channel) => { calls.push(`unsubscribe ${channel}`) }
     })
     const feeds = new Feeds('sse-hub:', initialBackplaneStats('redis', true), (err) => { t.error(err) })
-    feeds.attach({ deliver: () => {}, resync: () => {}, closed: () => {}, logger: {} as FastifyBaseLogger }, topology)
+    feeds.attach({ deliver: () => {}, resync: () => {}, closed: () => {}, producer: () => {}, logger: {} as FastifyBaseLogger }, topology)
     const left = feeds.subscribe('conversation', 'left')
     feeds.unsubscribe('conversation', 'left')
     ;(gates.shift() as () => void)()

@@ -1,0 +1,142 @@
+/*
+ * The Redis backplane's producer leases and shared values: the lease is three fields of the session's
+ * producers hash (so it shares the session's slot and lives as long as its keys), read and written by one
+ * script that tells time by Redis's clock; a shared value is a key of its own.
+ */
+import { createHash } from 'node:crypto'
+import { unavailable } from './redis-connection.js'
+import { producersKey, streamKey } from './redis-stream.js'
+import type { Topology } from './redis-topology.js'
+import type { LeaseOp, LeaseState, ProducerNotice } from './types.js'
+
+/** The messages on a session's channel about its producer: its lease taken, a stop asked. */
+export const PRODUCER_NOTICES: ReadonlySet<string> = new Set<ProducerNotice>(['leased', 'stop'])
+
+/*
+ * KEYS[1] the session's producers hash. ARGV: op (a LeaseOp, 'state' or 'stop'), holder, ttl ms, the stream
+ * TTL ms ('0': none; given to a hash the lease creates), the session's channel, the command that announces.
+ * Fields: `lease` the holder ('' once lapsed), `lease:until` its expiry (ms, Redis's clock), `lease:stop` set
+ * when a stop was asked. `state` answers `none`, `lapsed`, `closed` or `held <remaining ms>`. `take` and `stop`
+ * announce themselves on the channel (PRODUCER_NOTICES).
+ */
+const LEASE_SCRIPT = `local op, holder, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local h = KEYS[1]
+if op ~= 'release' and redis.call('HEXISTS', h, 'closed') == 1 then return 'closed' end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cur = redis.call('HGET', h, 'lease')
+local left = tonumber(redis.call('HGET', h, 'lease:until') or '0') - now
+local live = cur and cur ~= '' and left > 0
+if op == 'state' then
+  if not cur then return 'none' end
+  if not live then return 'lapsed' end
+  return 'held ' .. left
+elseif op == 'take' then
+  if live and cur ~= holder then return 'held' end
+  local fresh = redis.call('EXISTS', h) == 0
+  redis.call('HSET', h, 'lease', holder, 'lease:until', now + ttl)
+  redis.call('HDEL', h, 'lease:stop')
+  if fresh and ARGV[4] ~= '0' then redis.call('PEXPIRE', h, ARGV[4]) end
+  redis.call(ARGV[6], ARGV[5], 'leased')
+  return 'taken'
+elseif op == 'renew' then
+  if cur and cur ~= holder then return 'lost' end
+  redis.call('HSET', h, 'lease', holder, 'lease:until', now + ttl)
+  if redis.call('HEXISTS', h, 'lease:stop') == 1 then return 'stop' end
+  return 'renewed'
+elseif op == 'release' then
+  if cur == holder then redis.call('HDEL', h, 'lease', 'lease:until', 'lease:stop') end
+  return 'released'
+elseif op == 'lapse' then
+  if not cur then return 'none' end
+  if live then return 'held ' .. left end
+  redis.call('HSET', h, 'lease', '')
+  return 'lapsed'
+end
+if not live then return 'none' end
+redis.call('HSET', h, 'lease:stop', '1')
+redis.call(ARGV[6], ARGV[5], 'stop')
+return 'stopping'`
+const LEASE_SHA = createHash('sha1').update(LEASE_SCRIPT).digest('hex')
+
+/*
+ * KEYS[1] the value's key. ARGV: expected ('' with ARGV[2] '0': none), '1' when there is an expected value,
+ * the new value ('' with ARGV[4] '0': delete), '1' when there is one, ttl ms. Answers 1 when it swapped.
+ */
+const SWAP_SCRIPT = `local cur = redis.call('GET', KEYS[1])
+if ARGV[2] == '1' then
+  if cur ~= ARGV[1] then return 0 end
+elseif cur then
+  return 0
+end
+if ARGV[4] == '1' then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[5]) else redis.call('DEL', KEYS[1]) end
+return 1`
+const SWAP_SHA = createHash('sha1').update(SWAP_SCRIPT).digest('hex')
+
+/** Runs a script by its sha, or by its text when Redis does not have it cached. */
+async function run (topology: Topology, sha: string, script: string, key: string, args: Array<string | number>): Promise<unknown> {
+  if (!topology.ready) throw new Error('Redis connection is not ready')
+  try {
+    return await topology.cmd.evalsha(sha, 1, key, ...args)
+  } catch (err) {
+    if (!(err as Error).message.startsWith('NOSCRIPT')) throw err
+    return await topology.cmd.eval(script, 1, key, ...args)
+  }
+}
+
+/** The lease and shared-value commands of one Redis backplane. */
+export class RedisLeases {
+  constructor (
+    private readonly keyPrefix: string,
+    private readonly streamTtl: number,
+    private readonly topology: () => Topology
+  ) {}
+
+  async #lease (op: LeaseOp | 'state' | 'stop', kind: string, sessionId: string, holder: string, ttlMs: number): Promise<string> {
+    const topology = this.topology()
+    const key = streamKey(this.keyPrefix, kind, sessionId)
+    try {
+      return await run(topology, LEASE_SHA, LEASE_SCRIPT, producersKey(key), [op, holder, ttlMs, this.streamTtl, key, topology.announce]) as string
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  lease (op: LeaseOp, kind: string, sessionId: string, holder: string, ttlMs: number): Promise<string> {
+    return this.#lease(op, kind, sessionId, holder, ttlMs)
+  }
+
+  async leaseState (kind: string, sessionId: string): Promise<LeaseState> {
+    const answer = await this.#lease('state', kind, sessionId, '', 0)
+    if (answer.startsWith('held ')) return { state: 'held', remainingMs: Number(answer.slice(5)) }
+    return { state: answer as 'none' | 'lapsed' | 'closed' }
+  }
+
+  async stopProducer (kind: string, sessionId: string): Promise<boolean> {
+    return await this.#lease('stop', kind, sessionId, '', 0) === 'stopping'
+  }
+
+  async readValue (name: string): Promise<string | undefined> {
+    const topology = this.topology()
+    try {
+      if (!topology.ready) throw new Error('Redis connection is not ready')
+      return await topology.cmd.get(this.#valueKey(name)) ?? undefined
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  async swapValue (name: string, expected: string | undefined, value: string | undefined, ttlMs: number): Promise<boolean> {
+    const topology = this.topology()
+    const args = [expected ?? '', expected === undefined ? '0' : '1', value ?? '', value === undefined ? '0' : '1', ttlMs]
+    try {
+      return await run(topology, SWAP_SHA, SWAP_SCRIPT, this.#valueKey(name), args) === 1
+    } catch (err) {
+      throw unavailable(err)
+    }
+  }
+
+  #valueKey (name: string): string {
+    return `${this.keyPrefix}value:{${name}}`
+  }
+}
