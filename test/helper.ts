@@ -417,7 +417,7 @@ export function spawnScript (t: { teardown: (fn: () => unknown) => void }, scrip
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(async () => {
-    if (child.exitCode !== null) return
+    if (child.exitCode !== null || child.signalCode !== null) return
     const exited = once(child, 'exit')
     child.kill('SIGTERM')
     await exited
