@@ -6,8 +6,8 @@ import t from 'tap'
 import { FST_ERR_SSE_HUB_FORBIDDEN } from '../../src/index.js'
 import { chatStreams } from '../../src/ai/index.js'
 import { ERROR_TEXTS } from '../../src/ai/wire-format.js'
-import { buildApp, eventually, listen } from '../helper.js'
-import { chatApp, gate, mockModel, TestChat, text, userMessage } from './helper.js'
+import { buildApp, listen } from '../helper.js'
+import { chatApp, gate, mockModel, TestChat, text, userMessage, waitStreaming } from './helper.js'
 
 const WORDS = ['The ', 'hub ', 'keeps ', 'every ', 'answer ', 'whole.']
 
@@ -220,9 +220,4 @@ async function readEvents (res: Response, n: number): Promise<string[]> {
   }
   reading.push((async () => { while (!(await reader.read()).done);})())
   return body.split('\n\n').slice(0, n)
-}
-
-/** Resolves once `chat` shows a part of its answer. */
-async function waitStreaming (chat: TestChat): Promise<void> {
-  await eventually(() => text(chat.answer) !== '', 'the answer started')
 }

@@ -7,8 +7,9 @@ import { MockLanguageModelV4 } from 'ai/test'
 import type { FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import { chatStreams, type ChatStreams, type ChatStreamsOptions } from '../../src/ai/index.js'
-import type { SseHubOptions } from '../../src/index.js'
-import { buildApp } from '../helper.js'
+import { redisBackplane, type SseHubOptions } from '../../src/index.js'
+import { buildApp, eventually, listen } from '../helper.js'
+import { RedisCluster } from '../redis/helper.js'
 
 /** A chat's state kept in plain fields (what a framework's reactive state does, without a framework). */
 class PlainState implements ChatState<UIMessage> {
@@ -107,4 +108,21 @@ export function userMessage (text: string): UIMessage {
 /** The text of a message's text parts. */
 export function text (m: UIMessage | undefined): string {
   return (m?.parts ?? []).map((p) => p.type === 'text' ? p.text : '').join('')
+}
+
+/** A {@link chatApp} on the Redis backplane of `redis` (a server or a cluster), listening on a free port until the test ends. */
+export async function chatInstance (
+  t: { teardown: (fn: () => unknown) => void },
+  redis: { readonly url: string } | RedisCluster,
+  model: () => MockLanguageModelV4,
+  hub: SseHubOptions = {}
+): Promise<ChatApp & { url: string }> {
+  const where = redis instanceof RedisCluster ? { cluster: redis.nodes } : { url: redis.url }
+  const chat = await chatApp(model, { backplane: redisBackplane({ ...where, connectTimeout: 2000 }), ...hub })
+  return { ...chat, url: await listen(chat.app, t) }
+}
+
+/** Resolves once the chat's answer has begun. */
+export async function waitStreaming (chat: TestChat): Promise<void> {
+  await eventually(() => text(chat.answer) !== '', 'the answer started')
 }

@@ -3,27 +3,16 @@
  * instance, stopped from another instance, its producing process SIGKILLed (its viewers elsewhere end with an
  * `error` chunk within leaseMs + 2 s, and the chat is free again), and a Redis restart mid-answer.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { redisBackplane, type SseHubOptions } from '../../src/index.js'
 import { ERROR_TEXTS } from '../../src/ai/wire-format.js'
 import { listen, spawnScript, waitFor } from '../helper.js'
 import { redisOrSkip } from '../redis/helper.js'
-import { chatApp, gate, mockModel, TestChat, text, userMessage, type ChatApp } from './helper.js'
+import { chatInstance, gate, mockModel, TestChat, text, userMessage, waitStreaming } from './helper.js'
 
 const WORDS = ['Any ', 'instance ', 'serves ', 'the ', 'whole ', 'answer.']
 const FIXTURE = fileURLToPath(new URL('./fixtures/chat-instance.ts', import.meta.url))
-
-/** A chat instance on `redisUrl` listening on a free port, its model `model()`. */
-async function chatInstance (t: Test, redisUrl: string, model: Parameters<typeof chatApp>[0], hub: SseHubOptions = {}): Promise<ChatApp & { url: string }> {
-  const chat = await chatApp(model, { backplane: redisBackplane({ url: redisUrl, connectTimeout: 2000 }), ...hub })
-  return { ...chat, url: await listen(chat.app, t) }
-}
-
-async function waitStreaming (chat: TestChat): Promise<void> {
-  await waitFor(() => text(chat.answer) !== '', 'the answer has begun')
-}
 
 t.test('one Redis, two instances', async (t) => {
   const redis = await redisOrSkip(t, true)
@@ -31,8 +20,8 @@ t.test('one Redis, two instances', async (t) => {
 
   t.test('a fresh Chat resumes on the other instance; a stop there ends every viewer, the producer aborted', async (t) => {
     const g = gate()
-    const a = await chatInstance(t, redis.url, () => mockModel(WORDS, (i) => i === 4 ? g.wait : undefined))
-    const b = await chatInstance(t, redis.url, () => mockModel(WORDS))
+    const a = await chatInstance(t, redis, () => mockModel(WORDS, (i) => i === 4 ? g.wait : undefined))
+    const b = await chatInstance(t, redis, () => mockModel(WORDS))
     const question = userMessage('hello')
     const sender = new TestChat(a.url, 'i1')
     const sending = sender.sendMessage(question)
@@ -48,7 +37,7 @@ t.test('one Redis, two instances', async (t) => {
     t.equal((await fetch(`${b.url}/api/chat/i1/stream`)).status, 204, 'after the end: 204 on either instance')
 
     const stuck = gate()
-    const c = await chatInstance(t, redis.url, () => mockModel(WORDS, (i) => i === 3 ? stuck.wait : undefined))
+    const c = await chatInstance(t, redis, () => mockModel(WORDS, (i) => i === 3 ? stuck.wait : undefined))
     t.teardown(stuck.open)
     const second = new TestChat(c.url, 'i2')
     const producing = second.sendMessage(userMessage('stop it'))
@@ -76,7 +65,7 @@ t.test('one Redis, two instances', async (t) => {
       producer = (JSON.parse(line) as { url: string }).url
       break
     }
-    const b = await chatInstance(t, redis.url, () => mockModel(WORDS), { leaseMs })
+    const b = await chatInstance(t, redis, () => mockModel(WORDS), { leaseMs })
     const question = userMessage('then die')
     const sending = fetch(`${producer}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'k1', messages: [question] }) })
     const res = await sending
@@ -101,8 +90,8 @@ t.test('one Redis, two instances', async (t) => {
 
   t.test('Redis restarted mid-answer: the answer completes, the same for every viewer', async (t) => {
     const g = gate()
-    const a = await chatInstance(t, redis.url, () => mockModel(WORDS, (i) => i === 4 ? g.wait : undefined))
-    const b = await chatInstance(t, redis.url, () => mockModel(WORDS))
+    const a = await chatInstance(t, redis, () => mockModel(WORDS, (i) => i === 4 ? g.wait : undefined))
+    const b = await chatInstance(t, redis, () => mockModel(WORDS))
     const question = userMessage('hold on')
     const sender = new TestChat(a.url, 'r1')
     const sending = sender.sendMessage(question)
