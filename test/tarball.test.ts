@@ -11,7 +11,8 @@
  * - Each block type-checks as a module of its own: strict, module NodeNext, target ES2022, lib ES2022 + DOM,
  *   skipLibCheck off, against the installed package, without ioredis. The blocks without `declare module` /
  *   `declare global` share one program; a block with one is checked in a program of its own, so no block leans on
- *   another's declarations. A block that imports 'ioredis' itself is checked last, with ioredis installed.
+ *   another's declarations. A block that imports an optional peer ('ioredis', 'ai') itself is checked last, with
+ *   the optional peers installed.
  * - The first block is the quick start, and runs: it contains `Fastify({ logger: true })` and exactly one
  *   `port: 3000`, replaced by `port: 0`; the listening address is read from Fastify's "Server listening at" log
  *   line. Its routes are its first path literal (a quoted string starting with '/') ending in '/stream' and its
@@ -156,14 +157,14 @@ try {
   blocks.forEach((block, i) => { writeFileSync(path.join(project, names[i]!), block) })
   writeFileSync(path.join(project, 'quickstart.ts'), quick.replace(/\bport: 3000\b/, 'port: 0'))
   const text = (file: string): string => readFileSync(path.join(project, file), 'utf8')
-  const needsIoredis = names.filter((f) => /from 'ioredis'/.test(text(f)))
-  const plain = ['quickstart.ts', ...names.filter((f) => !needsIoredis.includes(f))]
+  const needsPeers = names.filter((f) => /from '(ioredis|ai)'/.test(text(f)))
+  const plain = ['quickstart.ts', ...names.filter((f) => !needsPeers.includes(f))]
 
   t.test('the README\'s ```ts blocks type-check, each a module of its own: strict, without skipLibCheck, without ioredis', async (t) => {
     for (const files of programs(plain, text)) t.equal(await tsc(project, files), '', files.join(', '))
-    if (needsIoredis.length > 0) {
-      await npm(project, ['install', '--no-package-lock', `ioredis@${installed('ioredis')}`])
-      for (const files of programs(needsIoredis, text)) t.equal(await tsc(project, files), '', `${files.join(', ')}, with ioredis installed`)
+    if (needsPeers.length > 0) {
+      await npm(project, ['install', '--no-package-lock', `ioredis@${installed('ioredis')}`, `ai@${installed('ai')}`])
+      for (const files of programs(needsPeers, text)) t.equal(await tsc(project, files), '', `${files.join(', ')}, with the optional peers installed`)
     }
   })
 

@@ -28,6 +28,12 @@ export interface ChatStreamsOptions {
   param?: string
 }
 
+/**
+ * The event map of an answers kind, for `interface SessionKinds { answer: AnswerEvents }`: its events are the
+ * answer's chunks, by chunk type.
+ */
+export interface AnswerEvents { [chunkType: string]: object }
+
 /** What the application's `produce` returns: `streamText(…).toUIMessageStream(…)`, or any source of chunks. */
 export type ChunkSource<M extends UIMessage> = PipeSource<InferUIMessageChunk<M>>
 
@@ -63,7 +69,7 @@ const FRAME_BYTES = 64
  * The kind must be declared in the hub's `kinds` option, and is given to answers only.
  */
 export function chatStreams<M extends UIMessage = UIMessage> (hub: SseHub, options: ChatStreamsOptions): ChatStreams<M> {
-  const registry = hub.kind(options.kind) as SessionRegistry<Record<string, object>>
+  const registry = hub.kind(options.kind) as SessionRegistry<AnswerEvents>
   const limits = registry.replayLimits
   const maxBytes = limit(options.maxAnswerBytes, 'maxAnswerBytes', 1024, limits.bytes)
   const maxChunks = limit(options.maxAnswerChunks, 'maxAnswerChunks', 2, limits.events)
@@ -74,7 +80,7 @@ export function chatStreams<M extends UIMessage = UIMessage> (hub: SseHub, optio
   const reserve = Buffer.byteLength(errorChunkJson(ERROR_TEXTS.too_long)) + FRAME_BYTES
 
   /** The chunks of `source` while the answer fits, then (when it does not) the `error` chunk that says so. */
-  async function * bounded (source: ChunkSource<M>): AsyncGenerator<PipedEvent<Record<string, object>>> {
+  async function * bounded (source: ChunkSource<M>): AsyncGenerator<PipedEvent<AnswerEvents>> {
     let bytes = reserve
     let chunks = 1
     for await (const chunk of source as AsyncIterable<InferUIMessageChunk<M>>) {

@@ -188,9 +188,9 @@ export class BackplaneLeases implements Leases {
       // A stop whose notice was missed; or the session was closed for this producer, its lease having lapsed.
       if (answer !== 'stop') this.logger.warn({ kind: held.kind, sessionId: held.sessionId }, `sse-hub: a producer's lease was ${answer} (it was not renewed within leaseMs); the producer is stopped`)
       held.onStop()
-    }, () => {
-      // Redis unreachable: the next tick tries again.
+    }, (err: unknown) => {
       held.busy = false
+      this.logger.debug({ err, kind: held.kind, sessionId: held.sessionId }, 'sse-hub: a lease renewal failed; the next tick tries again')
     })
   }
 
@@ -211,9 +211,10 @@ export class BackplaneLeases implements Leases {
         return
       }
       this.closed(kind, sessionId)
-    }).catch(() => {
+    }).catch((err: unknown) => {
       // Redis unreachable (or the close failed): look again at the next tick.
       watch.dueAt = this.now()
+      this.logger.debug({ err, kind, sessionId }, "sse-hub: a session's lease could not be looked at; the next tick tries again")
     }).finally(() => { watch.busy = false })
   }
 }
