@@ -12,7 +12,7 @@
  *   skipLibCheck off, against the installed package, without ioredis. The blocks without `declare module` /
  *   `declare global` share one program; a block with one is checked in a program of its own, so no block leans on
  *   another's declarations. A block that imports an optional peer ('ioredis', 'ai') itself is checked last, with
- *   the optional peers installed.
+ *   the optional peers installed (and @types/json-schema, which ai's declarations need without skipLibCheck).
  * - The first block is the quick start, and runs: it contains `Fastify({ logger: true })` and exactly one
  *   `port: 3000`, replaced by `port: 0`; the listening address is read from Fastify's "Server listening at" log
  *   line. Its routes are its first path literal (a quoted string starting with '/') ending in '/stream' and its
@@ -163,7 +163,8 @@ try {
   t.test('the README\'s ```ts blocks type-check, each a module of its own: strict, without skipLibCheck, without ioredis', async (t) => {
     for (const files of programs(plain, text)) t.equal(await tsc(project, files), '', files.join(', '))
     if (needsPeers.length > 0) {
-      await npm(project, ['install', '--no-package-lock', `ioredis@${installed('ioredis')}`, `ai@${installed('ai')}`])
+      // Without skipLibCheck, ai's own declarations need @types/json-schema, which it leaves to the application.
+      await npm(project, ['install', '--no-package-lock', `ioredis@${installed('ioredis')}`, `ai@${installed('ai')}`, '@types/json-schema@^7'])
       for (const files of programs(needsPeers, text)) t.equal(await tsc(project, files), '', `${files.join(', ')}, with the optional peers installed`)
     }
   })

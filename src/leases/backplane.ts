@@ -53,7 +53,7 @@ export class BackplaneLeases implements Leases {
     private readonly now: () => number
   ) {
     // A lapse is noticed within a tick of it: leaseMs + 1 s at most.
-    this.#tickMs = Math.min(1000, Math.floor(leaseMs / 4))
+    this.#tickMs = Math.min(1000, Math.floor(leaseMs / 6))
   }
 
   async take (kind: string, sessionId: string, onStop: () => void): Promise<void> {
