@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { unavailable } from './redis-connection.js'
 import { producersKey, streamKey } from './redis-stream.js'
-import type { Topology } from './redis-topology.js'
+import type { Commands, Topology } from './redis-topology.js'
 import type { LeaseOp, LeaseState, ProducerNotice } from './types.js'
 
 /** The messages on a session's channel about its producer: its lease taken, a stop asked. */
@@ -74,13 +74,12 @@ return 1`
 const SWAP_SHA = createHash('sha1').update(SWAP_SCRIPT).digest('hex')
 
 /** Runs a script by its sha, or by its text when Redis does not have it cached. */
-async function run (topology: Topology, sha: string, script: string, key: string, args: Array<string | number>): Promise<unknown> {
-  if (!topology.ready) throw new Error('Redis connection is not ready')
+async function script (cmd: Commands, sha: string, body: string, key: string, args: Array<string | number>): Promise<unknown> {
   try {
-    return await topology.cmd.evalsha(sha, 1, key, ...args)
+    return await cmd.evalsha(sha, 1, key, ...args)
   } catch (err) {
     if (!(err as Error).message.startsWith('NOSCRIPT')) throw err
-    return await topology.cmd.eval(script, 1, key, ...args)
+    return await cmd.eval(body, 1, key, ...args)
   }
 }
 
@@ -92,14 +91,20 @@ export class RedisLeases {
     private readonly topology: () => Topology
   ) {}
 
-  async #lease (op: LeaseOp | 'state' | 'stop', kind: string, sessionId: string, holder: string, ttlMs: number): Promise<string> {
+  /** One call to Redis; `FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE` when it cannot be made or answered. */
+  async #call<T>(send: (cmd: Commands, announce: string) => Promise<T>): Promise<T> {
     const topology = this.topology()
-    const key = streamKey(this.keyPrefix, kind, sessionId)
     try {
-      return await run(topology, LEASE_SHA, LEASE_SCRIPT, producersKey(key), [op, holder, ttlMs, this.streamTtl, key, topology.announce]) as string
+      if (!topology.ready) throw new Error('Redis connection is not ready')
+      return await send(topology.cmd, topology.announce)
     } catch (err) {
       throw unavailable(err)
     }
+  }
+
+  async #lease (op: LeaseOp | 'state' | 'stop', kind: string, sessionId: string, holder: string, ttlMs: number): Promise<string> {
+    const key = streamKey(this.keyPrefix, kind, sessionId)
+    return await this.#call(async (cmd, announce) => await script(cmd, LEASE_SHA, LEASE_SCRIPT, producersKey(key), [op, holder, ttlMs, this.streamTtl, key, announce]) as string)
   }
 
   lease (op: LeaseOp, kind: string, sessionId: string, holder: string, ttlMs: number): Promise<string> {
@@ -117,23 +122,12 @@ export class RedisLeases {
   }
 
   async readValue (name: string): Promise<string | undefined> {
-    const topology = this.topology()
-    try {
-      if (!topology.ready) throw new Error('Redis connection is not ready')
-      return await topology.cmd.get(this.#valueKey(name)) ?? undefined
-    } catch (err) {
-      throw unavailable(err)
-    }
+    return await this.#call(async (cmd) => await cmd.get(this.#valueKey(name))) ?? undefined
   }
 
   async swapValue (name: string, expected: string | undefined, value: string | undefined, ttlMs: number): Promise<boolean> {
-    const topology = this.topology()
     const args = [expected ?? '', expected === undefined ? '0' : '1', value ?? '', value === undefined ? '0' : '1', ttlMs]
-    try {
-      return await run(topology, SWAP_SHA, SWAP_SCRIPT, this.#valueKey(name), args) === 1
-    } catch (err) {
-      throw unavailable(err)
-    }
+    return await this.#call(async (cmd) => await script(cmd, SWAP_SHA, SWAP_SCRIPT, this.#valueKey(name), args)) === 1
   }
 
   #valueKey (name: string): string {
