@@ -12,6 +12,7 @@
  *
  * `build()` returns the Fastify app without listening, for tests.
  */
+import type { LanguageModel } from 'ai'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import { existsSync } from 'node:fs'
@@ -47,6 +48,8 @@ export interface BuildOptions {
   maxSessions?: number
   /** Serve the hub's Prometheus metrics at `GET /metrics`. Default false. */
   metrics?: boolean
+  /** The chat's model per answer, given the request's `tokenDelayMs`. Default: the simulated one (example/chat-model.ts). */
+  chatModel?: (tokenDelayMs: number) => LanguageModel
 }
 
 /** Builds the example app (not listening). */
@@ -93,7 +96,7 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   const { sessionIdPattern } = resolveOptions(hubOptions)
   registerKind(app, conversations, sessionIdPattern)
   registerKind(app, debates, sessionIdPattern)
-  registerChat(app, sessionIdPattern, maxSessions)
+  registerChat(app, { idPattern: sessionIdPattern, maxChats: maxSessions, model: opts.chatModel })
   // Stop every run (and its timer) before the hub ends the streams: nothing is broadcast into a closing server.
   app.addHook('preClose', async () => {
     conversations.stopAll()

@@ -1,6 +1,6 @@
 // The example's AI chat: the backend of an AI SDK chat that resumes (`useChat({ resume: true })`) on the hub's kind
 // `chat` (fastify-sse-hub/ai), its answers made by the simulated model, and each chat's messages as the app saved them.
-import { convertToModelMessages, safeValidateUIMessages, streamText, type UIMessage } from 'ai'
+import { convertToModelMessages, safeValidateUIMessages, streamText, type LanguageModel, type UIMessage } from 'ai'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import { chatStreams } from '../src/ai/index.js'
@@ -42,11 +42,21 @@ class SavedChats {
   }
 }
 
+/** Options of {@link registerChat}. */
+export interface ChatOptions {
+  /** A chat id's rule: the hub's session-id pattern. */
+  idPattern: RegExp
+  /** Chats whose messages are kept. */
+  maxChats: number
+  /** Each answer's model, given the request's `tokenDelayMs`. Default: the simulated model (chat-model.ts). */
+  model?: (tokenDelayMs: number) => LanguageModel
+}
+
 /**
  * Mounts `POST /api/chat`, `GET /api/chat/:id/stream`, `POST /api/chat/:id/stop` and `GET /api/chat/:id` on `app`,
- * whose hub declares the kind {@link CHAT_KIND}. A chat id follows `idPattern` (the hub's session-id rule).
+ * whose hub declares the kind {@link CHAT_KIND}.
  */
-export function registerChat (app: FastifyInstance, idPattern: RegExp, maxChats: number): void {
+export function registerChat (app: FastifyInstance, { idPattern, maxChats, model = simulatedModel }: ChatOptions): void {
   // The kind is declared in the hub's `kinds` option; SessionKind types the built-in kinds only.
   const chats = chatStreams(app.sse, { kind: CHAT_KIND as SessionKind })
   const saved = new SavedChats(maxChats)
@@ -92,7 +102,7 @@ export function registerChat (app: FastifyInstance, idPattern: RegExp, maxChats:
     // 409 JSON (FST_ERR_SSE_HUB_ANSWER_IN_PROGRESS) while the chat has an answer in progress; nothing saved then.
     await chats.start(id, (signal) => {
       saved.set(id, messages)
-      return streamText({ model: simulatedModel(tokenDelayMs), messages: prompt, abortSignal: signal }).toUIMessageStream({
+      return streamText({ model: model(tokenDelayMs), messages: prompt, abortSignal: signal }).toUIMessageStream({
         originalMessages: messages,
         // One id for every replay of the answer.
         generateMessageId: randomUUID,

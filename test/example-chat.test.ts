@@ -7,10 +7,11 @@
 import t from 'tap'
 import type { UIMessage } from 'ai'
 import { build } from '../example-server.js'
+import { simulatedModel } from '../example/chat-model.js'
 import { answerText } from '../example/corpus.js'
 import { redisBackplane } from '../src/index.js'
 import { listen, waitFor } from './helper.js'
-import { TestChat, text, userMessage } from './ai/helper.js'
+import { gate, heldAt, TestChat, text, userMessage } from './ai/helper.js'
 import { redisOrSkip } from './redis/helper.js'
 
 /** `GET /api/chat/:id`: its status and JSON. */
@@ -25,6 +26,9 @@ async function postJson (url: string, body: unknown): Promise<Response> {
 
 /** Messages as JSON carries them (the client's fields set to undefined are absent on the wire). */
 const plain = (messages: UIMessage[]): UIMessage[] => JSON.parse(JSON.stringify(messages))
+
+/** The example's model, its answers held after their third word until `g` opens. */
+const held = (g: { wait: Promise<void> }) => (tokenDelayMs: number) => heldAt(simulatedModel(tokenDelayMs), 4, g.wait)
 
 const started = async (chat: TestChat): Promise<void> => { await waitFor(() => text(chat.answer) !== '', 'the answer started') }
 
@@ -48,11 +52,12 @@ t.test('a send: the answer from the corpus, word by word; GET /api/chat/:id is t
 })
 
 t.test('a second client mid-answer: the answer from its start, then live; both end as saved; 409 for a send meanwhile', async (t) => {
-  const app = await build()
+  const g = gate()
+  const app = await build({ chatModel: held(g) })
   const url = await listen(app, t)
   const question = userMessage('Tell me about stars')
   const sender = new TestChat(url, 'chat-2')
-  const sending = sender.sendMessage(question, { body: { tokenDelayMs: 20 } })
+  const sending = sender.sendMessage(question, { body: { tokenDelayMs: 5 } })
   await started(sender)
 
   // What a page loads first: the saved messages, the question among them while the answer runs.
@@ -66,6 +71,7 @@ t.test('a second client mid-answer: the answer from its start, then live; both e
   const viewing = viewer.resumeStream()
   await started(viewer)
   t.equal(viewer.status, 'streaming', 'the viewer joined mid-answer')
+  g.open()
   await Promise.all([sending, viewing])
   t.equal(text(viewer.answer), answerText('Tell me about stars'))
   t.same(plain(viewer.messages), plain(sender.messages), 'both clients hold the same messages')
@@ -74,10 +80,11 @@ t.test('a second client mid-answer: the answer from its start, then live; both e
 })
 
 t.test('stop: the answer ends with its abort, the client and the saved messages agree; stop again: false', async (t) => {
-  const app = await build()
+  const g = gate()
+  const app = await build({ chatModel: held(g) })
   const url = await listen(app, t)
   const chat = new TestChat(url, 'chat-3')
-  const sending = chat.sendMessage(userMessage('A long answer, please'), { body: { tokenDelayMs: 30 } })
+  const sending = chat.sendMessage(userMessage('A long answer, please'), { body: { tokenDelayMs: 0 } })
   await started(chat)
   const stop = await fetch(`${url}/api/chat/chat-3/stop`, { method: 'POST' })
   t.same(await stop.json(), { stopped: true })
@@ -91,6 +98,7 @@ t.test('stop: the answer ends with its abort, the client and the saved messages 
   t.equal((await fetch(`${url}/api/chat/chat-3/stream`)).status, 204)
 
   // The chat goes on after a stop.
+  g.open()
   await chat.sendMessage(userMessage('Go on'), { body: { tokenDelayMs: 0 } })
   t.equal(text(chat.answer), answerText('Go on'))
   t.same((await saved(url, 'chat-3')).json.messages, plain(chat.messages))
@@ -138,15 +146,18 @@ t.test('bad input: 400 JSON and no answer started; an unknown chat: 404 JSON', a
 t.test('on a Redis backplane (one instance): a send, a resume mid-answer from Redis, 204 after the end', async (t) => {
   const redis = await redisOrSkip(t)
   if (redis === undefined) return
-  const app = await build({ hub: { backplane: redisBackplane({ url: redis.url, connectTimeout: 2000 }) } })
+  const g = gate()
+  const app = await build({ hub: { backplane: redisBackplane({ url: redis.url, connectTimeout: 2000 }) }, chatModel: held(g) })
   const url = await listen(app, t)
   const question = userMessage('Is the sky a map?')
   const sender = new TestChat(url, 'redis-1')
-  const sending = sender.sendMessage(question, { body: { tokenDelayMs: 20 } })
+  const sending = sender.sendMessage(question, { body: { tokenDelayMs: 5 } })
   await started(sender)
   const viewer = new TestChat(url, 'redis-1', (await saved(url, 'redis-1')).json.messages)
   const viewing = viewer.resumeStream()
   await started(viewer)
+  t.equal(viewer.status, 'streaming', 'the viewer joined mid-answer, replayed from Redis')
+  g.open()
   await Promise.all([sending, viewing])
   t.equal(text(viewer.answer), answerText('Is the sky a map?'))
   t.same(plain(viewer.messages), plain(sender.messages))
