@@ -1,8 +1,8 @@
 /*
  * The example server's entry: builds the app and starts it. The design's routes on the in-memory hub, a simulated
- * multi-persona conversation (and debate) that streams tokens, and a live page at `/`; the routes of an AI SDK chat
- * that resumes (fastify-sse-hub/ai, a simulated model). The pieces are in example/ (routes.ts, simulation.ts and its
- * scripts, chat.ts and chat-model.ts, corpus.ts, tls.ts).
+ * multi-persona conversation (and debate) that streams tokens, and a live page at `/`; an AI SDK chat that resumes
+ * (fastify-sse-hub/ai, a simulated model) at `/chat.html`. The pieces are in example/ (routes.ts, simulation.ts and
+ * its scripts, chat.ts and chat-model.ts, corpus.ts, tls.ts; chat-page.ts is the chat page's script).
  *
  *   npm start                      HTTP/1.1 on http://127.0.0.1:3000
  *   HTTP2=1 npm start              HTTP/2 over TLS (self-signed certificate made at start-up), HTTP/1.1 fallback
@@ -30,6 +30,9 @@ import { selfSignedCert } from './example/tls.js'
 
 export type { ChatBody } from './example/chat.js'
 export type { LaunchBody } from './example/routes.js'
+
+/** The chat page's script as `npm run build` bundles it (served from public/). */
+export const CHAT_PAGE_BUNDLE = fileURLToPath(new URL('./public/build/chat.js', import.meta.url))
 
 /** Options of {@link build}. */
 export interface BuildOptions {
@@ -86,6 +89,8 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   const client = fileURLToPath(new URL('./dist/browser/', import.meta.url))
   if (!existsSync(path.join(client, 'index.js'))) throw new Error(`the built client is missing (${client}): run npm run build first`)
   await app.register(fastifyStatic, { root: client, prefix: '/client/', decorateReply: false })
+  // The chat page's script, bundled by `npm run build` (scripts/bundle-chat-page.ts) into public/build/.
+  if (!existsSync(CHAT_PAGE_BUNDLE)) throw new Error(`the chat page's bundle is missing (${CHAT_PAGE_BUNDLE}): run npm run build first`)
 
   const maxSessions = opts.maxSessions ?? 1000
   const conversations = new Simulations<ConversationEvents>(app.sse.conversations, conversationScript, maxSessions)
