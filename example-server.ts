@@ -31,7 +31,7 @@ import { selfSignedCert } from './example/tls.js'
 export type { ChatBody } from './example/chat.js'
 export type { LaunchBody } from './example/routes.js'
 
-/** The chat page's script as `npm run build` bundles it (served from public/). */
+/** The chat page's script as `npm run build:example` bundles it (served from public/). */
 export const CHAT_PAGE_BUNDLE = fileURLToPath(new URL('./public/build/chat.js', import.meta.url))
 
 /** Options of {@link build}. */
@@ -89,8 +89,8 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   const client = fileURLToPath(new URL('./dist/browser/', import.meta.url))
   if (!existsSync(path.join(client, 'index.js'))) throw new Error(`the built client is missing (${client}): run npm run build first`)
   await app.register(fastifyStatic, { root: client, prefix: '/client/', decorateReply: false })
-  // The chat page's script, bundled by `npm run build` (scripts/bundle-chat-page.ts) into public/build/.
-  if (!existsSync(CHAT_PAGE_BUNDLE)) throw new Error(`the chat page's bundle is missing (${CHAT_PAGE_BUNDLE}): run npm run build first`)
+  // The chat page's script, bundled by `npm run build:example` (scripts/bundle-chat-page.ts) into public/build/.
+  if (!existsSync(CHAT_PAGE_BUNDLE)) throw new Error(`the chat page's bundle is missing (${CHAT_PAGE_BUNDLE}): run npm run build:example first`)
 
   const maxSessions = opts.maxSessions ?? 1000
   const conversations = new Simulations<ConversationEvents>(app.sse.conversations, conversationScript, maxSessions)

@@ -1,6 +1,7 @@
 /*
  * Bundles the example's chat page script (example/chat-page.ts and the parts of `ai` it uses) into
- * public/build/chat.js, which the example server serves; `npm run build` runs it, after dist/.
+ * public/build/chat.js, which the example server serves. Not part of the package's build (`prepare` builds dist/
+ * only): `npm start` and `npm test` run it as `npm run build:example`.
  *   npx tsx scripts/bundle-chat-page.ts
  */
 import { build } from 'esbuild'
