@@ -1,7 +1,8 @@
 /*
  * The example server's entry: builds the app and starts it. The design's routes on the in-memory hub, a simulated
- * multi-persona conversation (and debate) that streams tokens, and a live page at `/`; the pieces are in example/
- * (routes.ts, simulation.ts and its scripts, corpus.ts, tls.ts).
+ * multi-persona conversation (and debate) that streams tokens, and a live page at `/`; an AI SDK chat that resumes
+ * (fastify-sse-hub/ai, a simulated model) at `/chat.html`. The pieces are in example/ (routes.ts, simulation.ts and
+ * its scripts, chat.ts and chat-model.ts, corpus.ts, tls.ts; chat-page.ts is the chat page's script).
  *
  *   npm start                      HTTP/1.1 on http://127.0.0.1:3000
  *   HTTP2=1 npm start              HTTP/2 over TLS (self-signed certificate made at start-up), HTTP/1.1 fallback
@@ -11,6 +12,7 @@
  *
  * `build()` returns the Fastify app without listening, for tests.
  */
+import type { LanguageModel } from 'ai'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import { existsSync } from 'node:fs'
@@ -18,6 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import path from 'node:path'
 import sseHub, { backplaneFromEnv, type ConversationEvents, type DebateEvents, type SessionKind, type SseHubOptions } from './src/index.js'
 import { resolveOptions } from './src/options.js'
+import { CHAT_KIND, registerChat } from './example/chat.js'
 import { conversationScript } from './example/conversation.js'
 import { debateScript } from './example/debate.js'
 import { metricsRegistry, registerMetricsRoute } from './example/metrics.js'
@@ -25,7 +28,11 @@ import { registerKind } from './example/routes.js'
 import { Simulations } from './example/simulation.js'
 import { selfSignedCert } from './example/tls.js'
 
+export type { ChatBody } from './example/chat.js'
 export type { LaunchBody } from './example/routes.js'
+
+/** The chat page's script as `npm run build:example` bundles it (served from public/). */
+export const CHAT_PAGE_BUNDLE = fileURLToPath(new URL('./public/build/chat.js', import.meta.url))
 
 /** Options of {@link build}. */
 export interface BuildOptions {
@@ -37,10 +44,15 @@ export interface BuildOptions {
   https?: { key: string, cert: string }
   /** Options for the hub (the in-memory default when omitted). */
   hub?: SseHubOptions
-  /** Sessions kept per kind; launching past it forgets the oldest finished one (409 when all are active). Default 1000. */
+  /**
+   * Sessions kept per kind; launching past it forgets the oldest finished one (409 when all are active). Default 1000.
+   * Also the chats whose messages are kept.
+   */
   maxSessions?: number
   /** Serve the hub's Prometheus metrics at `GET /metrics`. Default false. */
   metrics?: boolean
+  /** The chat's model per answer, given the request's `tokenDelayMs`. Default: the simulated one (example/chat-model.ts). */
+  chatModel?: (tokenDelayMs: number) => LanguageModel
 }
 
 /** Builds the example app (not listening). */
@@ -62,6 +74,8 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
 
   // Scaling past one process: with REDIS_URL (or REDIS_CLUSTER_NODES) set, every instance shares one set of sessions through Redis.
   const hubOptions: SseHubOptions = { ...opts.hub, backplane: opts.hub?.backplane ?? backplaneFromEnv() }
+  // The chat's answers are sessions of a kind of their own.
+  if (hubOptions.kinds?.includes(CHAT_KIND) !== true) hubOptions.kinds = [...hubOptions.kinds ?? [], CHAT_KIND]
   // A late joiner's first event: the run's state (transcript, participants, the turn being spoken so far).
   const runs: Partial<Record<SessionKind, Simulations<ConversationEvents> | Simulations<DebateEvents>>> = {}
   hubOptions.snapshot ??= (kind, sessionId) => runs[kind]?.get(sessionId)?.snapshot()
@@ -75,6 +89,8 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   const client = fileURLToPath(new URL('./dist/browser/', import.meta.url))
   if (!existsSync(path.join(client, 'index.js'))) throw new Error(`the built client is missing (${client}): run npm run build first`)
   await app.register(fastifyStatic, { root: client, prefix: '/client/', decorateReply: false })
+  // The chat page's script, bundled by `npm run build:example` (scripts/bundle-chat-page.ts) into public/build/.
+  if (!existsSync(CHAT_PAGE_BUNDLE)) throw new Error(`the chat page's bundle is missing (${CHAT_PAGE_BUNDLE}): run npm run build:example first`)
 
   const maxSessions = opts.maxSessions ?? 1000
   const conversations = new Simulations<ConversationEvents>(app.sse.conversations, conversationScript, maxSessions)
@@ -85,6 +101,7 @@ export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> 
   const { sessionIdPattern } = resolveOptions(hubOptions)
   registerKind(app, conversations, sessionIdPattern)
   registerKind(app, debates, sessionIdPattern)
+  registerChat(app, { idPattern: sessionIdPattern, maxChats: maxSessions, model: opts.chatModel })
   // Stop every run (and its timer) before the hub ends the streams: nothing is broadcast into a closing server.
   app.addHook('preClose', async () => {
     conversations.stopAll()

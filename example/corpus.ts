@@ -1,6 +1,7 @@
-// The text corpus: what each persona can say, and how a turn's text is made, split into tokens and summarized.
+// The text corpus: what each persona can say, and how a turn's text (or a chat's answer) is made, split into tokens
+// and summarized.
 import type { SessionKind } from '../src/index.js'
-import { seededRandom } from './random.js'
+import { pick, seededRandom } from './random.js'
 import type { Speaker, Turn } from './script.js'
 
 // Lines per persona (by slug), falling back to the role's lines.
@@ -62,6 +63,17 @@ export function speakText (kind: SessionKind, speaker: Speaker, title: string, n
   const count = 2 + Math.floor(random() * 2)
   const out: string[] = []
   // Distinct sentences within a turn.
+  for (let i = 0; i < count && lines.length > 0; i++) out.push(lines.splice(Math.floor(random() * lines.length), 1)[0] as string)
+  return out.join(' ')
+}
+
+/** A chat's answer to `question`: a few of one persona's lines, deterministic per question. */
+export function answerText (question: string): string {
+  const random = seededRandom(`chat:${question}`)
+  const lines = [...LINES[pick(['ada-lovelace', 'richard-feynman', 'hypatia'], random)] as string[]]
+  const topic = question.trim().replace(/\s+/g, ' ')
+  const out = [topic === '' ? 'A fair question.' : `On "${topic.length > 60 ? topic.slice(0, 59) + '…' : topic}":`]
+  const count = 3 + Math.floor(random() * 2)
   for (let i = 0; i < count && lines.length > 0; i++) out.push(lines.splice(Math.floor(random() * lines.length), 1)[0] as string)
   return out.join(' ')
 }

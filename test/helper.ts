@@ -7,11 +7,13 @@ import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifySer
 import fastifySseModule from '@fastify/sse'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import http from 'node:http'
 import http2 from 'node:http2'
 import net from 'node:net'
 import { Writable } from 'node:stream'
 import { createParser, type EventSourceMessage, type ParseError } from 'eventsource-parser'
+import type { Browser } from 'playwright-core'
 import { generate } from 'selfsigned'
 import sseHub, { type SseHubOptions } from '../src/index.js'
 
@@ -423,4 +425,38 @@ export function spawnScript (t: { teardown: (fn: () => unknown) => void }, scrip
     await exited
   })
   return child
+}
+
+/** The Chromium the browser tests drive: `CHROMIUM_PATH`, else the Debian package's (`apt-get install -y chromium`). */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'
+]
+
+/**
+ * Headless Chromium for a file's browser tests: playwright-core driving the system binary (it downloads none),
+ * launched before the file's first test and closed after its last. The returned function gives the browser once
+ * launched. Without a binary, undefined after a loud skip of the whole file, or a failure with
+ * SSE_HUB_REQUIRE_BROWSER=1 (CI sets it). playwright-core is loaded only here, by the files that use it.
+ */
+export function chromiumOrSkip (t: { before: (fn: () => unknown) => void, teardown: (fn: () => unknown) => void, fail: (msg: string) => void, plan: (n: number, why: string) => void }): (() => Browser) | undefined {
+  if (!existsSync(CHROMIUM)) {
+    const reason = `BROWSER TESTS SKIPPED: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`
+    if (process.env.SSE_HUB_REQUIRE_BROWSER === '1') {
+      t.fail(`${reason}, and SSE_HUB_REQUIRE_BROWSER=1 requires them`)
+    } else {
+      console.error(`\n*** ${reason} ***\n`)
+      t.plan(0, reason)
+    }
+    return undefined
+  }
+  let browser: Browser | undefined
+  t.before(async () => {
+    const { chromium } = await import('playwright-core')
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
+  })
+  t.teardown(async () => { await browser?.close() })
+  return () => browser as Browser
 }

@@ -1,8 +1,9 @@
 /*
  * Helpers of the AI SDK tests: an app with a chat (the SDK's mock model, the three routes of `fastify-sse-hub/ai`,
- * the messages saved in `onFinish`), a model whose stream waits at a gate, and the SDK's own chat client.
+ * the messages saved in `onFinish`), a model whose stream waits at a gate (or any model's, held), and the SDK's own
+ * chat client.
  */
-import { AbstractChat, convertToModelMessages, DefaultChatTransport, simulateReadableStream, streamText, type ChatState, type ChatStatus, type UIMessage } from 'ai'
+import { AbstractChat, convertToModelMessages, DefaultChatTransport, simulateReadableStream, streamText, type ChatState, type ChatStatus, type LanguageModel, type UIMessage } from 'ai'
 import { MockLanguageModelV4 } from 'ai/test'
 import type { FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
@@ -56,6 +57,31 @@ export function mockModel (words: string[], gate?: (i: number) => Promise<void> 
       }
     }
   })
+}
+
+type LanguageModelV4 = Extract<LanguageModel, { specificationVersion: 'v4' }>
+
+/**
+ * `model` with its stream held before its `n`th text delta (1-based) until `wait` resolves or the call is aborted: an
+ * answer in progress for as long as a test needs.
+ */
+export function heldAt (model: LanguageModelV4, n: number, wait: Promise<void>): LanguageModelV4 {
+  return {
+    ...model,
+    doStream: async (options) => {
+      const result = await model.doStream(options)
+      const signal = options.abortSignal
+      const aborted = new Promise<void>((resolve) => { signal?.addEventListener('abort', () => { resolve() }, { once: true }) })
+      let deltas = 0
+      const hold = new TransformStream({
+        async transform (part, controller) {
+          if (part.type === 'text-delta' && ++deltas === n) await Promise.race([wait, aborted])
+          controller.enqueue(part)
+        }
+      })
+      return { ...result, stream: result.stream.pipeThrough(hold) }
+    }
+  }
 }
 
 /** A gate: `wait` resolves once `open()` is called. */

@@ -9,44 +9,23 @@
  * Without a chromium binary these tests skip, loudly; with SSE_HUB_REQUIRE_BROWSER=1 they fail instead.
  */
 import t from 'tap'
-import { existsSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { BrowserContext, Page } from 'playwright-core'
 import { build, type BuildOptions } from '../../example-server.js'
 import { selfSignedCert } from '../../example/tls.js'
-import { listen, waitFor } from '../helper.js'
+import { chromiumOrSkip, listen, waitFor } from '../helper.js'
 
 // A real browser on a shared CI machine: more than tap's default 30 s per file.
 t.setTimeout(180_000)
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const REQUIRED = process.env.SSE_HUB_REQUIRE_BROWSER === '1'
-const ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'
-]
-
 interface PageTurn { turnCount: number, speakerName: string, text: string, content: string | null }
 interface PageView { tokens: number, reconnects: number, snapshots: number, snapshotReasons: string[], resyncs: number, duplicates: number, status: string, events: number, ended: boolean }
 
-if (!existsSync(CHROMIUM)) {
-  const reason = `BROWSER TESTS SKIPPED: no chromium at ${CHROMIUM} (apt-get install -y chromium, or set CHROMIUM_PATH)`
-  if (REQUIRED) {
-    t.fail(`${reason}, and SSE_HUB_REQUIRE_BROWSER=1 requires them`)
-  } else {
-    console.error(`\n*** ${reason} ***\n`)
-    t.plan(0, reason)
-  }
-} else {
-  let browser: Browser | undefined
-  t.before(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
-  })
-  t.teardown(async () => { await browser?.close() })
-
+const browser = chromiumOrSkip(t)
+if (browser !== undefined) {
   const newContext = async (t: { teardown: (fn: () => unknown) => void }): Promise<BrowserContext> => {
-    const context = await browser!.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } })
+    const context = await browser().newContext({ ignoreHTTPSErrors: true, viewport: { width: 1200, height: 800 } })
     t.teardown(() => context.close())
     return context
   }
