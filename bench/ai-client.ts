@@ -16,6 +16,8 @@ interface Stream {
   tStart: number
   tHeaders: number
   tFirst: number
+  /** The first chunk's `type` (a replay from the start begins with `start`). */
+  firstType: string
   /** Chunks received (`data:` frames besides `[DONE]`). */
   chunks: number
   bytes: number
@@ -38,7 +40,7 @@ const streams = new Map<string, Stream>()
 const requests = new Map<string, http.ClientRequest>()
 
 function open ({ tag, port, method, path, body, marks = [] }: { tag: string, port: number, method: 'GET' | 'POST', path: string, body?: unknown, marks?: number[] }): boolean {
-  const s: Stream = { tag, status: 0, tStart: nowUs(), tHeaders: 0, tFirst: 0, chunks: 0, bytes: 0, marks: {}, tError: 0, done: false, tDone: 0, ended: '', tEnded: 0 }
+  const s: Stream = { tag, status: 0, tStart: nowUs(), tHeaders: 0, tFirst: 0, firstType: '', chunks: 0, bytes: 0, marks: {}, tError: 0, done: false, tDone: 0, ended: '', tEnded: 0 }
   streams.set(tag, s)
   const want = new Set(marks)
   const payload = body === undefined ? undefined : JSON.stringify(body)
@@ -71,7 +73,7 @@ function open ({ tag, port, method, path, body, marks = [] }: { tag: string, por
         const eol = frame.indexOf('\n', line)
         const data = frame.slice(line + 6, eol < 0 ? undefined : eol)
         if (data === '[DONE]') { s.done = true; s.tDone = now; continue }
-        if (++s.chunks === 1) s.tFirst = now
+        if (++s.chunks === 1) { s.tFirst = now; s.firstType = /^\{"type":"([^"]*)"/.exec(data)?.[1] ?? '?' }
         if (want.has(s.chunks)) s.marks[s.chunks] = now
         if (s.errorText === undefined && data.startsWith('{"type":"error"')) {
           s.errorText = (JSON.parse(data) as { errorText?: string }).errorText ?? '(no errorText)'

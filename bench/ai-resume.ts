@@ -4,7 +4,7 @@
  *
  *   npm run bench -- --scenarios=ai-resume        (part of the default full run too)
  *   node bench/.build/bench/ai-resume.js [--reps 3] [--deltas 2000] [--pace 250] [--viewers 100] [--resumes 5]
- *        [--lease-ms 2000] [--observe-ms 12000] [--results-file <json to add to>]
+ *        [--lease-ms 2000] [--hub-max-len 8192] [--observe-ms 12000] [--results-file <json to add to>]
  *
  * Per variant and repetition (variants in an order rotated per repetition), two server processes (ai-server.ts:
  * instance A, instance B), both pinned to CPU 0, and one client process (ai-client.ts) pinned to CPU 1 with the
@@ -24,7 +24,9 @@
  *    observed for up to `--observe-ms` after the kill: status, chunks, the `error` chunk if any, how it ended.
  *
  * The hub's options here: `leaseMs` (--lease-ms, 2000: a dead producer's viewers told within about leaseMs + 1 s),
- * and a history that holds a whole answer (historySize 8192, historyBytes 4 MiB). resumable-stream's defaults.
+ * and a Redis stream and a history that hold a whole answer: `redisBackplane({ maxLen })` (--hub-max-len, 8192;
+ * the default 1000 keeps only the last ~1000 chunks, and a resume on another instance then starts mid-answer:
+ * `--hub-max-len 1000` shows it), historySize 8192, historyBytes 4 MiB. resumable-stream's defaults.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -47,6 +49,7 @@ const PACE = arg('pace', 250)
 const VIEWERS = arg('viewers', 100)
 const RESUMES = arg('resumes', 5)
 const LEASE_MS = arg('lease-ms', 2000)
+const HUB_MAX_LEN = arg('hub-max-len', 8192)
 const OBSERVE_MS = arg('observe-ms', 12_000)
 const RESULTS_FILE = strArg('results-file')
 const VARIANTS = ['hub', 'resumable-stream'] as const
@@ -154,6 +157,7 @@ interface Stream {
   tStart: number
   tHeaders: number
   tFirst: number
+  firstType: string
   chunks: number
   bytes: number
   marks: Record<number, number>
@@ -199,7 +203,7 @@ async function redisCpuUs (): Promise<number> {
 
 async function runVariant (v: VariantName, rep: number, redisUrl: string, client: Child): Promise<Metrics> {
   const m: Metrics = {}
-  const serverArgs = [v, redisUrl, String(LEASE_MS)]
+  const serverArgs = [v, redisUrl, String(LEASE_MS), String(HUB_MAX_LEN)]
   const a = await start('ai-server.js', serverArgs, 0)
   const b = await start('ai-server.js', serverArgs, 0)
   const portA = a.hello.port as number
@@ -250,11 +254,13 @@ async function runVariant (v: VariantName, rep: number, redisUrl: string, client
       const first: number[] = []
       const whole: number[] = []
       const bytes: number[] = []
+      const firstTypes = new Set<string>()
       for (let i = 0; i < RESUMES; i++) {
         const tag = `held-get${i}`
         await resume(tag, portB, id, [SO_FAR])
         const [s] = await wait([tag], { chunks: SO_FAR }, 30_000)
-        check([s as Stream], 'resume', (x) => x.status === 200 && x.chunks >= SO_FAR)
+        firstTypes.add((s as Stream).firstType)
+        check([s as Stream], `resume (first chunk: ${(s as Stream).firstType})`, (x) => x.status === 200 && x.chunks >= SO_FAR)
         first.push(((s as Stream).tFirst - (s as Stream).tStart) / 1000)
         whole.push((((s as Stream).marks[SO_FAR] as number) - (s as Stream).tStart) / 1000)
         bytes.push((s as Stream).bytes)
@@ -263,6 +269,7 @@ async function runVariant (v: VariantName, rep: number, redisUrl: string, client
       m.resume_first_chunk_ms = median(first)
       m.resume_whole_ms = median(whole)
       m.resume_bytes = median(bytes)
+      m.resume_first_type = [...firstTypes].join(', ')
       await a.call('release', { id })
       check(await wait(['held-post'], { ended: true }, 30_000), 'held POST end', (s) => s.ended === 'end' && s.done)
       await client.call('close', { tags: ['held-post'] })
@@ -371,7 +378,7 @@ const t0 = Date.now()
 const loadStart = os.loadavg().map((x) => Number(x.toFixed(2)))
 console.log(`ai-resume: fastify-sse-hub/ai vs resumable-stream ${rsVersion}, node ${process.version}, ${os.cpus().length} CPUs, ` +
   `taskset ${hasTaskset ? 'servers→CPU0, client and redis-server→CPU1' : 'not used'}, load average ${loadStart.join(' ')}\n` +
-  `  reps ${REPS}; ${DELTAS} deltas; pace ${PACE}/s; ${VIEWERS} viewers; ${RESUMES} resumes per repetition; hub leaseMs ${LEASE_MS}; observed ${OBSERVE_MS} ms after a kill`)
+  `  reps ${REPS}; ${DELTAS} deltas; pace ${PACE}/s; ${VIEWERS} viewers; ${RESUMES} resumes per repetition; hub leaseMs ${LEASE_MS}, maxLen ${HUB_MAX_LEN}; observed ${OBSERVE_MS} ms after a kill`)
 const runs: Record<VariantName, Metrics[]> = { hub: [], 'resumable-stream': [] }
 const redis = await startRedis()
 redisInfo = new Redis(redis.url)
@@ -404,6 +411,7 @@ const tables = [
   table(`1. resume GET on instance B; answer on A: ${DELTAS.toLocaleString('en-US')} deltas produced, still in progress (median of ${RESUMES} × ${REPS})`, [
     ['resume_first_chunk_ms', 'request → first chunk, ms'],
     ['resume_whole_ms', `request → the whole answer so far (${SO_FAR.toLocaleString('en-US')} chunks), ms`],
+    ['resume_first_type', 'the first chunk'],
     ['resume_bytes', 'bytes received']
   ], med),
   table(`2. ${VIEWERS} viewers of one answer (resume GETs, half on A, half on B) + the POST; ${DELTAS.toLocaleString('en-US')} deltas at ${PACE}/s`, [
@@ -433,7 +441,7 @@ console.log(`\nMedians of ${REPS} interleaved run(s) (${seconds} s; load average
 
 const result = {
   env: { date: new Date(t0).toISOString(), node: process.version, nproc: os.cpus().length, taskset: hasTaskset, loadStart, loadEnd, resumableStream: rsVersion, seconds: Number(seconds) },
-  options: { reps: REPS, deltas: DELTAS, pace: PACE, viewers: VIEWERS, resumes: RESUMES, leaseMs: LEASE_MS, observeMs: OBSERVE_MS },
+  options: { reps: REPS, deltas: DELTAS, pace: PACE, viewers: VIEWERS, resumes: RESUMES, leaseMs: LEASE_MS, hubMaxLen: HUB_MAX_LEN, observeMs: OBSERVE_MS },
   runs,
   medians: med,
   tables

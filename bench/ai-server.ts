@@ -1,7 +1,7 @@
 /*
  * A chat server of the ai-resume scenario, its own process (bench/ai-resume.ts starts two per variant, both on one
  * private Redis):
- *   node bench/.build/bench/ai-server.js <hub|resumable-stream> <redis url> <leaseMs>
+ *   node bench/.build/bench/ai-server.js <hub|resumable-stream> <redis url> <leaseMs> <maxLen>
  * Both variants serve the same routes, as an AI SDK app does:
  *   POST /api/chat               { id, deltas, pace, hold }: a synthetic answer (no model), streamed to the POST
  *   GET  /api/chat/:id/stream    204 when the chat has no answer in progress, else the answer from its start, then live
@@ -28,9 +28,10 @@ import { chatStreams } from '../src/ai/index.js'
 import sseHub, { redisBackplane } from '../src/index.js'
 import { serveIpc, sleep } from './common.js'
 
-const [variant = '', redisUrl = '', leaseArg = ''] = process.argv.slice(2)
+const [variant = '', redisUrl = '', leaseArg = '', maxLenArg = ''] = process.argv.slice(2)
 if (variant !== 'hub' && variant !== 'resumable-stream') throw new Error(`bad variant ${variant}`)
 const leaseMs = Number(leaseArg)
+const maxLen = Number(maxLenArg)
 
 /** What the POST asks for. */
 interface AnswerSpec { id: string, deltas: number, pace: number, hold: 'none' | 'head' | 'deltas' }
@@ -91,9 +92,10 @@ const closers: Array<() => Promise<unknown> | void> = []
 if (variant === 'hub') {
   await app.register(sseHub, {
     kinds: ['chat'],
-    backplane: redisBackplane({ url: redisUrl }),
+    // An answer of 2,000 chunks and more must fit the Redis stream (`maxLen`, default 1000) and the history: a resume
+    // on another instance replays the answer from the stream.
+    backplane: redisBackplane({ url: redisUrl, maxLen }),
     leaseMs,
-    // An answer of 2,000 chunks and more must fit the history (every chunk of an answer is kept for a resume).
     historySize: 8192,
     historyBytes: 4 * 1024 * 1024,
     maxBufferedBytes: 4 * 1024 * 1024
