@@ -347,6 +347,7 @@ async function runVariant (v: VariantName, rep: number, redisUrl: string, client
 function fmt (x: number | string | undefined): string {
   if (typeof x === 'string') return x
   if (x === undefined || !Number.isFinite(x)) return 'n/a'
+  if (Number.isInteger(x)) return x.toLocaleString('en-US')
   const a = Math.abs(x)
   if (a >= 1000) return Math.round(x).toLocaleString('en-US')
   if (a >= 100) return x.toFixed(0)
@@ -422,8 +423,8 @@ const tables = [
     ['fan_last_end_ms', 'release → last response ended, ms']
   ], med),
   table(`3. producer's process SIGKILLed after ${Math.floor(DELTAS / 2).toLocaleString('en-US')} of ${DELTAS.toLocaleString('en-US')} deltas; times from the kill`, [
+    ['kill_post_chunks', 'chunks the POST on A had when the kill was sent'],
     ['kill_viewer_outcome', 'viewer on B (connected before): what it got'],
-    ['kill_post_chunks', 'the POST on A had, when the kill was sent: chunks'],
     ['kill_viewer_chunks', '… chunks'],
     ['kill_viewer_error_ms', '… error chunk at, ms'],
     ['kill_viewer_end_ms', '… response ended at, ms'],
