@@ -348,7 +348,7 @@ if (chartFrom !== undefined) {
 /** ai-resume.ts, its own process, with its figures printed; its results added to `resultsFile` (else a file of its own). */
 function runAiResume (resultsFile: string | undefined): void {
   const args = [
-    ...(quick ? ['--reps', '1', '--deltas', '500', '--pace', '500', '--viewers', '20', '--resumes', '2', '--observe-ms', '6000'] : []),
+    ...(quick ? ['--reps', '1', '--deltas', '500', '--pace', '500', '--viewers', '20', '--resumes', '2', '--warm-resumes', '5', '--observe-ms', '6000'] : []),
     ...(flag('reps') !== undefined ? ['--reps', String(reps)] : []),
     ...(resultsFile !== undefined ? ['--results-file', resultsFile] : [])
   ]
