@@ -1,7 +1,10 @@
 /*
  * The benchmark orchestrator: `npm run bench` (full) or `npm run bench -- --quick` (a smoke run of about a minute).
- * Options: --reps=N  --variants=hub,node-http,...  --sizes=1000,5000,10000  --scenarios=fanout,rate,churn,tokens
+ * Options: --reps=N  --variants=hub,node-http,...  --sizes=1000,5000,10000  --scenarios=fanout,rate,churn,tokens,ai-resume
  *          --churn-cycles=N  --tokens-preroll=MS  --node=PATH
+ *
+ * --scenarios=ai-resume: fastify-sse-hub/ai against the `resumable-stream` package on a private Redis (ai-resume.ts,
+ * its own processes); part of the default run (after the variants), and run alone with `--scenarios=ai-resume`.
  *
  * --node=PATH: the node binary that runs the measured processes (server, load client, and the Redis and slow-peer
  * scenarios), to benchmark another Node line than the one running `npm run bench`, e.g.
@@ -60,8 +63,13 @@ const RATE = { clients: Math.min(1000, ...sizes), perSecond: 20, durationMs: qui
  * loopback does that work on the server's core: the default window starts with that (see README, Benchmarks).
  */
 const TOKENS = { sessions: quick ? 200 : 1000, perSession: 5, perSecond: 20, durationMs: quick ? 3000 : 10_000, prerollMs: Number(flag('tokens-preroll') ?? 0) }
-const SCENARIOS = flag('scenarios')?.split(',') ?? ['fanout', 'rate', 'churn', 'tokens']
+const VARIANT_SCENARIOS = ['fanout', 'rate', 'churn', 'tokens']
+const SCENARIOS = flag('scenarios')?.split(',') ?? VARIANT_SCENARIOS
 const want = (scenario: string): boolean => SCENARIOS.includes(scenario)
+/** Whether the variants run: not when --scenarios names none of theirs (e.g. --scenarios=ai-resume alone). */
+const runVariants = SCENARIOS.some((s) => VARIANT_SCENARIOS.includes(s))
+/** ai-resume runs when asked for, and in a default run (no --scenarios, --variants or --sizes). */
+const aiResume = want('ai-resume') || (flag('scenarios') === undefined && flag('variants') === undefined && flag('sizes') === undefined)
 const CHURN = { cycles: Number(flag('churn-cycles') ?? (quick ? 2000 : 20_000)), concurrency: 32, maxMs: quick ? 20_000 : 90_000 }
 
 // ---------------------------------------------------------------- environment
@@ -337,6 +345,27 @@ if (chartFrom !== undefined) {
   process.exit(0)
 }
 
+/** ai-resume.ts, its own process, with its figures printed; its results added to `resultsFile` (else a file of its own). */
+function runAiResume (resultsFile: string | undefined): void {
+  const args = [
+    ...(quick ? ['--reps', '1', '--deltas', '500', '--pace', '500', '--viewers', '20', '--resumes', '2', '--warm-resumes', '5', '--observe-ms', '6000'] : []),
+    ...(flag('reps') !== undefined ? ['--reps', String(reps)] : []),
+    ...(resultsFile !== undefined ? ['--results-file', resultsFile] : [])
+  ]
+  console.log('\nai-resume:')
+  try {
+    execFileSync(nodeBin, [join(here, 'ai-resume.js'), ...args], { stdio: 'inherit', timeout: 15 * 60_000 })
+  } catch (err) {
+    console.log(`  (ai-resume.js failed: ${(err as Error).message.split('\n')[0]})`)
+  }
+}
+
+if (!runVariants) {
+  console.log(`bench: ${env.command}\n  node ${env.node}, ${cpus} CPUs (${cpuModel}), load average ${env.loadStart.join(' ')}`)
+  if (aiResume) runAiResume(undefined)
+  process.exit(0)
+}
+
 console.log(`bench: ${env.command}\n  node ${env.node}, ${cpus} CPUs (${cpuModel}), taskset ${hasTaskset ? 'server→CPU0, client→CPU1' : 'not used'}, ` +
   `ulimit -n ${softLimit} (hard ${hardLimitText}; children ${fileLimit}), load average ${env.loadStart.join(' ')}\n  variants ${variants.join(', ')}; reps ${reps}; fan-out sizes ${sizes.join(', ')}`)
 const client = await start('client.js', [], hasTaskset ? 1 : 0)
@@ -401,3 +430,4 @@ if (flag('variants') === undefined && flag('sizes') === undefined) {
     }
   }
 }
+if (aiResume) runAiResume(file)
