@@ -160,9 +160,12 @@ export class SessionRegistry<E extends EventMap<E>> {
     sessions.format = format
   }
 
-  /** The most one replay of this kind sends (the `historySize` and `historyBytes` options): a longer session is replayed trimmed. */
+  /**
+   * The most one replay of this kind sends (the `historySize` and `historyBytes` options, and what a backplane
+   * keeps, e.g. Redis's `maxLen`): a longer session is replayed trimmed.
+   */
   get replayLimits (): { readonly events: number, readonly bytes: number } {
-    return { events: this.#opts.historySize, bytes: this.#opts.historyBytes }
+    return { events: Math.min(this.#opts.historySize, this.#eventLog.retainedEvents), bytes: this.#opts.historyBytes }
   }
 
   /** Removes a client and ends its stream cleanly. Returns false when it was not connected. */

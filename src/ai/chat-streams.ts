@@ -22,7 +22,10 @@ export interface ChatStreamsOptions {
    * gets all of it or is told. At most, and by default, the hub's `historyBytes`.
    */
   maxAnswerBytes?: number
-  /** An answer of more chunks than this ends with an `error` chunk. At most, and by default, the hub's `historySize`. */
+  /**
+   * An answer of more chunks than this ends with an `error` chunk. At most, and by default, the hub's `historySize`,
+   * or the Redis backplane's `maxLen` when smaller.
+   */
   maxAnswerChunks?: number
   /** The route parameter of {@link ChatStreams.resume} holding the chat id. Default `'id'`. */
   param?: string

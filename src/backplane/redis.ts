@@ -67,6 +67,7 @@ function clusterNode (entry: string): RedisClusterNode {
 
 class RedisBackplane implements Backplane {
   readonly type = 'redis'
+  readonly retainedEvents: number
   readonly #o: ResolvedRedisOptions
   readonly #stats: BackplaneStats = initialBackplaneStats('redis', false)
   readonly #feeds: Feeds
@@ -81,6 +82,7 @@ class RedisBackplane implements Backplane {
 
   constructor (options: ResolvedRedisOptions) {
     this.#o = options
+    this.retainedEvents = options.maxLen
     this.#outage = new OutageLog(where(options))
     this.#feeds = new Feeds(options.keyPrefix, this.#stats, this.#onError)
     this.#publisher = new Publisher(options, this.#stats)

@@ -105,6 +105,8 @@ export interface BackplaneStats {
 export interface Backplane {
   /** Short name for stats and logs, e.g. `'redis'`. */
   readonly type: string
+  /** The fewest of a session's newest events it keeps (Redis: `maxLen`); a replay never spans more. Unbounded when absent. */
+  readonly retainedEvents?: number
   /** Connects. Rejects with `FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE` within a bounded time. */
   start (sink: BackplaneSink): Promise<void>
   /** Releases what `start` opened. */

@@ -32,6 +32,7 @@ export class BackplaneLog implements EventLog {
   /** Joins that found no closed marker: if the session closed after, their read may lack the final event. */
   readonly #unaware = new WeakSet<Join>()
   readonly leases: BackplaneLeases
+  readonly retainedEvents: number
 
   constructor (
     private readonly backplane: Backplane,
@@ -41,6 +42,7 @@ export class BackplaneLog implements EventLog {
     private readonly logger: FastifyBaseLogger,
     private readonly now: () => number
   ) {
+    this.retainedEvents = backplane.retainedEvents ?? Infinity
     this.leases = new BackplaneLeases(backplane, options.leaseMs, (kind, sessionId) => {
       const sessions = this.#kinds.get(kind) as Sessions
       const { type, json } = sessions.format.failed(sessionId, 'lease_lapsed', now())

@@ -18,6 +18,7 @@ import { FROM_START, LIVE_ONLY, Welcome, type EventLog } from './types.js'
 export class MemoryLog implements EventLog {
   readonly #maxEventBytes: number
   readonly leases: MemoryLeases
+  readonly retainedEvents = Infinity
 
   constructor (
     private readonly ids: EventIds,

@@ -56,6 +56,8 @@ export type ResyncReason = ResyncEvent['reason']
 export interface EventLog {
   /** The producers' leases, as far as this log's sessions are shared. */
   readonly leases: Leases
+  /** The fewest of a session's newest events the log keeps besides the `historySize` bound (a backplane's own bound); Infinity when none. */
+  readonly retainedEvents: number
   /** Connects (the plugin awaits this during `register`). */
   start (): Promise<void>
   /** Releases what `start` opened. */

@@ -4,6 +4,8 @@
  */
 import t from 'tap'
 import { redisBackplane } from '../../src/index.js'
+import { chatStreams } from '../../src/ai/index.js'
+import { ERROR_TEXTS } from '../../src/ai/wire-format.js'
 import { listen, waitFor } from '../helper.js'
 import { redisOrSkip } from '../redis/helper.js'
 import { chatApp, gate, mockModel, TestChat, text, userMessage } from './helper.js'
@@ -38,4 +40,17 @@ t.test('a cut POST, a fresh Chat resuming from Redis, 204 after the end, an unin
   const chat = new TestChat(url, 'r2')
   await chat.sendMessage(userMessage('again'))
   t.same(chat.messages, saved.get('r2'), 'an uninterrupted send')
+})
+
+t.test("an answer is bounded by the Redis stream's maxLen too: never replayed with its start trimmed away", async (t) => {
+  const redis = await redisOrSkip(t)
+  if (redis === undefined) return
+  const many = Array.from({ length: 30 }, (_, i) => `w${i} `)
+  const { app } = await chatApp(() => mockModel(many), { backplane: redisBackplane({ url: redis.url, maxLen: 20, connectTimeout: 2000 }) })
+  t.throws(() => chatStreams(app.sse, { kind: 'chat' as 'conversation', maxAnswerChunks: 21 }), { code: 'FST_ERR_SSE_HUB_INVALID_OPTION' })
+  const url = await listen(app, t)
+  const chat = new TestChat(url, 'long')
+  await chat.sendMessage(userMessage('talk'))
+  t.equal(chat.status, 'error')
+  t.equal(chat.error?.message, ERROR_TEXTS.too_long)
 })
