@@ -22,8 +22,8 @@ function scripted (): { backplane: Backplane, calls: string[], next: Array<(op: 
   const backplane = {
     subscribe: async (kind: string, id: string) => { calls.push(`subscribe ${id}`) },
     unsubscribe: (kind: string, id: string) => { calls.push(`unsubscribe ${id}`) },
-    lease: async (op: LeaseOp, kind: string, id: string) => {
-      calls.push(`${op} ${id}`)
+    lease: async (op: LeaseOp, kind: string, id: string, holder: string) => {
+      calls.push(`${op} ${id}${holder === 'grace' ? ' grace' : ''}`)
       const answer = next.shift()
       if (answer === undefined) throw new Error(`no answer scripted for ${op}`)
       return await answer(op)
@@ -86,8 +86,17 @@ t.test('a producer here: taking, renewing, and each answer a renewal gets', asyn
   await nextCall(clock, calls, 'renew a')
   t.equal(stops, 2, 'so does a lost lease')
   t.match(lines.at(-1), ['warn', /lease was lost/])
+  await clock.tickAsync(LEASE_MS)
+  t.equal(calls.filter((c) => c === 'renew a').length, 4, 'a lost lease is renewed no more')
   leases.notice('conversation', 'a', 'stop')
-  t.equal(stops, 3, 'and a stop notice')
+  t.equal(stops, 3, 'a stop notice stops the producer')
+  next.push(answer('taken'))
+  await leases.take('conversation', 'c', () => { stops++ })
+  next.push(answer('closed'))
+  await nextCall(clock, calls, 'renew c')
+  t.equal(stops, 4, 'a session closed under a renewal: the producer is told, nothing logged')
+  t.match(lines.at(-1), ['warn', /lease was lost/])
+  leases.release('conversation', 'c', true)
 
   next.push(fail)
   calls.length = 0
@@ -113,26 +122,47 @@ t.test('the sessions watched here: each answer a look at a lease gets', async (t
 
   const s = session('w')
   leases.watch(s)
-  leases.watch(s)
   next.push(answer('held 200'))
-  await clock.tickAsync(LEASE_MS + TICK)
-  t.same(calls.splice(0), ['lapse w'], 'looked at once it would lapse unless renewed')
+  await nextCall(clock, calls, 'lapse w')
+  t.equal(Date.now(), TICK, 'a new watch looks at the next tick')
   next.push(answer('none'))
-  await clock.tickAsync(200 + TICK)
-  t.same(calls.splice(0), ['lapse w'])
-  await clock.tickAsync(LEASE_MS * 2)
-  t.same(calls.splice(0), [], 'a session without a producer sleeps')
+  await nextCall(clock, calls, 'lapse w')
+  t.equal(Date.now(), 4 * TICK, 'then when the lease would lapse unless renewed')
+  await clock.tickAsync(LEASE_MS * 4)
+  t.same(calls.filter((c) => c === 'lapse w').length, 2, 'a session without a producer sleeps')
+  next.push(answer('none'))
+  await nextCall(clock, calls, 'lapse w')
+  t.equal(Date.now(), 4 * TICK + 5 * LEASE_MS, 'five leases long')
+
+  // A notice that crosses a look answering none is not lost.
+  let crossing!: (a: string) => void
+  leases.notice('conversation', 'w', 'leased')
+  next.push(async () => await new Promise<string>((resolve) => { crossing = resolve }))
+  await nextCall(clock, calls, 'lapse w')
   leases.notice('conversation', 'w', 'leased')
   leases.notice('conversation', 'elsewhere', 'leased')
+  crossing('none')
+  const crossed = Date.now()
   next.push(fail)
   await nextCall(clock, calls, 'lapse w')
-  t.match(lines.at(-1), ['debug', /could not be looked at/], 'woken by a producer; a failed look is retried')
+  t.ok(Date.now() - crossed <= LEASE_MS + TICK, 'looked at again within a lease')
+  t.match(lines.at(-1), ['debug', /could not be looked at/], 'a failed look is retried')
   next.push(answer('lapsed'))
-  await nextCall(clock, calls, 'lapse w')
+  await nextCall(clock, calls, 'lapse w grace')
   await clock.tickAsync(0)
-  t.same(lapsed, ['w'], 'a lapsed lease closes the session')
+  t.same(lapsed, ['w'], 'after a failed look, with grace asked; a lapsed lease closes the session')
   t.match(lines.at(-1), ['warn', /stopped renewing its lease/])
-  calls.length = 0
+
+  const again = session('again')
+  leases.watch(again)
+  next.push(answer('none'))
+  await nextCall(clock, calls, 'lapse again')
+  const woken = Date.now()
+  leases.watch(again)
+  next.push(answer('held 100'))
+  await nextCall(clock, calls, 'lapse again')
+  t.ok(Date.now() - woken <= LEASE_MS + TICK, 'a new client of a sleeping watch: looked at within a lease')
+  leases.closed('conversation', 'again')
 
   const gone = session('gone')
   leases.watch(gone)
@@ -143,7 +173,8 @@ t.test('the sessions watched here: each answer a look at a lease gets', async (t
   next.push(answer('closed'))
   const last = session('last')
   leases.watch(last)
-  await clock.tickAsync(LEASE_MS + TICK)
+  calls.length = 0
+  await clock.tickAsync(TICK)
   t.same(calls, ['lapse last'], 'sessions nobody here waits on are no longer watched')
   leases.closed('conversation', 'nobody')
   await clock.tickAsync(TICK)

@@ -16,8 +16,10 @@ export const PRODUCER_NOTICES: ReadonlySet<string> = new Set<ProducerNotice>(['l
  * KEYS[1] the session's producers hash. ARGV: op (a LeaseOp, 'state' or 'stop'), holder, ttl ms, the stream
  * TTL ms ('0': none; given to a hash the lease creates), the session's channel, the command that announces.
  * Fields: `lease` the holder ('' once lapsed), `lease:until` its expiry (ms, Redis's clock), `lease:stop` set
- * when a stop was asked. `state` answers `none`, `lapsed`, `closed` or `held <remaining ms>`. `take` and `stop`
- * announce themselves on the channel (PRODUCER_NOTICES).
+ * when a stop was asked, `lease:grace` once a lapse was forgiven (see LeaseOp 'lapse'; a renewal clears it).
+ * `state` answers `none`, `lapsed`, `closed` or `held <remaining ms>`. `take`, a renewal that takes the lease again
+ * (Redis lost it), and `stop` announce themselves on the channel (PRODUCER_NOTICES); a hash they create gets the
+ * stream's TTL.
  */
 const LEASE_SCRIPT = `local op, holder, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local h = KEYS[1]
@@ -31,25 +33,28 @@ if op == 'state' then
   if not cur then return 'none' end
   if not live then return 'lapsed' end
   return 'held ' .. left
-elseif op == 'take' then
-  if live and cur ~= holder then return 'held' end
+elseif op == 'take' or op == 'renew' then
+  if op == 'take' and live and cur ~= holder then return 'held' end
+  if op == 'renew' and cur and cur ~= holder then return 'lost' end
   local fresh = redis.call('EXISTS', h) == 0
   redis.call('HSET', h, 'lease', holder, 'lease:until', now + ttl)
-  redis.call('HDEL', h, 'lease:stop')
+  redis.call('HDEL', h, 'lease:grace')
+  if op == 'take' then redis.call('HDEL', h, 'lease:stop') end
   if fresh and ARGV[4] ~= '0' then redis.call('PEXPIRE', h, ARGV[4]) end
-  redis.call(ARGV[6], ARGV[5], 'leased')
-  return 'taken'
-elseif op == 'renew' then
-  if cur and cur ~= holder then return 'lost' end
-  redis.call('HSET', h, 'lease', holder, 'lease:until', now + ttl)
+  if op == 'take' or not cur then redis.call(ARGV[6], ARGV[5], 'leased') end
+  if op == 'take' then return 'taken' end
   if redis.call('HEXISTS', h, 'lease:stop') == 1 then return 'stop' end
   return 'renewed'
 elseif op == 'release' then
-  if cur == holder then redis.call('HDEL', h, 'lease', 'lease:until', 'lease:stop') end
+  if cur == holder then redis.call('HDEL', h, 'lease', 'lease:until', 'lease:stop', 'lease:grace') end
   return 'released'
 elseif op == 'lapse' then
   if not cur then return 'none' end
   if live then return 'held ' .. left end
+  if holder == 'grace' and cur ~= '' and redis.call('HEXISTS', h, 'lease:grace') == 0 then
+    redis.call('HSET', h, 'lease:until', now + ttl, 'lease:grace', '1')
+    return 'held ' .. ttl
+  end
   redis.call('HSET', h, 'lease', '')
   return 'lapsed'
 end

@@ -66,7 +66,11 @@ export type LeaseOp =
   | 'renew'
   /** Gives it up: `'released'`. */
   | 'release'
-  /** Ends a lapsed lease so that the session can be closed for it: `'lapsed'` (close it now), `'held <remaining ms>'`, `'none'` or `'closed'`. */
+  /**
+   * Ends a lapsed lease so that the session can be closed for it: `'lapsed'` (close it now), `'held <remaining ms>'`,
+   * `'none'` or `'closed'`. With holder `'grace'` (the asker could not reach the backplane before: nor, perhaps,
+   * could the holder renew), a lease that lapsed is extended by `ttlMs` instead, once until its next renewal.
+   */
   | 'lapse'
 
 /** Numbers reported under `getStats().backplane`. */
@@ -142,7 +146,7 @@ export interface Backplane {
   leaseState (kind: string, sessionId: string): Promise<LeaseState>
   /**
    * Asks the holder of the session's lease to stop its producer: marks the lease (its next renewal answers
-   * `'stop'`) and tells every process following the session ({@link BackplaneSink.stopRequested}). Resolves
+   * `'stop'`) and tells every process following the session ({@link BackplaneSink.producer} with `'stop'`). Resolves
    * false when no lease is held. Rejects when unavailable.
    */
   stopProducer (kind: string, sessionId: string): Promise<boolean>

@@ -18,6 +18,8 @@ interface Held {
   renewedAt: number
   /** A renewal is on its way. */
   busy: boolean
+  /** Lost (or its session closed): renewed no more, its producer told once. */
+  ended: boolean
 }
 
 /** A session whose producer runs elsewhere, as far as this process knows: followed by clients here, or by stops asked here. */
@@ -28,10 +30,17 @@ interface Watch {
   session: Session | undefined
   /** Stops asked here: resolved once the session is closed. */
   readonly waiters: Array<() => void>
-  /** When to look at its lease next; Infinity while it has none (a `'leased'` notice wakes it). */
+  /** When to look at its lease next. */
   dueAt: number
   busy: boolean
+  /** `'leased'` notices received: one that arrives while a look is on its way outdates the look's `'none'`. */
+  notices: number
+  /** The last look failed (the backplane unreachable): an expired lease gets a grace period, once (LeaseOp `'lapse'`). */
+  failed: boolean
 }
+
+/** How many `leaseMs` a session without a producer sleeps between looks (a `'leased'` notice wakes it before). */
+const IDLE_LEASES = 5
 
 const keyOf = (kind: string, sessionId: string): string => `${kind}\n${sessionId}`
 
@@ -71,7 +80,7 @@ export class BackplaneLeases implements Leases {
       const what = JSON.stringify(sessionId)
       throw answer === 'closed' ? new FST_ERR_SSE_HUB_SESSION_CLOSED(what) : new FST_ERR_SSE_HUB_ALREADY_PIPED(what)
     }
-    this.#held.set(keyOf(kind, sessionId), { kind, sessionId, onStop, renewedAt: this.now(), busy: false })
+    this.#held.set(keyOf(kind, sessionId), { kind, sessionId, onStop, renewedAt: this.now(), busy: false, ended: false })
     this.#arm()
   }
 
@@ -114,7 +123,9 @@ export class BackplaneLeases implements Leases {
     const key = keyOf(kind, sessionId)
     if (notice === 'stop') this.#held.get(key)?.onStop()
     const watch = this.#watched.get(key)
-    if (watch !== undefined) watch.dueAt = Math.min(watch.dueAt, this.now() + this.leaseMs)
+    if (watch === undefined) return
+    watch.notices++
+    watch.dueAt = Math.min(watch.dueAt, this.now() + this.leaseMs)
   }
 
   /** A session followed here was closed: the stops waiting for it are done. */
@@ -146,11 +157,14 @@ export class BackplaneLeases implements Leases {
     const key = keyOf(kind, sessionId)
     let watch = this.#watched.get(key)
     if (watch === undefined) {
-      watch = { kind, sessionId, session, waiters: [], dueAt: this.now() + this.leaseMs, busy: false }
+      // Looked at the next tick: a client that resumes a dead producer's session learns it within leaseMs.
+      watch = { kind, sessionId, session, waiters: [], dueAt: this.now(), busy: false, notices: 0, failed: false }
       this.#watched.set(key, watch)
       this.#arm()
     } else if (session !== undefined) {
       watch.session = session
+      // A notice may have been missed while nobody here followed the session.
+      watch.dueAt = Math.min(watch.dueAt, this.now() + this.leaseMs)
     }
     return watch
   }
@@ -162,7 +176,7 @@ export class BackplaneLeases implements Leases {
   readonly #tick = (): void => {
     const now = this.now()
     for (const held of this.#held.values()) {
-      if (!held.busy && now - held.renewedAt >= this.leaseMs / 3) this.#renew(held, now)
+      if (!held.busy && !held.ended && now - held.renewedAt >= this.leaseMs / 3) this.#renew(held, now)
     }
     for (const [key, watch] of this.#watched) {
       const s = watch.session
@@ -185,8 +199,10 @@ export class BackplaneLeases implements Leases {
       held.busy = false
       if (answer === 'renewed' || answer === 'stop') held.renewedAt = now
       if (answer === 'renewed') return
-      // A stop whose notice was missed; or the session was closed for this producer, its lease having lapsed.
-      if (answer !== 'stop') this.logger.warn({ kind: held.kind, sessionId: held.sessionId }, `sse-hub: a producer's lease was ${answer} (it was not renewed within leaseMs); the producer is stopped`)
+      // A stop whose notice was missed; or the lease lost (lapsed: not renewed within leaseMs), or the session
+      // closed (by the producer itself as this renewal crossed it, or for the lapse).
+      if (answer !== 'stop') held.ended = true
+      if (answer === 'lost') this.logger.warn({ kind: held.kind, sessionId: held.sessionId }, "sse-hub: a producer's lease was lost (it was not renewed within leaseMs); the producer is stopped")
       held.onStop()
     }, (err: unknown) => {
       held.busy = false
@@ -196,8 +212,9 @@ export class BackplaneLeases implements Leases {
 
   #check (watch: Watch): void {
     watch.busy = true
-    const { kind, sessionId } = watch
-    this.backplane.lease('lapse', kind, sessionId, '', 0).then(async (answer) => {
+    const { kind, sessionId, notices } = watch
+    this.backplane.lease('lapse', kind, sessionId, watch.failed ? 'grace' : '', this.leaseMs).then(async (answer) => {
+      watch.failed = false
       if (answer.startsWith('held ')) {
         // Stops waiting look every tick; a watch, when the lease would lapse unless renewed.
         watch.dueAt = this.now() + (watch.waiters.length > 0 ? 0 : Number(answer.slice(5)) + 1)
@@ -207,13 +224,15 @@ export class BackplaneLeases implements Leases {
         this.logger.warn({ kind, sessionId }, 'sse-hub: the producer of a session stopped renewing its lease (its process is gone or stalled); the session is closed (pipe_failed, lease_lapsed)')
         await this.lapse(kind, sessionId)
       } else if (answer === 'none' && watch.waiters.length === 0) {
-        watch.dueAt = Infinity
+        // No producer (yet): look again later, or a lease's lifetime after a `'leased'` notice that crossed this look.
+        watch.dueAt = this.now() + this.leaseMs * (watch.notices === notices ? IDLE_LEASES : 1)
         return
       }
       this.closed(kind, sessionId)
     }).catch((err: unknown) => {
       // Redis unreachable (or the close failed): look again at the next tick.
       watch.dueAt = this.now()
+      watch.failed = true
       this.logger.debug({ err, kind, sessionId }, "sse-hub: a session's lease could not be looked at; the next tick tries again")
     }).finally(() => { watch.busy = false })
   }

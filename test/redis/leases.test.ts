@@ -46,6 +46,9 @@ if (redis !== undefined) {
     t.equal(await b.app.sse.conversations.stop('p1'), false, 'nothing runs any more')
     await a.app.sse.conversations.close('p2')
     await t.rejects(b.app.sse.conversations.pipe('p2', untilStopped('late')), { code: 'FST_ERR_SSE_HUB_SESSION_CLOSED' })
+    // A script Redis runs and fails (the session's hash is not a hash) is an unavailable backplane, not a hang.
+    await withClient(redis, async (r) => await r.set(producers('bad'), 'not a hash'))
+    await t.rejects(b.app.sse.conversations.producing('bad'), { code: 'FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE' })
   })
 
   t.test('a stop whose notice is missed is seen at the next renewal; a lease taken over stops its producer', async (t) => {
