@@ -220,8 +220,9 @@ export class SseHub<C extends EventMap<C> = ConversationEvents, D extends EventM
     }
   }
 
-  /** Removes the metrics and releases the backplane's connections (the plugin calls this in `onClose`). */
+  /** Stops the producers running here, removes the metrics, releases the backplane's connections (the plugin calls this in `onClose`). */
   async disconnect (): Promise<void> {
+    await Promise.all([...this.#registries.values()].map((registry) => registry.stopProducers()))
     this.#metrics.unregister()
     await this.#parts.eventLog.stop()
   }

@@ -76,6 +76,21 @@ export class Producers {
     return true
   }
 
+  /**
+   * The hub closes: aborts every producer running here, so that each session ends now (for its clients on other
+   * instances too) and gives its lease up; resolves once they are closed, or after `ms` for one that ignores its signal.
+   */
+  async stopAll (ms: number): Promise<void> {
+    const closed = [...this.#running.values()].map((running) => {
+      running.controller.abort()
+      return running.done
+    })
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
+    await Promise.race([Promise.all(closed), late])
+    clearTimeout(timer)
+  }
+
   /** Whether a producer of `sessionId` runs, here or elsewhere. */
   async running (sessionId: string): Promise<boolean> {
     return this.#running.has(sessionId) || await this.leases.heldElsewhere(this.kind, sessionId)

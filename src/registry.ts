@@ -144,6 +144,11 @@ export class SessionRegistry<E extends EventMap<E>> {
     return this.#producers.running(sessionId)
   }
 
+  /** Aborts the producers running here and waits (up to 2 s) for their sessions' close (the hub calls this in `onClose`). */
+  stopProducers (): Promise<void> {
+    return this.#producers.stopAll(2000)
+  }
+
   /** Advanced (`fastify-sse-hub/ai` keeps its chats' answers there): values shared by every process, as the sessions are. */
   get sharedValues (): SharedValues {
     return this.#eventLog.leases

@@ -1,17 +1,18 @@
 /*
  * `fastify-sse-hub/ai` on a local Redis Cluster (sharded pub/sub), two instances, to the SDK's own chat client: an
- * answer resumed on the other instance, a stop from the other instance, and a producer whose lease lapses.
+ * answer resumed on the other instance, a stop from the other instance, the producing instance closed, and its
+ * process SIGKILLed (its lease lapses).
  */
 import t from 'tap'
 import { clusterOrSkip } from '../redis/helper.js'
 import { ERROR_TEXTS } from '../../src/ai/wire-format.js'
-import { chatInstance, gate, mockModel, TestChat, text, userMessage, waitStreaming } from './helper.js'
+import { chatInstance, gate, mockModel, producerProcess, TestChat, text, userMessage, waitStreaming } from './helper.js'
 
 const WORDS = ['Every ', 'shard ', 'sees ', 'the ', 'same ', 'answer.']
 const cluster = await clusterOrSkip(t)
 
 if (cluster !== undefined) {
-  t.test('resumed and stopped on the other instance; a lapsed lease ends it with an error chunk', async (t) => {
+  t.test('resumed and stopped on the other instance; its instance closed: abort; its process killed: an error chunk', async (t) => {
     const g = gate()
     const a = await chatInstance(t, cluster, () => mockModel(WORDS, (i) => i === 4 ? g.wait : undefined), { leaseMs: 600 })
     const b = await chatInstance(t, cluster, () => mockModel(WORDS), { leaseMs: 600 })
@@ -42,18 +43,32 @@ if (cluster !== undefined) {
     t.equal(text(watching.answer), WORDS[0])
     t.equal((await fetch(`${b.url}/api/chat/c2/stream`)).status, 204)
 
-    // A producer whose process stalls (its hub closed under it: no more renewals) lets its lease lapse.
+    // Its producing instance closed: the answer ends at once for the viewers elsewhere (its producer stopped).
     const d = await chatInstance(t, cluster, () => mockModel(WORDS, (i) => i === 3 ? stuck.wait : undefined), { leaseMs: 600 })
     const third = new TestChat(d.url, 'c3')
-    const dying = third.sendMessage(userMessage('then stall'))
+    const closing = third.sendMessage(userMessage('then close'))
     await waitStreaming(third)
-    const last = new TestChat(b.url, 'c3', [userMessage('then stall')])
+    const watcher = new TestChat(b.url, 'c3', [userMessage('then close')])
+    const watchingClose = watcher.resumeStream()
+    await waitStreaming(watcher)
+    await d.app.close()
+    await Promise.all([watchingClose, closing])
+    t.equal(d.signals.get('c3')?.aborted, true, 'the closing instance stopped its producer')
+    t.equal(text(watcher.answer), WORDS[0])
+    t.equal((await fetch(`${b.url}/api/chat/c3/stream`)).status, 204)
+
+    // Its producing process SIGKILLed: the viewers elsewhere get the error chunk.
+    const { child, url } = await producerProcess(t, cluster, 600, 3000)
+    const dying = userMessage('then die')
+    const res = await fetch(`${url}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'c4', messages: [dying] }) })
+    const last = new TestChat(b.url, 'c4', [dying])
     const lasting = last.resumeStream()
     await waitStreaming(last)
-    await d.app.close()
-    await Promise.all([lasting, dying])
+    child.kill('SIGKILL')
+    res.body?.cancel().catch(() => {})
+    await lasting
     t.equal(last.status, 'error')
     t.equal(last.error?.message, ERROR_TEXTS.lease_lapsed)
-    t.equal((await fetch(`${b.url}/api/chat/c3/stream`)).status, 204)
+    t.equal((await fetch(`${b.url}/api/chat/c4/stream`)).status, 204)
   })
 }

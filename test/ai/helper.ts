@@ -9,7 +9,10 @@ import type { FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import { chatStreams, type ChatStreams, type ChatStreamsOptions } from '../../src/ai/index.js'
 import { redisBackplane, type SseHubOptions } from '../../src/index.js'
-import { buildApp, eventually, listen } from '../helper.js'
+import type { ChildProcess } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { buildApp, eventually, listen, spawnScript } from '../helper.js'
 import { RedisCluster } from '../redis/helper.js'
 
 /** A chat's state kept in plain fields (what a framework's reactive state does, without a framework). */
@@ -151,4 +154,21 @@ export async function chatInstance (
 /** Resolves once the chat's answer has begun. */
 export async function waitStreaming (chat: TestChat): Promise<void> {
   await eventually(() => text(chat.answer) !== '', 'the answer started')
+}
+
+/**
+ * A chat instance in a process of its own (fixtures/chat-instance.ts) on the Redis or cluster `redis`, with
+ * `leaseMs`, whose model streams `words` words (three at once, then one every 20 ms): the producer a test kills.
+ */
+export async function producerProcess (
+  t: { teardown: (fn: () => unknown) => void },
+  redis: { readonly url: string } | RedisCluster,
+  leaseMs: number,
+  words: number
+): Promise<{ child: ChildProcess, url: string }> {
+  const where = redis instanceof RedisCluster ? { REDIS_CLUSTER_NODES: redis.nodes.map((n) => `${n.host}:${n.port}`).join(',') } : { REDIS_URL: redis.url }
+  const script = fileURLToPath(new URL('./fixtures/chat-instance.ts', import.meta.url))
+  const child = spawnScript(t, script, { ...where, LEASE_MS: String(leaseMs), WORDS: String(words), SSE_HUB_TEST_INSTANCE: '1' })
+  for await (const line of createInterface({ input: child.stdout! })) return { child, url: (JSON.parse(line) as { url: string }).url }
+  throw new Error('the chat instance exited before listening')
 }

@@ -4,15 +4,12 @@
  * `error` chunk within leaseMs + 2 s, and the chat is free again), and a Redis restart mid-answer.
  */
 import t from 'tap'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import { ERROR_TEXTS } from '../../src/ai/wire-format.js'
-import { listen, spawnScript, waitFor } from '../helper.js'
+import { waitFor } from '../helper.js'
 import { redisOrSkip } from '../redis/helper.js'
-import { chatInstance, gate, mockModel, TestChat, text, userMessage, waitStreaming } from './helper.js'
+import { chatInstance, gate, producerProcess, mockModel, TestChat, text, userMessage, waitStreaming } from './helper.js'
 
 const WORDS = ['Any ', 'instance ', 'serves ', 'the ', 'whole ', 'answer.']
-const FIXTURE = fileURLToPath(new URL('./fixtures/chat-instance.ts', import.meta.url))
 
 t.test('one Redis, two instances', async (t) => {
   const redis = await redisOrSkip(t, true)
@@ -59,12 +56,7 @@ t.test('one Redis, two instances', async (t) => {
 
   t.test('the producing process SIGKILLed: its viewers elsewhere end with an error chunk within leaseMs + 2 s, then 204', async (t) => {
     const leaseMs = 1000
-    const child = spawnScript(t, FIXTURE, { REDIS_URL: redis.url, LEASE_MS: String(leaseMs), WORDS: '3000', SSE_HUB_TEST_INSTANCE: '1' })
-    let producer = ''
-    for await (const line of createInterface({ input: child.stdout! })) {
-      producer = (JSON.parse(line) as { url: string }).url
-      break
-    }
+    const { child, url: producer } = await producerProcess(t, redis, leaseMs, 3000)
     const b = await chatInstance(t, redis, () => mockModel(WORDS), { leaseMs })
     const question = userMessage('then die')
     const sending = fetch(`${producer}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'k1', messages: [question] }) })
