@@ -6,7 +6,7 @@
 import t from 'tap'
 import { clusterOrSkip } from '../redis/helper.js'
 import { ERROR_TEXTS } from '../../src/ai/wire-format.js'
-import { chatInstance, gate, mockModel, producerProcess, TestChat, text, userMessage, waitStreaming } from './helper.js'
+import { chatInstance, gate, mockModel, producerProcess, sendAndResume, TestChat, text, userMessage, waitStreaming } from './helper.js'
 
 const WORDS = ['Every ', 'shard ', 'sees ', 'the ', 'same ', 'answer.']
 const cluster = await clusterOrSkip(t)
@@ -16,43 +16,27 @@ if (cluster !== undefined) {
     const g = gate()
     const a = await chatInstance(t, cluster, () => mockModel(WORDS, (i) => i === 4 ? g.wait : undefined), { leaseMs: 600 })
     const b = await chatInstance(t, cluster, () => mockModel(WORDS), { leaseMs: 600 })
-    const question = userMessage('hello')
-    const sender = new TestChat(a.url, 'c1')
-    const sending = sender.sendMessage(question)
-    await waitStreaming(sender)
-    const viewer = new TestChat(b.url, 'c1', [question])
-    const viewing = viewer.resumeStream()
-    await waitStreaming(viewer)
+    const { sender, viewer, ended } = await sendAndResume(a.url, b.url, 'c1', userMessage('hello'))
     g.open()
-    await Promise.all([sending, viewing])
+    await ended
     t.same(viewer.messages, a.saved.get('c1'), 'the other instance served what onFinish saved')
     t.same(viewer.answer, sender.answer)
 
     const stuck = gate()
     t.teardown(stuck.open)
     const c = await chatInstance(t, cluster, () => mockModel(WORDS, (i) => i === 3 ? stuck.wait : undefined), { leaseMs: 600 })
-    const second = new TestChat(c.url, 'c2')
-    const producing = second.sendMessage(userMessage('stop it'))
-    await waitStreaming(second)
-    const watching = new TestChat(b.url, 'c2', [userMessage('stop it')])
-    const watched = watching.resumeStream()
-    await waitStreaming(watching)
+    const { viewer: watching, ended: stopped } = await sendAndResume(c.url, b.url, 'c2', userMessage('stop it'))
     t.same(await (await fetch(`${b.url}/api/chat/c2/stop`, { method: 'POST' })).json(), { stopped: true })
     t.equal(c.signals.get('c2')?.aborted, true)
-    await Promise.all([producing, watched])
+    await stopped
     t.equal(text(watching.answer), WORDS[0])
     t.equal((await fetch(`${b.url}/api/chat/c2/stream`)).status, 204)
 
     // Its producing instance closed: the answer ends at once for the viewers elsewhere (its producer stopped).
     const d = await chatInstance(t, cluster, () => mockModel(WORDS, (i) => i === 3 ? stuck.wait : undefined), { leaseMs: 600 })
-    const third = new TestChat(d.url, 'c3')
-    const closing = third.sendMessage(userMessage('then close'))
-    await waitStreaming(third)
-    const watcher = new TestChat(b.url, 'c3', [userMessage('then close')])
-    const watchingClose = watcher.resumeStream()
-    await waitStreaming(watcher)
+    const { viewer: watcher, ended: closed } = await sendAndResume(d.url, b.url, 'c3', userMessage('then close'))
     await d.app.close()
-    await Promise.all([watchingClose, closing])
+    await closed
     t.equal(d.signals.get('c3')?.aborted, true, 'the closing instance stopped its producer')
     t.equal(text(watcher.answer), WORDS[0])
     t.equal((await fetch(`${b.url}/api/chat/c3/stream`)).status, 204)

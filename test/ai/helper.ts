@@ -172,3 +172,17 @@ export async function producerProcess (
   for await (const line of createInterface({ input: child.stdout! })) return { child, url: (JSON.parse(line) as { url: string }).url }
   throw new Error('the chat instance exited before listening')
 }
+
+/**
+ * A send on `from` and a fresh Chat resuming the same answer on `to` (with the question, as a reloaded page has it),
+ * both under way; `ended` settles once both have ended.
+ */
+export async function sendAndResume (from: string, to: string, chatId: string, question: UIMessage): Promise<{ sender: TestChat, viewer: TestChat, ended: Promise<unknown> }> {
+  const sender = new TestChat(from, chatId)
+  const sending = sender.sendMessage(question)
+  await waitStreaming(sender)
+  const viewer = new TestChat(to, chatId, [question])
+  const viewing = viewer.resumeStream()
+  await waitStreaming(viewer)
+  return { sender, viewer, ended: Promise.all([sending, viewing]) }
+}

@@ -7,7 +7,7 @@ import t from 'tap'
 import { ERROR_TEXTS } from '../../src/ai/wire-format.js'
 import { waitFor } from '../helper.js'
 import { redisOrSkip } from '../redis/helper.js'
-import { chatInstance, gate, producerProcess, mockModel, TestChat, text, userMessage, waitStreaming } from './helper.js'
+import { chatInstance, gate, mockModel, producerProcess, sendAndResume, TestChat, text, userMessage } from './helper.js'
 
 const WORDS = ['Any ', 'instance ', 'serves ', 'the ', 'whole ', 'answer.']
 
@@ -19,15 +19,9 @@ t.test('one Redis, two instances', async (t) => {
     const g = gate()
     const a = await chatInstance(t, redis, () => mockModel(WORDS, (i) => i === 4 ? g.wait : undefined))
     const b = await chatInstance(t, redis, () => mockModel(WORDS))
-    const question = userMessage('hello')
-    const sender = new TestChat(a.url, 'i1')
-    const sending = sender.sendMessage(question)
-    await waitStreaming(sender)
-    const viewer = new TestChat(b.url, 'i1', [question])
-    const viewing = viewer.resumeStream()
-    await waitStreaming(viewer)
+    const { sender, viewer, ended } = await sendAndResume(a.url, b.url, 'i1', userMessage('hello'))
     g.open()
-    await Promise.all([sending, viewing])
+    await ended
     t.equal(text(viewer.answer), WORDS.join(''))
     t.same(viewer.messages, a.saved.get('i1'), 'the other instance served what onFinish saved')
     t.same(sender.messages, viewer.messages)
@@ -36,17 +30,12 @@ t.test('one Redis, two instances', async (t) => {
     const stuck = gate()
     const c = await chatInstance(t, redis, () => mockModel(WORDS, (i) => i === 3 ? stuck.wait : undefined))
     t.teardown(stuck.open)
-    const second = new TestChat(c.url, 'i2')
-    const producing = second.sendMessage(userMessage('stop it'))
-    await waitStreaming(second)
-    const watching = new TestChat(b.url, 'i2', [userMessage('stop it')])
-    const watched = watching.resumeStream()
-    await waitStreaming(watching)
+    const { sender: second, viewer: watching, ended: stopped } = await sendAndResume(c.url, b.url, 'i2', userMessage('stop it'))
     const refused = await fetch(`${b.url}/api/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'i2', messages: [userMessage('again')] }) })
     t.equal(refused.status, 409, 'a second start on another instance: 409')
     t.same(await (await fetch(`${b.url}/api/chat/i2/stop`, { method: 'POST' })).json(), { stopped: true }, 'stopped from the other instance')
     t.equal(c.signals.get('i2')?.aborted, true, "the producer's signal was aborted where it runs")
-    await Promise.all([producing, watched])
+    await stopped
     const said = text(second.answer)
     t.equal(text(watching.answer), said, 'both viewers end with the same answer')
     t.equal(said, WORDS[0], 'nothing was appended after the stop')
@@ -84,18 +73,12 @@ t.test('one Redis, two instances', async (t) => {
     const g = gate()
     const a = await chatInstance(t, redis, () => mockModel(WORDS, (i) => i === 4 ? g.wait : undefined))
     const b = await chatInstance(t, redis, () => mockModel(WORDS))
-    const question = userMessage('hold on')
-    const sender = new TestChat(a.url, 'r1')
-    const sending = sender.sendMessage(question)
-    await waitStreaming(sender)
-    const viewer = new TestChat(b.url, 'r1', [question])
-    const viewing = viewer.resumeStream()
-    await waitStreaming(viewer)
+    const { sender, viewer, ended } = await sendAndResume(a.url, b.url, 'r1', userMessage('hold on'))
     await redis.kill()
     // The rest is produced while Redis is down: it waits for it, in order.
     g.open()
     await redis.restart()
-    await Promise.all([sending, viewing])
+    await ended
     t.equal(sender.status, 'ready')
     t.equal(viewer.status, 'ready')
     t.equal(text(viewer.answer), WORDS.join(''))
