@@ -101,6 +101,27 @@ export function isStreamId (id: string): boolean {
   return m !== null && Number.isSafeInteger(Number(m[1])) && Number.isSafeInteger(Number(m[2]))
 }
 
+/*
+ * KEYS[1] the session's stream, ARGV[1] the first id (inclusive; '-': the oldest). Every entry from there as one
+ * string, `<id>\n<type>\n<data>` (a channel message's layout): 7 RESP values per entry become 1, which ioredis
+ * decodes several times faster (perf note 44).
+ */
+export const REPLAY_SCRIPT = `local entries = redis.call('XRANGE', KEYS[1], ARGV[1], '+')
+local out = {}
+for i = 1, #entries do
+  local f = entries[i][2]
+  out[i] = entries[i][1] .. '\\n' .. f[2] .. '\\n' .. f[4]
+end
+return out`
+export const REPLAY_SHA = createHash('sha1').update(REPLAY_SCRIPT).digest('hex')
+
+/** An event as {@link REPLAY_SCRIPT} answers it. */
+export function replayedEvent (line: string): BackplaneEvent {
+  const a = line.indexOf('\n')
+  const b = line.indexOf('\n', a + 1)
+  return { id: line.slice(0, a), type: line.slice(a + 1, b), data: line.slice(b + 1) }
+}
+
 /** A stream entry as ioredis returns it from XRANGE and XREVRANGE. */
 export type Entry = [id: string, fields: string[]]
 

@@ -21,9 +21,9 @@ import { OutageLog } from './redis-outage.js'
 import { RedisLeases } from './redis-lease.js'
 import { Publisher } from './redis-publish.js'
 import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type RedisClusterNode, type ResolvedRedisOptions } from './redis-options.js'
-import { CLOSED_FIELD, compareStreamIds, isStreamId, producersKey, streamIdTime, streamKey, toEvent, type Entry } from './redis-stream.js'
-import { ownOptions, ServerTopology, type Topology, type TopologyEvents } from './redis-topology.js'
-import { initialBackplaneStats, type Backplane, type BackplaneRead, type BackplaneSink, type BackplaneStats, type LeaseOp, type LeaseState } from './types.js'
+import { CLOSED_FIELD, compareStreamIds, isStreamId, producersKey, REPLAY_SCRIPT, REPLAY_SHA, replayedEvent, streamIdTime, streamKey, type Entry } from './redis-stream.js'
+import { ownOptions, ServerTopology, type Commands, type Topology, type TopologyEvents } from './redis-topology.js'
+import { initialBackplaneStats, type Backplane, type BackplaneEvent, type BackplaneRead, type BackplaneSink, type BackplaneStats, type LeaseOp, type LeaseState } from './types.js'
 
 /**
  * A Redis backplane for the `backplane` option, so several processes serve one set of
@@ -63,6 +63,18 @@ function clusterNode (entry: string): RedisClusterNode {
   const port = node.slice(at + 1).trim()
   if (at < 0 || host === '' || !/^\d+$/.test(port)) throw new FST_ERR_SSE_HUB_INVALID_OPTION(`REDIS_CLUSTER_NODES: '${entry}' is not host:port`)
   return { host, port: Number(port) }
+}
+
+/** A stream's entries from `start` (inclusive) through the replay script (perf note 44); its text after a flushed script cache. */
+async function replay (cmd: Commands, key: string, start: string): Promise<BackplaneEvent[]> {
+  let lines: string[]
+  try {
+    lines = await cmd.evalsha(REPLAY_SHA, 1, key, start) as string[]
+  } catch (err) {
+    if (!(err as Error).message.startsWith('NOSCRIPT')) throw err
+    lines = await cmd.eval(REPLAY_SCRIPT, 1, key, start) as string[]
+  }
+  return lines.map(replayedEvent)
 }
 
 class RedisBackplane implements Backplane {
@@ -221,12 +233,12 @@ class RedisBackplane implements Backplane {
     const cmd = topology.cmd
     try {
       if (!topology.ready) throw new Error('Redis connection is not ready')
-      if (afterId === undefined) return { found: true, events: (await cmd.xrange(key, '-', '+') as Entry[]).map(toEvent) }
+      if (afterId === undefined) return { found: true, events: await replay(cmd, key, '-') }
       const valid = isStreamId(afterId)
       if (valid) {
         // Inclusive start: the first entry is afterId itself when it is still retained.
-        const entries = await cmd.xrange(key, afterId, '+') as Entry[]
-        if (entries[0]?.[0] === afterId) return { found: true, events: entries.slice(1).map(toEvent) }
+        const events = await replay(cmd, key, afterId)
+        if (events[0]?.id === afterId) return { found: true, events: events.slice(1) }
       }
       const [oldest, newest] = await Promise.all([
         cmd.xrange(key, '-', '+', 'COUNT', 1) as Promise<Entry[]>,

@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import { Redis } from 'ioredis'
-import { connect, ids, token, tokens, waitFor, type SseClient } from '../helper.js'
+import { connect, ids, SseClient, token, tokens, waitFor } from '../helper.js'
 import { instance, redisOrSkip } from './helper.js'
 
 const redis = await redisOrSkip(t)
@@ -207,6 +207,32 @@ if (redis !== undefined) {
     await a.app.sse.broadcastToConversation('sf', 'conversation_token', token('3'))
     await c.receive(3)
     t.same(tokens(c), ['1', '2', '3'])
+  })
+
+  t.test('a replay after a flushed script cache sends the replay script itself', async (t) => {
+    const a = await instance(t, redis)
+    const first = await connect(`${a.url}/conversations/rf/stream`)
+    for (let i = 0; i < 3; i++) await a.app.sse.broadcastToConversation('rf', 'conversation_token', token(`t${i}`))
+    await first.receive(3)
+    first.close()
+    await waitFor(() => a.app.sse.getConversationClientCount('rf') === 0, 'client gone')
+    const r = redis.client()
+    t.teardown(() => r.quit())
+    await r.script('FLUSH')
+    const again = await connect(`${a.url}/conversations/rf/stream`, { 'last-event-id': first.received[0]?.id as string })
+    await again.receive(2)
+    t.same(tokens(again), ['t1', 't2'])
+  })
+
+  t.test('an entry the hub did not write (no type and data fields) makes a replay fail: 503', async (t) => {
+    const a = await instance(t, redis)
+    const r = redis.client()
+    t.teardown(() => r.quit())
+    const id = await r.xadd('sse-hub:{conversation:foreign}', '*', 'x', '1') as string
+    const refused = new SseClient(`${a.url}/conversations/foreign/stream`, { 'last-event-id': id })
+    const body = await refused.errorBody()
+    t.equal(refused.statusCode, 503)
+    t.equal(body.code, 'FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE')
   })
 
   t.test('messages on a channel that are not the hub\'s, or already delivered, are ignored', async (t) => {
