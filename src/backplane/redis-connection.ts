@@ -1,6 +1,7 @@
 /*
  * The Redis backplane's ioredis connections: loading ioredis (an optional peer dependency), waiting until a
- * connection is ready, and the FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE error when Redis cannot be used.
+ * connection is ready, running a one-key script, and the FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE error when Redis
+ * cannot be used.
  */
 import type { Cluster, Redis } from 'ioredis'
 import { FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE, FST_ERR_SSE_HUB_IOREDIS_MISSING } from '../errors.js'
@@ -23,4 +24,14 @@ export async function connect (conn: Redis | Cluster): Promise<void> {
 
 export function unavailable (err: unknown): Error {
   return new FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE((err as Error).message, { cause: err })
+}
+
+/** Runs a script of one key by its sha, or by its text when Redis does not have it cached (a restart, SCRIPT FLUSH). */
+export async function runScript (cmd: Redis | Cluster, sha: string, body: string, key: string, args: Array<string | number>): Promise<unknown> {
+  try {
+    return await cmd.evalsha(sha, 1, key, ...args)
+  } catch (err) {
+    if (!(err as Error).message.startsWith('NOSCRIPT')) throw err
+    return await cmd.eval(body, 1, key, ...args)
+  }
 }

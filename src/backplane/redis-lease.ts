@@ -4,7 +4,7 @@
  * script that tells time by Redis's clock; a shared value is a key of its own.
  */
 import { createHash } from 'node:crypto'
-import { unavailable } from './redis-connection.js'
+import { runScript, unavailable } from './redis-connection.js'
 import { producersKey, streamKey } from './redis-stream.js'
 import type { Commands, Topology } from './redis-topology.js'
 import type { LeaseOp, LeaseState, ProducerNotice } from './types.js'
@@ -78,16 +78,6 @@ if ARGV[4] == '1' then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[5]) else r
 return 1`
 const SWAP_SHA = createHash('sha1').update(SWAP_SCRIPT).digest('hex')
 
-/** Runs a script by its sha, or by its text when Redis does not have it cached. */
-async function script (cmd: Commands, sha: string, body: string, key: string, args: Array<string | number>): Promise<unknown> {
-  try {
-    return await cmd.evalsha(sha, 1, key, ...args)
-  } catch (err) {
-    if (!(err as Error).message.startsWith('NOSCRIPT')) throw err
-    return await cmd.eval(body, 1, key, ...args)
-  }
-}
-
 /** The lease and shared-value commands of one Redis backplane. */
 export class RedisLeases {
   constructor (
@@ -109,7 +99,7 @@ export class RedisLeases {
 
   async #lease (op: LeaseOp | 'state' | 'stop', kind: string, sessionId: string, holder: string, ttlMs: number): Promise<string> {
     const key = streamKey(this.keyPrefix, kind, sessionId)
-    return await this.#call(async (cmd, announce) => await script(cmd, LEASE_SHA, LEASE_SCRIPT, producersKey(key), [op, holder, ttlMs, this.streamTtl, key, announce]) as string)
+    return await this.#call(async (cmd, announce) => await runScript(cmd, LEASE_SHA, LEASE_SCRIPT, producersKey(key), [op, holder, ttlMs, this.streamTtl, key, announce]) as string)
   }
 
   lease (op: LeaseOp, kind: string, sessionId: string, holder: string, ttlMs: number): Promise<string> {
@@ -132,7 +122,7 @@ export class RedisLeases {
 
   async swapValue (name: string, expected: string | undefined, value: string | undefined, ttlMs: number): Promise<boolean> {
     const args = [expected ?? '', expected === undefined ? '0' : '1', value ?? '', value === undefined ? '0' : '1', ttlMs]
-    return await this.#call(async (cmd) => await script(cmd, SWAP_SHA, SWAP_SCRIPT, this.#valueKey(name), args)) === 1
+    return await this.#call(async (cmd) => await runScript(cmd, SWAP_SHA, SWAP_SCRIPT, this.#valueKey(name), args)) === 1
   }
 
   #valueKey (name: string): string {

@@ -15,7 +15,7 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE, FST_ERR_SSE_HUB_INVALID_OPTION } from '../errors.js'
 import { ClusterTopology } from './redis-cluster.js'
-import { loadIoredis, unavailable } from './redis-connection.js'
+import { loadIoredis, runScript, unavailable } from './redis-connection.js'
 import { Feeds } from './redis-feeds.js'
 import { OutageLog } from './redis-outage.js'
 import { RedisLeases } from './redis-lease.js'
@@ -65,16 +65,9 @@ function clusterNode (entry: string): RedisClusterNode {
   return { host, port: Number(port) }
 }
 
-/** A stream's entries from `start` (inclusive) through the replay script (perf note 44); its text after a flushed script cache. */
+/** A stream's entries from `start` (inclusive) through the replay script (perf note 44). */
 async function replay (cmd: Commands, key: string, start: string): Promise<BackplaneEvent[]> {
-  let lines: string[]
-  try {
-    lines = await cmd.evalsha(REPLAY_SHA, 1, key, start) as string[]
-  } catch (err) {
-    if (!(err as Error).message.startsWith('NOSCRIPT')) throw err
-    lines = await cmd.eval(REPLAY_SCRIPT, 1, key, start) as string[]
-  }
-  return lines.map(replayedEvent)
+  return (await runScript(cmd, REPLAY_SHA, REPLAY_SCRIPT, key, [start]) as string[]).map(replayedEvent)
 }
 
 class RedisBackplane implements Backplane {
