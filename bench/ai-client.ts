@@ -7,34 +7,8 @@
  * CLOCK_MONOTONIC (common.ts `nowUs`), the orchestrator's clock too.
  */
 import http from 'node:http'
-import { nowUs, serveIpc, sleep } from './common.js'
+import { nowUs, serveIpc, sleep, type Stream } from './common.js'
 
-interface Stream {
-  tag: string
-  /** The HTTP status; 0 until the headers came. */
-  status: number
-  tStart: number
-  tHeaders: number
-  tFirst: number
-  /** The first chunk's `type` (a replay from the start begins with `start`). */
-  firstType: string
-  /** Chunks received (`data:` frames besides `[DONE]`). */
-  chunks: number
-  bytes: number
-  /** When the count reached each of the marks asked for. */
-  marks: Record<number, number>
-  /** The first `error` chunk's errorText, and when it came. */
-  errorText?: string
-  tError: number
-  /** `data: [DONE]` seen, and when. */
-  done: boolean
-  tDone: number
-  /** How the response ended: '' while open, 'end' (complete), 'reset' (the connection broke), 'closed' (by us). */
-  ended: '' | 'end' | 'reset' | 'closed'
-  tEnded: number
-  /** The body of a response that was not an event stream (an error's JSON), its first 200 characters. */
-  body?: string
-}
 
 const streams = new Map<string, Stream>()
 const requests = new Map<string, http.ClientRequest>()

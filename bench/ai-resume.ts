@@ -32,12 +32,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
-import { nowUs, numberArg as arg, sleep, type Response } from './common.js'
+import { freePort, nowUs, numberArg as arg, sleep, type Response, type Stream } from './common.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const root = join(here, '..', '..', '..')
@@ -74,14 +73,6 @@ function killAll (): void {
 process.on('exit', killAll)
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => { killAll(); process.exit(130) })
 
-async function freePort (): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 /** A private redis-server (no persistence) on a free loopback port, pinned with the client. */
 async function startRedis (): Promise<{ url: string, proc: ChildProcess }> {
@@ -152,25 +143,6 @@ async function stop (c: Child): Promise<void> {
 
 // ---------------------------------------------------------------- one variant, one repetition
 
-/** What ai-client.ts reports of a stream. */
-interface Stream {
-  tag: string
-  status: number
-  tStart: number
-  tHeaders: number
-  tFirst: number
-  firstType: string
-  chunks: number
-  bytes: number
-  marks: Record<number, number>
-  errorText?: string
-  tError: number
-  done: boolean
-  tDone: number
-  ended: '' | 'end' | 'reset' | 'closed'
-  tEnded: number
-  body?: string
-}
 
 /** How a stream ended, in words without figures (they are metrics of their own): alike across repetitions. */
 function outcome (s: Stream): string {

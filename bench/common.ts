@@ -1,7 +1,10 @@
 /*
  * Shared by the bench's processes: the event every variant sends, the clock,
- * and the tiny request/response protocol spoken over each child's IPC channel.
+ * the tiny request/response protocol spoken over each child's IPC channel, what a resume
+ * stream reports, and a free port.
  */
+import { once } from 'node:events'
+import net from 'node:net'
 
 /** Microseconds on CLOCK_MONOTONIC: the same clock in every process on this machine (Linux). */
 export function nowUs (): number {
@@ -60,4 +63,42 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 export function numberArg (name: string, def: number, argv: readonly string[] = process.argv.slice(2)): number {
   const i = argv.indexOf(`--${name}`)
   return i >= 0 ? Number(argv[i + 1]) : def
+}
+
+/** What ai-client.ts reports of one resume (or POST) stream, to ai-resume.ts. */
+export interface Stream {
+  tag: string
+  /** The HTTP status; 0 until the headers came. */
+  status: number
+  tStart: number
+  tHeaders: number
+  tFirst: number
+  /** The first chunk's `type` (a replay from the start begins with `start`). */
+  firstType: string
+  /** Chunks received (`data:` frames besides `[DONE]`). */
+  chunks: number
+  bytes: number
+  /** When the count reached each of the marks asked for. */
+  marks: Record<number, number>
+  /** The first `error` chunk's errorText, and when it came. */
+  errorText?: string
+  tError: number
+  /** `data: [DONE]` seen, and when. */
+  done: boolean
+  tDone: number
+  /** How the response ended: '' while open, 'end' (complete), 'reset' (the connection broke), 'closed' (by us). */
+  ended: '' | 'end' | 'reset' | 'closed'
+  tEnded: number
+  /** The body of a response that was not an event stream (an error's JSON), its first 200 characters. */
+  body?: string
+}
+
+/** A free TCP port on 127.0.0.1 (for a private redis-server). */
+export async function freePort (): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as net.AddressInfo
+  server.close()
+  await once(server, 'close')
+  return port
 }

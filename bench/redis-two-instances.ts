@@ -15,27 +15,18 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import Fastify, { type FastifyInstance } from 'fastify'
 import sseHub, { redisBackplane, type SseHubOptions } from '../src/index.js'
-import { numberArg as arg } from './common.js'
+import { freePort, numberArg as arg } from './common.js'
 
 const CLIENTS = arg('clients', 100)
 const EVENTS = arg('events', 2000)
 const LATENCY_EVENTS = arg('latency-events', 500)
 const PHASE_LIMIT_MS = 60_000
 
-async function freePort (): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as net.AddressInfo
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 async function startRedis (replicaOf?: string): Promise<{ url: string, stop: () => void }> {
   if (process.env.REDIS_URL !== undefined && replicaOf === undefined) return { url: process.env.REDIS_URL, stop: () => {} }
