@@ -125,7 +125,8 @@ export class Joiner {
         res.write(hello)
         bytes = Buffer.byteLength(hello)
       } else {
-        const initial = Buffer.concat([Buffer.from(hello), ...welcome.frames])
+        // A replay kept whole (perf note 45) behind no greeting is written as it came.
+        const initial = hello === '' && welcome.frames.length === 1 ? welcome.frames[0] as Buffer : Buffer.concat([Buffer.from(hello), ...welcome.frames])
         res.write(initial)
         bytes = initial.length
       }

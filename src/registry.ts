@@ -63,11 +63,10 @@ export class SessionRegistry<E extends EventMap<E>> {
   }
 
   /**
-   * Opens an SSE stream on `reply` for `sessionId` and returns the new client's id.
-   * Runs `authorize`, applies the client limits, commits the response (200,
-   * `text/event-stream`), writes `retry:`, `connection_established` and any replay
-   * after the request's `Last-Event-ID` (header, else `lastEventId` query parameter),
-   * and removes the client when the request closes.
+   * Opens an SSE stream on `reply` for `sessionId` and returns the new client's id. Runs `authorize`, applies the
+   * client limits, commits the response (200, `text/event-stream`), writes `retry:`, `connection_established` and
+   * any replay after the request's `Last-Event-ID` (header, else `lastEventId` query parameter), and removes the
+   * client when the request closes.
    * Rejects with a 4xx/503 `FST_ERR_SSE_HUB_*` error before any SSE byte is sent.
    */
   add (sessionId: string, reply: FastifyReply): Promise<string> {
@@ -163,6 +162,7 @@ export class SessionRegistry<E extends EventMap<E>> {
     if (sessions.format === format) return
     if (sessions.size > 0 || sessions.format !== HUB_FORMAT) throw new FST_ERR_SSE_HUB_WIRE_FORMAT(`kind '${this.kind}' ${sessions.size > 0 ? 'holds sessions' : 'speaks another wire format'}`)
     sessions.format = format
+    if (format.replaysFromStart) this.#eventLog.keepFrames(this.kind)
   }
 
   /**

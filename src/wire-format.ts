@@ -19,6 +19,8 @@ export type PipeFailure = PipeFailedEvent['reason']
 
 /** What the streams of one kind say, besides the events' frames (which every format writes as `id:`, `event:`, `data:`). */
 export interface WireFormat {
+  /** Its clients without `Last-Event-ID` get a session from its start (the event log may keep its frames for them). */
+  readonly replaysFromStart: boolean
   /** The data of an application's event (`broadcast`, `close`, `pipe`); throws the `FST_ERR_SSE_HUB_*` error for a bad type or payload. */
   eventJson (type: unknown, payload: unknown, now: number): string
   /** The first bytes of a new stream, after its head. */
@@ -35,6 +37,7 @@ export interface WireFormat {
 
 /** The hub's own format: `{ type, ...payload, timestamp }` data, `connection_established`, `closed`, `resync`, `pipe_failed`. */
 export const HUB_FORMAT: WireFormat = Object.freeze({
+  replaysFromStart: false,
   eventJson: broadcastJson,
   greeting: (o: ResolvedOptions, clientId: string, sessionId: string, kind: string, now: number) => greeting(o.retry, o.retryJitter, clientId, sessionId, kind, now),
   end: closedFrame,

@@ -92,6 +92,7 @@ class ScriptedBackplane implements Backplane {
 
   compareIds (a: string, b: string): number { return compareStreamIds(a, b) }
   async closeSession (): Promise<string> { throw new Error('not scripted') }
+  keepFrames (): void {}
   async closedSession (): Promise<string | undefined> { return this.closedMarker }
   // No producers here (leases are tested on Redis).
   async lease (): Promise<string> { return 'none' }

@@ -261,6 +261,7 @@ class LocalBackplane implements Backplane {
   async subscribe (): Promise<void> {}
   unsubscribe (): void {}
   async read (): Promise<never> { throw new Error('no replay here') }
+  keepFrames (): void {}
   async closeSession (): Promise<never> { throw new Error('no closing here') }
   async closedSession (): Promise<undefined> { return undefined }
   // No producers here (leases are tested on Redis).

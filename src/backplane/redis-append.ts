@@ -5,8 +5,8 @@
 import { PUBLISH_SCRIPT, PUBLISH_SHA } from './redis-stream.js'
 import type { Commands } from './redis-topology.js'
 
-/** Appends and announces one broadcast (the publish script's arguments after its two keys' count); resolves with its id. */
-export type Append = (cmd: Commands, args: ReadonlyArray<string | number>) => Promise<string>
+/** Appends and announces one broadcast (the publish script's keys and arguments); resolves with its id. */
+export type Append = (cmd: Commands, keys: readonly string[], args: ReadonlyArray<string | number>) => Promise<string>
 
 /**
  * The master stored and announced the broadcast, but fewer replicas than `waitReplicas` acknowledged
@@ -38,7 +38,7 @@ function redirected (err: Error): Error {
 }
 
 /** The publish script alone: acknowledged by the master, replicated asynchronously. */
-export const append: Append = (cmd, args) => withScript((script, body) => cmd[script](body, 2, ...args) as Promise<string>)
+export const append: Append = (cmd, keys, args) => withScript((script, body) => cmd[script](body, keys.length, ...keys, ...args) as Promise<string>)
 
 /**
  * The publish script, then `WAIT replicas timeout` in the same pipeline: on one connection, and on a
@@ -47,9 +47,9 @@ export const append: Append = (cmd, args) => withScript((script, body) => cmd[sc
  * when fewer replicas acknowledge in time. One WAIT per broadcast: perf note 41.
  */
 export function appendAndWait (replicas: number, timeout: number): Append {
-  return async (cmd, args) => {
+  return async (cmd, keys, args) => {
     const [id, acks] = await withScript(async (script, body) => {
-      const replies = await cmd.pipeline()[script](body, 2, ...args).wait(replicas, timeout).exec() as Array<[Error | null, unknown]>
+      const replies = await cmd.pipeline()[script](body, keys.length, ...keys, ...args).wait(replicas, timeout).exec() as Array<[Error | null, unknown]>
       const failed = replies.find(([err]) => err !== null)
       if (failed !== undefined) throw redirected(failed[0] as Error)
       return replies.map(([, reply]) => reply) as [string, number]

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { FST_ERR_SSE_HUB_BROADCAST_FAILED, FST_ERR_SSE_HUB_SESSION_CLOSED } from '../errors.js'
 import type { ResolvedRedisOptions } from './redis-options.js'
 import { append, appendAndWait, NotReplicatedError, type Append } from './redis-append.js'
-import { producersKey } from './redis-stream.js'
+import { framesKey, producersKey } from './redis-stream.js'
 import type { Commands, Topology } from './redis-topology.js'
 import type { BackplaneStats } from './types.js'
 
@@ -30,6 +30,8 @@ interface Broadcast {
 interface Lane {
   readonly key: string
   readonly channel: string
+  /** The publish script's keys: the stream's, its producers hash's, and its frames' when they are kept. */
+  readonly keys: readonly string[]
   readonly queue: Broadcast[]
   inFlight: number
   /**
@@ -103,8 +105,11 @@ export class Publisher {
     return this.#blocked > 0
   }
 
-  /** A broadcast; with `closing` (see {@link Broadcast.closing}), a close after the final event `type` ('' for none). */
-  publish (key: string, channel: string, type: string, data: string, closing = ''): Promise<string> {
+  /**
+   * A broadcast; with `closing` (see {@link Broadcast.closing}), a close after the final event `type` ('' for none).
+   * `frames`: the session's frames are kept ({@link framesKey}).
+   */
+  publish (key: string, frames: boolean, type: string, data: string, closing = ''): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const bytes = type.length + data.length
       const waiting = this.#blocked > 0 || (this.#cmd as Commands).status !== 'ready'
@@ -115,7 +120,8 @@ export class Publisher {
       }
       let lane = this.#lanes.get(key)
       if (lane === undefined) {
-        lane = { key, channel, queue: [], inFlight: 0, blocked: false, readyAt: 0, base: this.#nextBase, count: 0 }
+        const keys = frames ? [key, producersKey(key), framesKey(key)] : [key, producersKey(key)]
+        lane = { key, channel: key, keys, queue: [], inFlight: 0, blocked: false, readyAt: 0, base: this.#nextBase, count: 0 }
         this.#lanes.set(key, lane)
       }
       this.#held += bytes
@@ -158,8 +164,8 @@ export class Publisher {
       lane.inFlight++
       // The oldest broadcast not settled is the queue's first: the records of those before it can go.
       const ack = (lane.queue[0] as Broadcast).seq
-      const args = [lane.key, producersKey(lane.key), this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, this.#announce, b.closing]
-      this.#append(cmd, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
+      const args = [this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, this.#announce, b.closing]
+      this.#append(cmd, lane.keys, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
     }
     this.#forget(lane)
   }

@@ -17,6 +17,9 @@ import type { BackplaneEvent } from './types.js'
  * broadcast whose reply was lost can be re-sent. The hash holds `<producer>:<seq>` → id for the
  * broadcasts whose reply may still be missing, and `<producer>` → the range of those sequence
  * numbers, which the next call of the producer prunes.
+ * KEYS[3], for a session whose frames are kept ({@link framesKey}), gets each event's frame appended while they
+ * are whole (perf note 45): from the stream's first entry, until the stream is full (`maxLen`: the next entries
+ * trim it), then '' for good.
  * ARGV[11] is '' for a broadcast; for a close, the closed TTL in ms ('-1': none): the final event (when
  * the type is not '') is appended, then the hash's {@link CLOSED_FIELD} set to its id (else the newest id, ''
  * when none), the TTL applied to both keys, and `closed\n<id>` announced after the event. A broadcast to a
@@ -27,6 +30,17 @@ import type { BackplaneEvent } from './types.js'
  * not all on one side).
  */
 export const PUBLISH_SCRIPT = `local p, seq, base, ack = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local function frame (held, id)
+  if held > 0 and redis.call('STRLEN', KEYS[3]) == 0 then return end
+  if held >= tonumber(ARGV[1]) then
+    redis.call('SET', KEYS[3], '')
+    return
+  end
+  local d = ARGV[4]
+  if string.find(d, '[\\r\\n]') then d = string.gsub(string.gsub(d, '\\r\\n?', '\\n'), '\\n', '\\ndata: ') end
+  local f = 'id: ' .. id .. '\\nevent: ' .. ARGV[3] .. '\\ndata: ' .. d .. '\\n\\n'
+  if held == 0 then redis.call('SET', KEYS[3], f) else redis.call('APPEND', KEYS[3], f) end
+end
 local low, high = seq, seq - 1
 local range = redis.call('HGET', KEYS[2], p)
 if range then
@@ -50,8 +64,10 @@ if not id then
     return redis.error_reply('SSE_HUB_SESSION_CLOSED')
   end
   if ARGV[3] ~= '' then
+    local held = KEYS[3] and redis.call('XLEN', KEYS[1])
     id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'd', ARGV[4])
     redis.call(ARGV[10], ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
+    if held then frame(held, id) end
   else
     local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
     id = newest and newest[1] or ''
@@ -63,17 +79,12 @@ end
 redis.call('HSET', KEYS[2], p, low .. ' ' .. high)
 local ended = redis.call('HGET', KEYS[2], 'closed')
 if ARGV[2] ~= '0' and not ended then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[2]) end
 end
 if closing and not ended then
   redis.call('HSET', KEYS[2], 'closed', id)
-  if ARGV[11] == '-1' then
-    redis.call('PERSIST', KEYS[1])
-    redis.call('PERSIST', KEYS[2])
-  else
-    redis.call('PEXPIRE', KEYS[1], ARGV[11])
-    redis.call('PEXPIRE', KEYS[2], ARGV[11])
+  for i = 1, #KEYS do
+    if ARGV[11] == '-1' then redis.call('PERSIST', KEYS[i]) else redis.call('PEXPIRE', KEYS[i], ARGV[11]) end
   end
   redis.call(ARGV[10], ARGV[5], 'closed\\n' .. id)
 end
@@ -136,6 +147,14 @@ export function toEvent (entry: Entry): BackplaneEvent {
  */
 export function producersKey (streamKey: string): string {
   return `${streamKey}:producers`
+}
+
+/**
+ * Where the publish script keeps, for a session of a kind whose frames are kept (`Backplane.keepFrames`), every
+ * event's frame as the hub encodes it, one after another: beside the stream, with the stream's TTL.
+ */
+export function framesKey (streamKey: string): string {
+  return `${streamKey}:frames`
 }
 
 /**

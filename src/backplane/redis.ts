@@ -21,9 +21,9 @@ import { OutageLog } from './redis-outage.js'
 import { RedisLeases } from './redis-lease.js'
 import { Publisher } from './redis-publish.js'
 import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type RedisClusterNode, type ResolvedRedisOptions } from './redis-options.js'
-import { CLOSED_FIELD, compareStreamIds, isStreamId, producersKey, REPLAY_SCRIPT, REPLAY_SHA, replayedEvent, streamIdTime, streamKey, type Entry } from './redis-stream.js'
+import { CLOSED_FIELD, compareStreamIds, framesKey, isStreamId, producersKey, REPLAY_SCRIPT, REPLAY_SHA, replayedEvent, streamIdTime, streamKey, type Entry } from './redis-stream.js'
 import { ownOptions, ServerTopology, type Commands, type Topology, type TopologyEvents } from './redis-topology.js'
-import { initialBackplaneStats, type Backplane, type BackplaneEvent, type BackplaneRead, type BackplaneSink, type BackplaneStats, type LeaseOp, type LeaseState } from './types.js'
+import { initialBackplaneStats, type Backplane, type BackplaneEvent, type BackplaneRead, type BackplaneSink, type BackplaneStats, type LeaseOp, type LeaseState, type ReplayBounds } from './types.js'
 
 /**
  * A Redis backplane for the `backplane` option, so several processes serve one set of
@@ -70,6 +70,18 @@ async function replay (cmd: Commands, key: string, start: string): Promise<Backp
   return (await runScript(cmd, REPLAY_SHA, REPLAY_SCRIPT, key, [start]) as string[]).map(replayedEvent)
 }
 
+/**
+ * A session's frames, when they are whole (the publish script keeps them so, perf note 45) and within `bounds`:
+ * read in one transaction with the count of the stream's entries and its newest id, which they match.
+ */
+async function frames (cmd: Commands, key: string, bounds: ReplayBounds): Promise<BackplaneRead | undefined> {
+  const [[e1, count], [e2, newest], [e3, blob]] = await cmd.multi().xlen(key).xrevrange(key, '+', '-', 'COUNT', 1).getBuffer(framesKey(key)).exec() as Array<[Error | null, unknown]> as [[Error | null, number], [Error | null, Entry[]], [Error | null, Buffer | null]]
+  const err = e1 ?? e2 ?? e3
+  if (err !== null) throw err
+  if (blob === null || blob.length === 0 || blob.length > bounds.bytes || count === 0 || count > bounds.events) return undefined
+  return { found: true, frames: blob, count, newestId: (newest[0] as Entry)[0] }
+}
+
 class RedisBackplane implements Backplane {
   readonly type = 'redis'
   readonly retainedEvents: number
@@ -79,6 +91,8 @@ class RedisBackplane implements Backplane {
   readonly #publisher: Publisher
   readonly #outage: OutageLog
   readonly #leases: RedisLeases
+  /** The kinds whose sessions' frames are kept (`keepFrames`). */
+  readonly #framed = new Set<string>()
 
   #sink: BackplaneSink | undefined
   #topology: Topology | undefined
@@ -172,14 +186,18 @@ class RedisBackplane implements Backplane {
     ;(this.#topology as Topology).stop()
   }
 
+  keepFrames (kind: string): void {
+    this.#framed.add(kind)
+  }
+
   publish (kind: string, sessionId: string, type: string, data: string): Promise<string> {
     const key = streamKey(this.#o.keyPrefix, kind, sessionId)
-    return this.#publisher.publish(key, key, type, data)
+    return this.#publisher.publish(key, this.#framed.has(kind), type, data)
   }
 
   closeSession (kind: string, sessionId: string, type: string | undefined, data: string | undefined, ttlMs: number): Promise<string> {
     const key = streamKey(this.#o.keyPrefix, kind, sessionId)
-    return this.#publisher.publish(key, key, type ?? '', data ?? '', ttlMs === Infinity ? '-1' : String(ttlMs))
+    return this.#publisher.publish(key, this.#framed.has(kind), type ?? '', data ?? '', ttlMs === Infinity ? '-1' : String(ttlMs))
   }
 
   async closedSession (kind: string, sessionId: string): Promise<string | undefined> {
@@ -220,13 +238,16 @@ class RedisBackplane implements Backplane {
     this.#feeds.unsubscribe(kind, sessionId)
   }
 
-  async read (kind: string, sessionId: string, afterId: string | undefined): Promise<BackplaneRead> {
+  async read (kind: string, sessionId: string, afterId: string | undefined, whole?: ReplayBounds): Promise<BackplaneRead> {
     const key = streamKey(this.#o.keyPrefix, kind, sessionId)
     const topology = this.#topology as Topology
     const cmd = topology.cmd
     try {
       if (!topology.ready) throw new Error('Redis connection is not ready')
-      if (afterId === undefined) return { found: true, events: await replay(cmd, key, '-') }
+      if (afterId === undefined) {
+        const framed = whole !== undefined && this.#framed.has(kind) ? await frames(cmd, key, whole) : undefined
+        return framed ?? { found: true, events: await replay(cmd, key, '-') }
+      }
       const valid = isStreamId(afterId)
       if (valid) {
         // Inclusive start: the first entry is afterId itself when it is still retained.

@@ -19,8 +19,16 @@ export interface BackplaneEvent {
 export type BackplaneRead =
   /** `afterId` is retained: the events after it, oldest first. */
   | { readonly found: true, readonly events: readonly BackplaneEvent[] }
+  /**
+   * Every event, as the frames kept for it ({@link Backplane.keepFrames}): `count` events, each `id:`, `event:`,
+   * `data:` lines (data split on CR, LF and CRLF) and a blank line, as the hub encodes them; `newestId` the last one's id.
+   */
+  | { readonly found: true, readonly frames: Buffer, readonly count: number, readonly newestId: string }
   /** `afterId` is not (or no longer) retained; `newestId` is the session's newest id, '' when it has none. */
   | { readonly found: false, readonly reason: 'unknown_event_id' | 'history_trimmed', readonly newestId: string }
+
+/** The most events and bytes one replay may send (the hub's `historySize` and `historyBytes`). */
+export interface ReplayBounds { readonly events: number, readonly bytes: number }
 
 /** How a backplane reaches the hub it serves. */
 export interface BackplaneSink {
@@ -135,8 +143,18 @@ export interface Backplane {
   closeSession (kind: string, sessionId: string, type: string | undefined, data: string | undefined, ttlMs: number): Promise<string>
   /** A closed session's final id ('' when it had no event); undefined while open (or forgotten). Rejects when unavailable. */
   closedSession (kind: string, sessionId: string): Promise<string | undefined>
-  /** The retained events after `afterId` (undefined: every retained event), for a joining client. Rejects when unavailable. */
-  read (kind: string, sessionId: string, afterId: string | undefined): Promise<BackplaneRead>
+  /**
+   * The retained events after `afterId` (undefined: every retained event), for a joining client. Every retained
+   * event of a session whose frames are kept ({@link keepFrames}) may come as those frames when `whole` is given
+   * and they are within it. Rejects when unavailable.
+   */
+  read (kind: string, sessionId: string, afterId: string | undefined, whole?: ReplayBounds): Promise<BackplaneRead>
+  /**
+   * Keep, beside the events of `kind`'s sessions, their frames as the hub writes them, for the clients that read a
+   * session from its start (the AI SDK's UI message stream): such a read then costs a copy, not an encoding per
+   * event. Called before the kind has sessions; a backplane may keep nothing (its reads answer events).
+   */
+  keepFrames (kind: string): void
   /**
    * A session's producer lease (`pipe` on a backplane; its holder renews it, every `leaseMs` / 3): one step,
    * as {@link LeaseOp} says, answered with its outcome. `ttlMs` is ignored by `release` and `lapse`. Rejects when unavailable.

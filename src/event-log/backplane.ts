@@ -66,6 +66,7 @@ export class BackplaneLog implements EventLog {
   }
   stats (): BackplaneStats { return this.backplane.stats() }
   serve (kind: string, sessions: Sessions): void { this.#kinds.set(kind, sessions) }
+  keepFrames (kind: string): void { this.backplane.keepFrames(kind) }
   retained (): RetainedEvents { return NOTHING }
   release (s: Session): void { this.backplane.unsubscribe(s.kind, s.id) }
 
@@ -113,7 +114,11 @@ export class BackplaneLog implements EventLog {
         // Subscribed first: a close after this read comes as a notice, and the join holds what it sends.
         // Redis unreachable: a session followed here already (the only kind a live-only client can join
         // then) learns of its close from that notice; a read fails below anyway.
-        const closed = await this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
+        const closing = this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
+        // A client's own start (Last-Event-ID, or from the start) is read in the same round trip: after the marker.
+        const reading = lastEventId === undefined ? undefined : this.#read(s, lastEventId)
+        reading?.catch(noop)
+        const closed = await closing
         // With clients here, or joins that found no marker, this process followed the session when it closed:
         // its notice is on the way, after the final event, and ends them all (this one too); closing now could
         // end them before that event.
@@ -123,8 +128,8 @@ export class BackplaneLog implements EventLog {
           this.leases.watch(s)
         } else if (s.clients.size === 0 && !this.#followed(s)) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
         // A closed session's new client gets the retained history from its start.
-        const after = lastEventId ?? (closed === undefined && s.closed === undefined ? undefined : FROM_START)
-        if (after !== undefined) read = await this.#read(s, after)
+        if (reading !== undefined) read = await reading
+        else if (closed !== undefined || s.closed !== undefined) read = await this.#read(s, FROM_START)
       } catch (err) {
         this.release(s)
         throw err
@@ -148,19 +153,23 @@ export class BackplaneLog implements EventLog {
 
   /** The replay after `lastEventId`, or a `resync`; no more than `historySize` events or `historyBytes` bytes, as in memory. */
   async #read (s: Session, lastEventId: string | typeof FROM_START): Promise<Read> {
-    const read = await this.backplane.read(s.kind, s.id, lastEventId === FROM_START ? undefined : lastEventId)
+    const o = this.options
+    const fromStart = lastEventId === FROM_START
+    const read = await this.backplane.read(s.kind, s.id, fromStart ? undefined : lastEventId, fromStart ? { events: o.historySize, bytes: o.historyBytes } : undefined)
     let newestId: string
     let reason: ResyncReason = 'history_trimmed'
+    // Kept whole and within the bounds (perf note 45).
+    if ('frames' in read) return { welcome: new Welcome('none', [read.frames], read.count, undefined), coveredId: read.newestId }
     if (read.found) {
       const frames = read.events.map((e) => encodeEvent(e.id, e.type, e.data))
       let bytes = frames.reduce((sum, f) => sum + f.length, 0)
       const last = read.events[read.events.length - 1]
       if (lastEventId === FROM_START) {
         // From the start: the newest events that fit, as the in-memory history keeps them.
-        while (frames.length > this.options.historySize || bytes > this.options.historyBytes) bytes -= (frames.shift() as Buffer).length
+        while (frames.length > o.historySize || bytes > o.historyBytes) bytes -= (frames.shift() as Buffer).length
         return { welcome: new Welcome('none', frames, frames.length, undefined), coveredId: last?.id }
       }
-      if (frames.length <= this.options.historySize && bytes <= this.options.historyBytes) {
+      if (frames.length <= o.historySize && bytes <= o.historyBytes) {
         return { welcome: new Welcome('replayed', frames, frames.length, undefined), coveredId: last === undefined ? lastEventId : last.id }
       }
       newestId = (last as BackplaneEvent).id

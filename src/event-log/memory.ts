@@ -33,6 +33,8 @@ export class MemoryLog implements EventLog {
   async stop (): Promise<void> {}
   stats (): BackplaneStats { return initialBackplaneStats('memory', true) }
   serve (): void {}
+  // Its history is frames already.
+  keepFrames (): void {}
   release (): void {}
 
   retained (): History {

@@ -66,6 +66,8 @@ export interface EventLog {
   stats (): BackplaneStats
   /** Lets the log reach one kind's sessions (to deliver events that come from elsewhere). */
   serve (kind: string, sessions: Sessions): void
+  /** `kind`'s clients read its sessions from the start (its wire format's `replaysFromStart`): the log may keep their frames for them. */
+  keepFrames (kind: string): void
   /** What the log will keep of a new session here. */
   retained (): RetainedEvents
   /**
