@@ -96,6 +96,10 @@ t.test('whole or not at all: a full stream empties them for good, lost ones are 
   t.equal(await r.exists(framesKey(key('lost'))), 0, 'lost (evicted, say): not begun again with a later event')
   t.equal(eventsOf(await bp.read(KIND, 'lost', undefined, WHOLE)).length, EVENTS.length, 'the events')
   t.equal(later.length, 2)
+
+  await publishAll(bp, 'gone', EVENTS.slice(0, 2))
+  await r.del(key('gone'))
+  t.same(eventsOf(await bp.read(KIND, 'gone', undefined, WHOLE)), [], 'frames without their stream (evicted, say): not sent')
 })
 
 t.test("the stream's TTL, then the closed session's; a close without a final event adds no frame", async (t) => {
