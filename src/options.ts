@@ -220,7 +220,7 @@ function kindsProblem (v: unknown): string | undefined {
   return undefined
 }
 
-const BACKPLANE_METHODS = ['start', 'stop', 'publish', 'closeSession', 'closedSession', 'subscribe', 'unsubscribe', 'read', 'lease', 'leaseState', 'stopProducer', 'readValue', 'swapValue', 'compareIds', 'stats'] as const
+const BACKPLANE_METHODS = ['start', 'stop', 'publish', 'closeSession', 'closedSession', 'subscribe', 'unsubscribe', 'read', 'keepFrames', 'lease', 'leaseState', 'stopProducer', 'readValue', 'swapValue', 'compareIds', 'stats'] as const
 
 function isBackplane (v: unknown): v is Backplane {
   return typeof v === 'object' && v !== null && BACKPLANE_METHODS.every((m) => typeof (v as Record<string, unknown>)[m] === 'function')

@@ -17,12 +17,14 @@ import type { BackplaneEvent } from './types.js'
  * broadcast whose reply was lost can be re-sent. The hash holds `<producer>:<seq>` → id for the
  * broadcasts whose reply may still be missing, and `<producer>` → the range of those sequence
  * numbers, which the next call of the producer prunes.
- * KEYS[3], for a session whose frames are kept ({@link framesKey}), gets each event's frame appended while they
- * are whole (perf note 45): from the stream's first entry, until the stream is full (`maxLen`: the next entries
- * trim it), then '' for good.
+ * KEYS[3], for a session whose frames are kept ({@link framesKey}), gets each event's frame while they are whole
+ * (perf note 45): begun with the stream's first entry, appended while the hash's {@link FRAMES_FIELD} counts every
+ * entry of the stream and the stream is not full (`maxLen`: the next entry may trim it); else '' for good (a key
+ * that exists, for the reason below). Its checks come before the `XADD`, so a frames key of another type is refused
+ * before anything is appended.
  * ARGV[11] is '' for a broadcast; for a close, the closed TTL in ms ('-1': none): the final event (when
  * the type is not '') is appended, then the hash's {@link CLOSED_FIELD} set to its id (else the newest id, ''
- * when none), the TTL applied to both keys, and `closed\n<id>` announced after the event. A broadcast to a
+ * when none), the TTL applied to every key, and `closed\n<id>` announced after the event. A broadcast to a
  * closed session is refused (SSE_HUB_SESSION_CLOSED); a close of one answers its id again. A closed session's
  * keys keep the closed TTL: a re-sent broadcast or close (already stored) does not apply the ttl again. The marker is a
  * field of the producers hash, not a key of its own: a key that never exists would make every call of the
@@ -30,16 +32,15 @@ import type { BackplaneEvent } from './types.js'
  * not all on one side).
  */
 export const PUBLISH_SCRIPT = `local p, seq, base, ack = ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local function frame (held, id)
-  if held > 0 and redis.call('STRLEN', KEYS[3]) == 0 then return end
-  if held >= tonumber(ARGV[1]) then
-    redis.call('SET', KEYS[3], '')
-    return
+local function framing (held)
+  if held == 0 then return 'SET' end
+  if redis.call('STRLEN', KEYS[3]) > 0 then
+    if held < tonumber(ARGV[1]) and tonumber(redis.call('HGET', KEYS[2], 'frames')) == held then return 'APPEND' end
+  elseif redis.call('EXISTS', KEYS[3]) == 1 then
+    return nil
   end
-  local d = ARGV[4]
-  if string.find(d, '[\\r\\n]') then d = string.gsub(string.gsub(d, '\\r\\n?', '\\n'), '\\n', '\\ndata: ') end
-  local f = 'id: ' .. id .. '\\nevent: ' .. ARGV[3] .. '\\ndata: ' .. d .. '\\n\\n'
-  if held == 0 then redis.call('SET', KEYS[3], f) else redis.call('APPEND', KEYS[3], f) end
+  redis.call('SET', KEYS[3], '')
+  return nil
 end
 local low, high = seq, seq - 1
 local range = redis.call('HGET', KEYS[2], p)
@@ -64,10 +65,15 @@ if not id then
     return redis.error_reply('SSE_HUB_SESSION_CLOSED')
   end
   if ARGV[3] ~= '' then
-    local held = KEYS[3] and redis.call('XLEN', KEYS[1])
+    local framed = KEYS[3] and framing(redis.call('XLEN', KEYS[1]))
     id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'd', ARGV[4])
     redis.call(ARGV[10], ARGV[5], id .. '\\n' .. ARGV[3] .. '\\n' .. ARGV[4])
-    if held then frame(held, id) end
+    if framed then
+      local d = ARGV[4]
+      if string.find(d, '[\\r\\n]') then d = string.gsub(string.gsub(d, '\\r\\n?', '\\n'), '\\n', '\\ndata: ') end
+      redis.call(framed, KEYS[3], 'id: ' .. id .. '\\nevent: ' .. ARGV[3] .. '\\ndata: ' .. d .. '\\n\\n')
+      if framed == 'SET' then redis.call('HSET', KEYS[2], 'frames', 1) else redis.call('HINCRBY', KEYS[2], 'frames', 1) end
+    end
   else
     local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
     id = newest and newest[1] or ''
@@ -156,6 +162,9 @@ export function producersKey (streamKey: string): string {
 export function framesKey (streamKey: string): string {
   return `${streamKey}:frames`
 }
+
+/** The field of a session's producers hash that counts the frames kept ({@link framesKey}). */
+export const FRAMES_FIELD = 'frames'
 
 /**
  * The field of a session's producers hash that holds its final id once it is closed (producer ids are

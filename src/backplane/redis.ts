@@ -21,7 +21,7 @@ import { OutageLog } from './redis-outage.js'
 import { RedisLeases } from './redis-lease.js'
 import { Publisher } from './redis-publish.js'
 import { redactUrl, resolveRedisOptions, type RedisBackplaneOptions, type RedisClusterNode, type ResolvedRedisOptions } from './redis-options.js'
-import { CLOSED_FIELD, compareStreamIds, framesKey, isStreamId, producersKey, REPLAY_SCRIPT, REPLAY_SHA, replayedEvent, streamIdTime, streamKey, type Entry } from './redis-stream.js'
+import { CLOSED_FIELD, compareStreamIds, FRAMES_FIELD, framesKey, isStreamId, producersKey, REPLAY_SCRIPT, REPLAY_SHA, replayedEvent, streamIdTime, streamKey, type Entry } from './redis-stream.js'
 import { ownOptions, ServerTopology, type Commands, type Topology, type TopologyEvents } from './redis-topology.js'
 import { initialBackplaneStats, type Backplane, type BackplaneEvent, type BackplaneRead, type BackplaneSink, type BackplaneStats, type LeaseOp, type LeaseState, type ReplayBounds } from './types.js'
 
@@ -71,14 +71,15 @@ async function replay (cmd: Commands, key: string, start: string): Promise<Backp
 }
 
 /**
- * A session's frames, when they are whole (the publish script keeps them so, perf note 45) and within `bounds`:
- * read in one transaction with the count of the stream's entries and its newest id, which they match.
+ * A session's frames, when they are whole (one for every entry of the stream: perf note 45) and within `bounds`:
+ * read in one transaction with the stream's length and newest id, which they then match.
  */
 async function frames (cmd: Commands, key: string, bounds: ReplayBounds): Promise<BackplaneRead | undefined> {
-  const [[e1, count], [e2, newest], [e3, blob]] = await cmd.multi().xlen(key).xrevrange(key, '+', '-', 'COUNT', 1).getBuffer(framesKey(key)).exec() as Array<[Error | null, unknown]> as [[Error | null, number], [Error | null, Entry[]], [Error | null, Buffer | null]]
-  const err = e1 ?? e2 ?? e3
-  if (err !== null) throw err
-  if (blob === null || blob.length === 0 || blob.length > bounds.bytes || count === 0 || count > bounds.events) return undefined
+  const replies = await cmd.multi().xlen(key).xrevrange(key, '+', '-', 'COUNT', 1).hget(producersKey(key), FRAMES_FIELD).getBuffer(framesKey(key)).exec() as Array<[Error | null, unknown]>
+  const failed = replies.find(([err]) => err !== null)
+  if (failed !== undefined) throw failed[0] as Error
+  const [count, newest, kept, blob] = replies.map(([, reply]) => reply) as [number, Entry[], string | null, Buffer | null]
+  if (blob === null || blob.length === 0 || Number(kept) !== count || count > bounds.events || blob.length > bounds.bytes) return undefined
   return { found: true, frames: blob, count, newestId: (newest[0] as Entry)[0] }
 }
 

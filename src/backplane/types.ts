@@ -146,8 +146,7 @@ export interface Backplane {
   /**
    * The retained events after `afterId` (undefined: every retained event), for a joining client. Every retained
    * event of a session whose frames are kept ({@link keepFrames}) may come as those frames when `whole` is given
-   * and they are within it. Called right after {@link closedSession}, without awaiting it, it must answer from
-   * the log as it stands after that marker was read (Redis: the same connection, in order). Rejects when unavailable.
+   * and they are within it. Rejects when unavailable.
    */
   read (kind: string, sessionId: string, afterId: string | undefined, whole?: ReplayBounds): Promise<BackplaneRead>
   /**

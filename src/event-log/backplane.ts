@@ -114,11 +114,7 @@ export class BackplaneLog implements EventLog {
         // Subscribed first: a close after this read comes as a notice, and the join holds what it sends.
         // Redis unreachable: a session followed here already (the only kind a live-only client can join
         // then) learns of its close from that notice; a read fails below anyway.
-        const closing = this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
-        // A client's own start (Last-Event-ID, or from the start) is read in the same round trip: after the marker.
-        const reading = lastEventId === undefined ? undefined : this.#read(s, lastEventId)
-        reading?.catch(noop)
-        const closed = await closing
+        const closed = await this.backplane.closedSession(s.kind, s.id).catch(() => undefined)
         // With clients here, or joins that found no marker, this process followed the session when it closed:
         // its notice is on the way, after the final event, and ends them all (this one too); closing now could
         // end them before that event.
@@ -128,8 +124,8 @@ export class BackplaneLog implements EventLog {
           this.leases.watch(s)
         } else if (s.clients.size === 0 && !this.#followed(s)) (this.#kinds.get(s.kind) as Sessions).close(s, closed, this.now())
         // A closed session's new client gets the retained history from its start.
-        if (reading !== undefined) read = await reading
-        else if (closed !== undefined || s.closed !== undefined) read = await this.#read(s, FROM_START)
+        const after = lastEventId ?? (closed === undefined && s.closed === undefined ? undefined : FROM_START)
+        if (after !== undefined) read = await this.#read(s, after)
       } catch (err) {
         this.release(s)
         throw err

@@ -10,7 +10,7 @@ import { framesKey, streamKey } from '../../src/backplane/redis-stream.js'
 import type { Backplane, BackplaneRead } from '../../src/backplane/types.js'
 import { encodeEvent } from '../../src/frame.js'
 import { redisBackplane, type RedisBackplaneOptions } from '../../src/index.js'
-import { redisOrSkip, type RedisServer } from './helper.js'
+import { redisOrSkip, ReplyCutter, type RedisServer } from './helper.js'
 
 const KIND = 'answer'
 const WHOLE = { events: 100, bytes: 1 << 20 }
@@ -23,9 +23,9 @@ const EVENTS: Array<[type: string, data: string]> = [
 
 const key = (sessionId: string, kind = KIND): string => streamKey('sse-hub:', kind, sessionId)
 
-/** A started Redis backplane keeping the frames of {@link KIND}, stopped when the test ends; and a client of its own. */
-async function setup (t: Test, redis: RedisServer, options: Omit<RedisBackplaneOptions, 'url'> = {}): Promise<{ bp: Backplane, r: Redis }> {
-  const bp = redisBackplane({ url: redis.url, connectTimeout: 2000, ...options })
+/** A started Redis backplane (on `url`, by default `redis`'s) keeping the frames of {@link KIND}, stopped when the test ends; and a client of `redis`. */
+async function setup (t: Test, redis: RedisServer, options: Omit<RedisBackplaneOptions, 'url'> = {}, url = redis.url): Promise<{ bp: Backplane, r: Redis }> {
+  const bp = redisBackplane({ url, connectTimeout: 2000, ...options })
   bp.keepFrames(KIND)
   await bp.start({ deliver () {}, resync () {}, closed () {}, producer () {}, logger: { error () {}, warn () {}, info () {} } as unknown as FastifyBaseLogger })
   const r = redis.client()
@@ -92,14 +92,54 @@ t.test('whole or not at all: a full stream empties them for good, lost ones are 
 
   await publishAll(bp, 'lost', EVENTS.slice(0, 2))
   await r.del(framesKey(key('lost')))
-  const later = await publishAll(bp, 'lost', EVENTS.slice(2))
-  t.equal(await r.exists(framesKey(key('lost'))), 0, 'lost (evicted, say): not begun again with a later event')
+  await publishAll(bp, 'lost', EVENTS.slice(2))
+  t.equal(await r.get(framesKey(key('lost'))), '', 'lost (evicted, say): not begun again with a later event (a key that exists: a Cluster slot migrates)')
   t.equal(eventsOf(await bp.read(KIND, 'lost', undefined, WHOLE)).length, EVENTS.length, 'the events')
-  t.equal(later.length, 2)
 
   await publishAll(bp, 'gone', EVENTS.slice(0, 2))
   await r.del(key('gone'))
   t.same(eventsOf(await bp.read(KIND, 'gone', undefined, WHOLE)), [], 'frames without their stream (evicted, say): not sent')
+})
+
+t.test('an entry appended without its frame (an instance that does not keep them): the frames are not whole, and not sent', async (t) => {
+  const redis = await redisOrSkip(t)
+  if (redis === undefined) return
+  const { bp, r } = await setup(t, redis)
+  const plain = redisBackplane({ url: redis.url, connectTimeout: 2000 })
+  await plain.start({ deliver () {}, resync () {}, closed () {}, producer () {}, logger: {} as FastifyBaseLogger })
+  t.teardown(() => plain.stop())
+  const ids = await publishAll(bp, 'mixed', EVENTS.slice(0, 2))
+  ids.push(...await publishAll(plain, 'mixed', EVENTS.slice(2, 3), KIND))
+  t.same(eventsOf(await bp.read(KIND, 'mixed', undefined, WHOLE)), ids, 'one frame short of the stream: the events')
+  ids.push(...await publishAll(bp, 'mixed', EVENTS.slice(3)))
+  t.equal(await r.get(framesKey(key('mixed'))), '', 'and emptied for good by the next one')
+  t.same(eventsOf(await bp.read(KIND, 'mixed', undefined, WHOLE)), ids)
+})
+
+t.test('a broadcast whose reply was lost is re-sent: its frame is appended once', async (t) => {
+  const redis = await redisOrSkip(t)
+  if (redis === undefined) return
+  const cutter = await ReplyCutter.start(redis, t)
+  const { bp } = await setup(t, redis, {}, cutter.url)
+  const ids = await publishAll(bp, 'resent', EVENTS.slice(0, 1))
+  const cut = cutter.cutAfter('evalsha')
+  const resent = bp.publish(KIND, 'resent', ...(EVENTS[1] as [string, string]))
+  await cut
+  ids.push(await resent)
+  const read = await bp.read(KIND, 'resent', undefined, WHOLE)
+  t.same('frames' in read && read.frames, encoded(ids, EVENTS.slice(0, 2)))
+})
+
+t.test('a frames key of another type: a broadcast is refused before anything is appended', async (t) => {
+  const redis = await redisOrSkip(t)
+  if (redis === undefined) return
+  const { bp, r } = await setup(t, redis)
+  await publishAll(bp, 'typed', EVENTS.slice(0, 1))
+  await r.del(framesKey(key('typed')))
+  await r.hset(framesKey(key('typed')), 'f', 'v')
+  await t.rejects(bp.publish(KIND, 'typed', 'finish', '{}'), { code: 'FST_ERR_SSE_HUB_BROADCAST_FAILED', message: /WRONGTYPE/ })
+  t.equal(await r.xlen(key('typed')), 1, 'nothing appended')
+  await t.rejects(bp.read(KIND, 'typed', undefined, WHOLE), { code: 'FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE' }, 'a read from the start rejects')
 })
 
 t.test("the stream's TTL, then the closed session's; a close without a final event adds no frame", async (t) => {
@@ -119,14 +159,4 @@ t.test("the stream's TTL, then the closed session's; a close without a final eve
   await bp.closeSession(KIND, 'kept', undefined, undefined, Infinity)
   t.equal(await r.pttl(framesKey(key('kept'))), -1, 'closed for good: no TTL')
   t.same(await r.getBuffer(framesKey(key('kept'))), encoded(one, EVENTS.slice(0, 1)), 'one frame')
-})
-
-t.test('a frames key that is not a string: the read rejects as unavailable', async (t) => {
-  const redis = await redisOrSkip(t)
-  if (redis === undefined) return
-  const { bp, r } = await setup(t, redis)
-  await publishAll(bp, 'odd', EVENTS.slice(0, 1))
-  await r.del(framesKey(key('odd')))
-  await r.hset(framesKey(key('odd')), 'f', 'v')
-  await t.rejects(bp.read(KIND, 'odd', undefined, WHOLE), { code: 'FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE' })
 })
