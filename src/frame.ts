@@ -51,19 +51,20 @@ export function dataLines (data: string): string {
 
 /**
  * One complete event. `id` undefined sends no `id:` field (the client keeps its
- * last id); an empty string sends `id:` alone, which resets it.
+ * last id); an empty string sends `id:` alone, which resets it. `named` false leaves out the `event:` line
+ * (a kind whose wire format does not name its events, `WireFormat.namedEvents`).
  * The caller validates `type` and `id`; see {@link eventTypeProblem} and {@link isSafeEventId}.
  */
-export function encodeEvent (id: string | undefined, type: string, data: string): Buffer {
-  return Buffer.from(eventFrame(id, type, dataLines(data)), 'utf8')
+export function encodeEvent (id: string | undefined, type: string, data: string, named = true): Buffer {
+  return Buffer.from(eventFrame(id, named ? type : undefined, dataLines(data)), 'utf8')
 }
 
 /**
  * {@link encodeEvent} for data made by JSON.stringify, which never emits a raw CR or LF (it escapes them):
  * one `data:` line, without looking for line breaks.
  */
-export function encodeJsonEvent (id: string | undefined, type: string, json: string): Buffer {
-  return Buffer.from(jsonEventText(id, type, json), 'utf8')
+export function encodeJsonEvent (id: string | undefined, type: string, json: string, named = true): Buffer {
+  return Buffer.from(eventFrame(id, named ? type : undefined, 'data: ' + json + '\n'), 'utf8')
 }
 
 /** {@link encodeJsonEvent}'s text. */
@@ -71,9 +72,9 @@ export function jsonEventText (id: string | undefined, type: string, json: strin
   return eventFrame(id, type, 'data: ' + json + '\n')
 }
 
-/** The one layout of an event: `id:` (see {@link encodeEvent}), `event:`, the `data:` lines, a blank line. */
-function eventFrame (id: string | undefined, type: string, data: string): string {
-  return (id === undefined ? '' : (id === '' ? 'id:\n' : 'id: ' + id + '\n')) + 'event: ' + type + '\n' + data + '\n'
+/** The one layout of an event: `id:` (see {@link encodeEvent}), `event:` (when it has a type), the `data:` lines, a blank line. */
+function eventFrame (id: string | undefined, type: string | undefined, data: string): string {
+  return (id === undefined ? '' : (id === '' ? 'id:\n' : 'id: ' + id + '\n')) + (type === undefined ? '' : 'event: ' + type + '\n') + data + '\n'
 }
 
 /** A `retry:` field on its own: the reconnection delay, in milliseconds, for this client. */

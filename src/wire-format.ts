@@ -17,8 +17,10 @@ import { broadcastJson } from './validate.js'
 /** Why a producer's session ends with a failure event; see {@link PipeFailedEvent}. */
 export type PipeFailure = PipeFailedEvent['reason']
 
-/** What the streams of one kind say, besides the events' frames (which every format writes as `id:`, `event:`, `data:`). */
+/** What the streams of one kind say, besides the events' frames (`id:`, `event:` when named, `data:`). */
 export interface WireFormat {
+  /** Its events' frames carry an `event:` line, the event's type (the UI message stream's do not, as the AI SDK writes them). */
+  readonly namedEvents: boolean
   /** Its clients without `Last-Event-ID` get a session from its start (the event log may keep its frames for them). */
   readonly replaysFromStart: boolean
   /** The data of an application's event (`broadcast`, `close`, `pipe`); throws the `FST_ERR_SSE_HUB_*` error for a bad type or payload. */
@@ -37,6 +39,7 @@ export interface WireFormat {
 
 /** The hub's own format: `{ type, ...payload, timestamp }` data, `connection_established`, `closed`, `resync`, `pipe_failed`. */
 export const HUB_FORMAT: WireFormat = Object.freeze({
+  namedEvents: true,
   replaysFromStart: false,
   eventJson: broadcastJson,
   greeting: (o: ResolvedOptions, clientId: string, sessionId: string, kind: string, now: number) => greeting(o.retry, o.retryJitter, clientId, sessionId, kind, now),

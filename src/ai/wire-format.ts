@@ -61,6 +61,7 @@ function spoken (welcome: Welcome): Welcome {
 
 /** The UI message stream (`x-vercel-ai-ui-message-stream: v1`), for a kind whose sessions are answers. */
 export const UI_MESSAGE_STREAM_FORMAT: WireFormat = Object.freeze({
+  namedEvents: false,
   replaysFromStart: true,
   eventJson: chunkJson,
   greeting: () => '',

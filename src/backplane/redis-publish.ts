@@ -32,6 +32,8 @@ interface Lane {
   readonly channel: string
   /** The publish script's keys: the stream's, its producers hash's, and its frames' when they are kept. */
   readonly keys: readonly string[]
+  /** The publish script's last argument: '1' when the frames kept are named (`event:` lines). */
+  readonly named: string
   readonly queue: Broadcast[]
   inFlight: number
   /**
@@ -107,9 +109,9 @@ export class Publisher {
 
   /**
    * A broadcast; with `closing` (see {@link Broadcast.closing}), a close after the final event `type` ('' for none).
-   * `frames`: the session's frames are kept ({@link framesKey}).
+   * `frames`: undefined when the session's frames are not kept ({@link framesKey}), else whether they are named.
    */
-  publish (key: string, frames: boolean, type: string, data: string, closing = ''): Promise<string> {
+  publish (key: string, frames: boolean | undefined, type: string, data: string, closing = ''): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const bytes = type.length + data.length
       const waiting = this.#blocked > 0 || (this.#cmd as Commands).status !== 'ready'
@@ -120,8 +122,8 @@ export class Publisher {
       }
       let lane = this.#lanes.get(key)
       if (lane === undefined) {
-        const keys = frames ? [key, producersKey(key), framesKey(key)] : [key, producersKey(key)]
-        lane = { key, channel: key, keys, queue: [], inFlight: 0, blocked: false, readyAt: 0, base: this.#nextBase, count: 0 }
+        const keys = frames === undefined ? [key, producersKey(key)] : [key, producersKey(key), framesKey(key)]
+        lane = { key, channel: key, keys, named: frames === true ? '1' : '', queue: [], inFlight: 0, blocked: false, readyAt: 0, base: this.#nextBase, count: 0 }
         this.#lanes.set(key, lane)
       }
       this.#held += bytes
@@ -164,7 +166,7 @@ export class Publisher {
       lane.inFlight++
       // The oldest broadcast not settled is the queue's first: the records of those before it can go.
       const ack = (lane.queue[0] as Broadcast).seq
-      const args = [this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, this.#announce, b.closing]
+      const args = [this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, this.#announce, b.closing, lane.named]
       this.#append(cmd, lane.keys, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
     }
     this.#forget(lane)

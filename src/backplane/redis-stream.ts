@@ -21,7 +21,7 @@ import type { BackplaneEvent } from './types.js'
  * (perf note 45): begun with the stream's first entry, appended while the hash's {@link FRAMES_FIELD} counts every
  * entry of the stream and the stream is not full (`maxLen`: the next entry may trim it); else '' for good (a key
  * that exists, for the reason below). Its checks come before the `XADD`, so a frames key of another type is refused
- * before anything is appended.
+ * before anything is appended. ARGV[12] is '1' when the frames name their events (an `event:` line).
  * ARGV[11] is '' for a broadcast; for a close, the closed TTL in ms ('-1': none): the final event (when
  * the type is not '') is appended, then the hash's {@link CLOSED_FIELD} set to its id (else the newest id, ''
  * when none), the TTL applied to every key, and `closed\n<id>` announced after the event. A broadcast to a
@@ -71,7 +71,7 @@ if not id then
     if framed then
       local d = ARGV[4]
       if string.find(d, '[\\r\\n]') then d = string.gsub(string.gsub(d, '\\r\\n?', '\\n'), '\\n', '\\ndata: ') end
-      redis.call(framed, KEYS[3], 'id: ' .. id .. '\\nevent: ' .. ARGV[3] .. '\\ndata: ' .. d .. '\\n\\n')
+      redis.call(framed, KEYS[3], 'id: ' .. id .. (ARGV[12] == '1' and '\\nevent: ' .. ARGV[3] or '') .. '\\ndata: ' .. d .. '\\n\\n')
       if framed == 'SET' then redis.call('HSET', KEYS[2], 'frames', 1) else redis.call('HINCRBY', KEYS[2], 'frames', 1) end
     end
   else

@@ -92,8 +92,8 @@ class RedisBackplane implements Backplane {
   readonly #publisher: Publisher
   readonly #outage: OutageLog
   readonly #leases: RedisLeases
-  /** The kinds whose sessions' frames are kept (`keepFrames`). */
-  readonly #framed = new Set<string>()
+  /** The kinds whose sessions' frames are kept (`keepFrames`): whether those are named. */
+  readonly #framed = new Map<string, boolean>()
 
   #sink: BackplaneSink | undefined
   #topology: Topology | undefined
@@ -187,18 +187,18 @@ class RedisBackplane implements Backplane {
     ;(this.#topology as Topology).stop()
   }
 
-  keepFrames (kind: string): void {
-    this.#framed.add(kind)
+  keepFrames (kind: string, named: boolean): void {
+    this.#framed.set(kind, named)
   }
 
   publish (kind: string, sessionId: string, type: string, data: string): Promise<string> {
     const key = streamKey(this.#o.keyPrefix, kind, sessionId)
-    return this.#publisher.publish(key, this.#framed.has(kind), type, data)
+    return this.#publisher.publish(key, this.#framed.get(kind), type, data)
   }
 
   closeSession (kind: string, sessionId: string, type: string | undefined, data: string | undefined, ttlMs: number): Promise<string> {
     const key = streamKey(this.#o.keyPrefix, kind, sessionId)
-    return this.#publisher.publish(key, this.#framed.has(kind), type ?? '', data ?? '', ttlMs === Infinity ? '-1' : String(ttlMs))
+    return this.#publisher.publish(key, this.#framed.get(kind), type ?? '', data ?? '', ttlMs === Infinity ? '-1' : String(ttlMs))
   }
 
   async closedSession (kind: string, sessionId: string): Promise<string | undefined> {

@@ -20,8 +20,9 @@ export type BackplaneRead =
   /** `afterId` is retained: the events after it, oldest first. */
   | { readonly found: true, readonly events: readonly BackplaneEvent[] }
   /**
-   * Every event, as the frames kept for it ({@link Backplane.keepFrames}): `count` events, each `id:`, `event:`,
-   * `data:` lines (data split on CR, LF and CRLF) and a blank line, as the hub encodes them; `newestId` the last one's id.
+   * Every event, as the frames kept for it ({@link Backplane.keepFrames}): `count` events, each `id:`, `event:`
+   * (when named), `data:` lines (data split on CR, LF and CRLF) and a blank line, as the hub encodes them; `newestId`
+   * the last one's id.
    */
   | { readonly found: true, readonly frames: Buffer, readonly count: number, readonly newestId: string }
   /** `afterId` is not (or no longer) retained; `newestId` is the session's newest id, '' when it has none. */
@@ -150,11 +151,12 @@ export interface Backplane {
    */
   read (kind: string, sessionId: string, afterId: string | undefined, whole?: ReplayBounds): Promise<BackplaneRead>
   /**
-   * Keep, beside the events of `kind`'s sessions, their frames as the hub writes them, for the clients that read a
-   * session from its start (the AI SDK's UI message stream): such a read then costs a copy, not an encoding per
-   * event. Called before the kind has sessions; a backplane may keep nothing (its reads answer events).
+   * Keep, beside the events of `kind`'s sessions, their frames as the hub writes them (`event:` lines when
+   * `named`), for the clients that read a session from its start (the AI SDK's UI message stream): such a read
+   * then costs a copy, not an encoding per event. Called before the kind has sessions; a backplane may keep
+   * nothing (its reads answer events).
    */
-  keepFrames (kind: string): void
+  keepFrames (kind: string, named: boolean): void
   /**
    * A session's producer lease (`pipe` on a backplane; its holder renews it, every `leaseMs` / 3): one step,
    * as {@link LeaseOp} says, answered with its outcome. `ttlMs` is ignored by `release` and `lapse`. Rejects when unavailable.

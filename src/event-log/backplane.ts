@@ -66,7 +66,7 @@ export class BackplaneLog implements EventLog {
   }
   stats (): BackplaneStats { return this.backplane.stats() }
   serve (kind: string, sessions: Sessions): void { this.#kinds.set(kind, sessions) }
-  keepFrames (kind: string): void { this.backplane.keepFrames(kind) }
+  keepFrames (kind: string): void { this.backplane.keepFrames(kind, (this.#kinds.get(kind) as Sessions).format.namedEvents) }
   retained (): RetainedEvents { return NOTHING }
   release (s: Session): void { this.backplane.unsubscribe(s.kind, s.id) }
 
@@ -75,7 +75,7 @@ export class BackplaneLog implements EventLog {
    * without it. A failure rejects the promise (and counts in `publishFailures`); it is the caller's to log, once.
    */
   append (sessions: Sessions, sessionId: string, type: string, json: string): Promise<string> {
-    this.#checkSize(type, json)
+    this.#checkSize(sessions, type, json)
     const kind = sessions.kind
     const started = this.timer.publishing()
     const persisted = this.backplane.publish(kind, sessionId, type, json)
@@ -90,14 +90,14 @@ export class BackplaneLog implements EventLog {
 
   /** The backplane closes it; this process learns it, as every other, from the backplane ({@link BackplaneSink.closed}). */
   closeSession (sessions: Sessions, sessionId: string, type: string | undefined, json: string | undefined): Promise<string> {
-    if (type !== undefined) this.#checkSize(type, json as string)
+    if (type !== undefined) this.#checkSize(sessions, type, json as string)
     const kind = sessions.kind
     const closing = this.backplane.closeSession(kind, sessionId, type, json, this.options.closedSessionTtl)
     return closing
   }
 
-  #checkSize (type: string, json: string): void {
-    const size = encodeJsonEvent(undefined, type, json).length
+  #checkSize (sessions: Sessions, type: string, json: string): void {
+    const size = encodeJsonEvent(undefined, type, json, sessions.format.namedEvents).length
     const max = this.options.maxEventBytes
     if (size > max) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(size, max)
   }
@@ -157,7 +157,8 @@ export class BackplaneLog implements EventLog {
     // Kept whole and within the bounds (perf note 45).
     if ('frames' in read) return { welcome: new Welcome('none', [read.frames], read.count, undefined), coveredId: read.newestId }
     if (read.found) {
-      const frames = read.events.map((e) => encodeEvent(e.id, e.type, e.data))
+      const named = (this.#kinds.get(s.kind) as Sessions).format.namedEvents
+      const frames = read.events.map((e) => encodeEvent(e.id, e.type, e.data, named))
       let bytes = frames.reduce((sum, f) => sum + f.length, 0)
       const last = read.events[read.events.length - 1]
       if (lastEventId === FROM_START) {
@@ -180,10 +181,11 @@ export class BackplaneLog implements EventLog {
   /** One event of a session this process follows, from whichever process broadcast it: encoded once here. */
   #deliver (kind: string, sessionId: string, event: BackplaneEvent): void {
     this.timer.arrived(event.id)
-    const s = (this.#kinds.get(kind) as Sessions).get(sessionId)
+    const sessions = this.#kinds.get(kind) as Sessions
+    const s = sessions.get(sessionId)
     if (s === undefined) return
     s.lastId = event.id
-    s.send(new Outgoing(this.ids.next(), encodeEvent(event.id, event.type, event.data), event.id), this.now())
+    s.send(new Outgoing(this.ids.next(), encodeEvent(event.id, event.type, event.data, sessions.format.namedEvents), event.id), this.now())
   }
 
   /** A session this process may follow was closed: its clients here are ended after what was delivered. */

@@ -52,7 +52,7 @@ export class MemoryLog implements EventLog {
   #append (sessions: Sessions, sessionId: string, type: string, json: string, settle: boolean): { s: Session, id: string, sent: Promise<string> } {
     const seq = this.ids.next()
     const id = this.ids.format(seq)
-    const frame = encodeJsonEvent(id, type, json)
+    const frame = encodeJsonEvent(id, type, json, sessions.format.namedEvents)
     if (frame.length > this.#maxEventBytes) throw new FST_ERR_SSE_HUB_EVENT_TOO_LARGE(frame.length, this.#maxEventBytes)
     const s = sessions.obtain(sessionId, true) as Session
     if (s.closed !== undefined) throw new FST_ERR_SSE_HUB_SESSION_CLOSED(`${sessions.kind}:${sessionId}`)

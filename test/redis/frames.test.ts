@@ -23,10 +23,13 @@ const EVENTS: Array<[type: string, data: string]> = [
 
 const key = (sessionId: string, kind = KIND): string => streamKey('sse-hub:', kind, sessionId)
 
-/** A started Redis backplane (on `url`, by default `redis`'s) keeping the frames of {@link KIND}, stopped when the test ends; and a client of `redis`. */
-async function setup (t: Test, redis: RedisServer, options: Omit<RedisBackplaneOptions, 'url'> = {}, url = redis.url): Promise<{ bp: Backplane, r: Redis }> {
+/**
+ * A started Redis backplane (on `url`, by default `redis`'s) keeping the frames of {@link KIND} (with `event:` lines
+ * when `named`), stopped when the test ends; and a client of `redis`.
+ */
+async function setup (t: Test, redis: RedisServer, options: Omit<RedisBackplaneOptions, 'url'> = {}, url = redis.url, named = false): Promise<{ bp: Backplane, r: Redis }> {
   const bp = redisBackplane({ url, connectTimeout: 2000, ...options })
-  bp.keepFrames(KIND)
+  bp.keepFrames(KIND, named)
   await bp.start({ deliver () {}, resync () {}, closed () {}, producer () {}, logger: { error () {}, warn () {}, info () {} } as unknown as FastifyBaseLogger })
   const r = redis.client()
   t.teardown(async () => {
@@ -42,14 +45,14 @@ async function publishAll (bp: Backplane, sessionId: string, events = EVENTS, ki
   return ids
 }
 
-const encoded = (ids: string[], events = EVENTS): Buffer => Buffer.concat(events.map(([type, data], i) => encodeEvent(ids[i], type, data)))
+const encoded = (ids: string[], events = EVENTS, named = false): Buffer => Buffer.concat(events.map(([type, data], i) => encodeEvent(ids[i], type, data, named)))
 
 function eventsOf (read: BackplaneRead): string[] {
   if (!read.found || !('events' in read)) throw new Error(`not events: ${JSON.stringify(read)}`)
   return read.events.map((e) => e.id)
 }
 
-t.test('kept: a read from the start is the frames the hub encodes (data split on CR, LF, CRLF), their count and newest id', async (t) => {
+t.test('kept: a read from the start is the frames the hub encodes (here unnamed; data split on CR, LF, CRLF), their count and newest id', async (t) => {
   const redis = await redisOrSkip(t)
   if (redis === undefined) return
   const { bp, r } = await setup(t, redis)
@@ -67,6 +70,16 @@ t.test('kept: a read from the start is the frames the hub encodes (data split on
   t.same(eventsOf(await bp.read('conversation', 'c1', undefined, WHOLE)), other, "a kind whose frames are not kept: the events")
   t.equal(await r.exists(framesKey(key('c1', 'conversation'))), 0, 'and no frames key')
   t.same(eventsOf(await bp.read(KIND, 'none', undefined, WHOLE)), [], 'a session without events: none')
+})
+
+t.test('named: the frames carry the `event:` lines too, as the hub writes them for its own kinds', async (t) => {
+  const redis = await redisOrSkip(t)
+  if (redis === undefined) return
+  const { bp } = await setup(t, redis, {}, redis.url, true)
+  const ids = await publishAll(bp, 'named')
+  const read = await bp.read(KIND, 'named', undefined, WHOLE)
+  t.same('frames' in read && read.frames, encoded(ids, EVENTS, true))
+  t.match(String('frames' in read && read.frames), /^id: \S+\nevent: start\ndata: /)
 })
 
 t.test("beyond the replay's bounds, the events (which the hub trims to them)", async (t) => {
