@@ -26,7 +26,7 @@ export function unavailable (err: unknown): Error {
   return new FST_ERR_SSE_HUB_BACKPLANE_UNAVAILABLE((err as Error).message, { cause: err })
 }
 
-/** Runs a script by its sha, or by its text when Redis does not have it cached (a restart, SCRIPT FLUSH). */
+/** Runs a script of one key by its sha, or by its text when Redis does not have it cached (a restart, SCRIPT FLUSH). */
 export async function runScript (cmd: Redis | Cluster, sha: string, body: string, key: string, args: Array<string | number>): Promise<unknown> {
   try {
     return await cmd.evalsha(sha, 1, key, ...args)

@@ -28,8 +28,8 @@ interface Broadcast {
 
 /** One session's broadcasts not settled yet, oldest first. */
 interface Lane {
+  /** The session's stream key, which is also its channel's name. */
   readonly key: string
-  readonly channel: string
   /** The publish script's keys: the stream's, its producers hash's, and its frames' when they are kept. */
   readonly keys: readonly string[]
   /** The publish script's last argument: '1' when the frames kept are named (`event:` lines). */
@@ -123,7 +123,7 @@ export class Publisher {
       let lane = this.#lanes.get(key)
       if (lane === undefined) {
         const keys = frames === undefined ? [key, producersKey(key)] : [key, producersKey(key), framesKey(key)]
-        lane = { key, channel: key, keys, named: frames === true ? '1' : '', queue: [], inFlight: 0, blocked: false, readyAt: 0, base: this.#nextBase, count: 0 }
+        lane = { key, keys, named: frames === true ? '1' : '', queue: [], inFlight: 0, blocked: false, readyAt: 0, base: this.#nextBase, count: 0 }
         this.#lanes.set(key, lane)
       }
       this.#held += bytes
@@ -166,7 +166,7 @@ export class Publisher {
       lane.inFlight++
       // The oldest broadcast not settled is the queue's first: the records of those before it can go.
       const ack = (lane.queue[0] as Broadcast).seq
-      const args = [this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.channel, this.producer, b.seq, lane.base, ack, this.#announce, b.closing, lane.named]
+      const args = [this.#o.maxLen, this.#o.streamTtl, b.type, b.data, lane.key, this.producer, b.seq, lane.base, ack, this.#announce, b.closing, lane.named]
       this.#append(cmd, lane.keys, args).then((id) => { this.#settled(lane, b, id, undefined) }, (err: Error) => { this.#settled(lane, b, undefined, err) })
     }
     this.#forget(lane)
