@@ -14,8 +14,8 @@
  *
  * 1. Resume, answer produced but still in progress: the POST on A produces all N deltas (as fast as it goes) and
  *    holds before text-end; then `--resumes` resume GETs on B, one after another, each until it has every chunk so
- *    far (N + 3). Measured from the GET's request: its first chunk, and its (N + 3)th chunk. Then the answer is let
- *    finish.
+ *    far (N + 3). Measured from the GET's request: its first chunk, and its (N + 3)th chunk (the medians; each
+ *    repetition's line lists every resume's). Then the answer is let finish.
  * 2. 100 viewers of one answer: the POST on A holds after text-start; `--viewers` resume GETs, half on A and half
  *    on B, each waited for until it has those three chunks; then the deltas at `--pace` per second and the end.
  *    CPU time (user + system) of A and B together, and of redis-server (INFO cpu), from the release to the last
@@ -243,6 +243,8 @@ async function runVariant (v: VariantName, rep: number, redisUrl: string, client
       }
       m.resume_first_chunk_ms = median(first)
       m.resume_whole_ms = median(whole)
+      // Each resume's, in order: the spread the median hides (in the results file too).
+      m.resume_whole_each_ms = whole.map((x) => x.toFixed(2)).join(' ')
       m.resume_bytes = median(bytes)
       m.resume_first_type = [...firstTypes].join(', ')
       await a.call('release', { id })
@@ -368,7 +370,7 @@ try {
       try {
         const m = await runVariant(v, rep, redis.url, client)
         runs[v].push(m)
-        console.log(`  rep ${rep + 1}/${REPS} ${LABEL[v]}: ${((Date.now() - vt) / 1000).toFixed(1)} s  resume ${fmt(m.resume_first_chunk_ms)} / ${fmt(m.resume_whole_ms)} ms, ` +
+        console.log(`  rep ${rep + 1}/${REPS} ${LABEL[v]}: ${((Date.now() - vt) / 1000).toFixed(1)} s  resume ${fmt(m.resume_first_chunk_ms)} / ${fmt(m.resume_whole_ms)} ms (each: ${String(m.resume_whole_each_ms)}), ` +
           `${fmt(m.fan_server_cpu_us_per_chunk)} µs/chunk; kill: ${String(m.kill_resume_outcome)}`)
       } catch (err) {
         console.error(`  rep ${rep + 1}/${REPS} ${LABEL[v]} failed: ${(err as Error).message.slice(0, 600)}`)
